@@ -1,0 +1,1 @@
+"""Audit trail store and evidence report (no Qt)."""

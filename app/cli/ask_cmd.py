@@ -1,0 +1,188 @@
+"""``care-viewer ask PATH --question Q``: one CARE question about one slice, fully recorded."""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+HELP = "answer a question about one slice with the CARE pipeline and write an auditable run record"
+
+EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="DICOM folder/file, NIfTI, NRRD, MHA or 2D image")
+    p.add_argument("--question", "-q", required=True, help="the question, in quotes")
+    p.add_argument("--series", help="series instance UID (when PATH holds several series)")
+    p.add_argument("--slice", type=int, dest="slice_index", help="slice index, 0-based (default: the middle slice)")
+    p.add_argument("--mode", choices=("flow", "coord"), default="flow", help="CARE-Flow (default) or CARE-Coord")
+    p.add_argument("--profile", help="model profile from models/profiles.toml (default: the manifest's default)")
+    p.add_argument("--tau", type=float, default=0.70, help="mask confidence threshold (default 0.70)")
+    p.add_argument("--window", help="display window for the model input: a CT preset (lung, mediastinum, "
+                   "abdomen, bone, brain) or CENTER,WIDTH (default: the series' default window)")
+    p.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="a clinician box in slice pixels (repeatable); segmented with the box route")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--max-new-tokens", type=int, help="generation budget per answer (default: the backend's)")
+    p.add_argument("--out", type=Path, help="output folder (default: ./care-run-YYYYmmdd-HHMMSS)")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def parse_window(text: str | None):
+    from app.study.display import CT_PRESETS
+    from app.study.volume import Window
+
+    if not text:
+        return None
+    key = text.strip().lower()
+    if key in CT_PRESETS:
+        return CT_PRESETS[key]
+    try:
+        center, width = (float(v) for v in key.split(","))
+    except ValueError:
+        raise ValueError(f"--window {text!r}: expected a preset ({', '.join(CT_PRESETS)}) or CENTER,WIDTH") from None
+    if width <= 0:
+        raise ValueError(f"--window {text!r}: the width must be positive")
+    return Window(center, width, f"C{center:g} W{width:g}")
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--box {text!r}: expected X0,Y0,X1,Y1 in pixels") from None
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"--box {text!r}: X1/Y1 must be greater than X0/Y0")
+    return x0, y0, x1, y1
+
+
+def load_volume(path: str, series: str | None) -> tuple[Any, str | None]:
+    """(volume, None) or (None, one-line reason)."""
+    from app.study.loader import load
+
+    p = Path(path)
+    if not p.exists():
+        return None, f"{path}: no such file or folder"
+    result = load([p])
+    if not result.volumes:
+        reason = "; ".join(str(e) for e in result.errors) or f"{path}: no readable image found"
+        return None, reason
+    if series:
+        for v in result.volumes:
+            if v.series_uid == series:
+                return v, None
+        known = ", ".join(v.series_uid or "(no UID)" for v in result.volumes)
+        return None, f"{path}: no series {series!r} (found: {known})"
+    if len(result.volumes) > 1:
+        print(f"note: {path} holds {len(result.volumes)} series; using {result.volumes[0].series_uid} "
+              "(choose with --series)", file=sys.stderr)
+    return result.volumes[0], None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _fmt_prob(p: float | None) -> str:
+    return "p=n/a" if p is None else f"p={p:.3f}"
+
+
+def format_summary(record: Any, out_dir: Path | None = None) -> str:
+    """A few lines a radiologist can read in a terminal; the record holds everything."""
+    from app.pipeline.record import STATUS_COMPLETED
+
+    lines = []
+    total = sum(t.seconds for t in record.timings)
+    lines.append(f"run {record.run_id}: {record.status} in {total:.1f} s (profile {record.profile}, {record.mode})")
+    inp = record.input
+    win = inp.window
+    lines.append(
+        f"slice {inp.slice_index + 1}/{inp.num_slices} of {inp.modality} series {inp.series_uid or '(no UID)'} "
+        f"(window {win.get('name') or ''} C{win.get('center', 0):g} W{win.get('width', 0):g})"
+    )
+    lines.append(f"question: {record.question}")
+    ent = record.entities
+    names = ", ".join(e.name for e in ent.final) or "(none)"
+    lines.append(f"entities: {names}")
+    for m in ent.merges:
+        lines.append(f"  merged {', '.join(m.merged)} -> {m.kept}")
+    if ent.discarded:
+        lines.append(f"  discarded by the clinician: {', '.join(ent.discarded)}")
+    if record.masks:
+        lines.append("masks:")
+        width = max(len(m.entity) for m in record.masks)
+        for m in record.masks:
+            verdict = "accepted" if m.accepted else f"rejected (tau {m.tau:.2f})"
+            lines.append(f"  {m.entity:<{width}}  {m.backend} {m.prompt_type:<4}  C={m.confidence:.3f}  "
+                         f"area={m.area_px} px  {verdict}")
+    if record.vote is not None:
+        lines.append("votes:")
+        for v in record.vote.votes:
+            shown = repr(_short(v.raw_answer)) if v.raw_answer else "(no answer)"
+            lines.append(f"  {v.evidence.value:<6}  {shown:<40}  {_fmt_prob(v.mean_prob)}")
+        if record.vote.tie_break != "none":
+            lines.append(f"  tie: {record.vote.detail}")
+    if record.status == STATUS_COMPLETED:
+        lines.append(f"answer: {_short(record.final_answer, 200) or '(none)'}")
+    for w in record.warnings:
+        lines.append(f"warning: {w}")
+    for e in record.errors:
+        lines.append(f"error: {e}")
+    if out_dir is not None:
+        lines.append(f"record: {out_dir / 'run.json'}")
+    return "\n".join(lines)
+
+
+def _progress(stage, message: str, fraction: float) -> None:
+    print(f"[{fraction * 100:5.1f}%] {stage.value}: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.pipeline.engine import CarePipeline
+    from app.pipeline.profiles import load_profile
+    from app.pipeline.record import STATUS_COMPLETED
+    from app.pipeline.run_io import write_run
+    from app.pipeline.types import PipelineError, WeightsMissingError
+
+    try:
+        window = parse_window(args.window)
+        boxes = [parse_box(b) for b in args.box]
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if not 0.0 <= args.tau <= 1.0:
+        return _fail(f"--tau {args.tau}: must be between 0 and 1", EXIT_USAGE)
+    try:
+        profile = load_profile(args.profile)
+    except (KeyError, OSError, ValueError) as exc:
+        return _fail(str(exc).strip('"'), EXIT_USAGE)
+
+    volume, reason = load_volume(args.path, args.series)
+    if volume is None:
+        return _fail(reason or args.path, EXIT_UNREADABLE)
+    k = volume.num_slices // 2 if args.slice_index is None else args.slice_index
+    if not 0 <= k < volume.num_slices:
+        return _fail(f"{args.path}: slice {k} is out of range (0..{volume.num_slices - 1})", EXIT_UNREADABLE)
+
+    out_dir = args.out or Path.cwd() / datetime.now().strftime("care-run-%Y%m%d-%H%M%S")
+    try:
+        pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
+        pipeline.check_weights()
+        record = pipeline.run(volume, k, args.question, window=window, mode=args.mode,
+                              progress=_progress, boxes=boxes)
+    except WeightsMissingError as exc:
+        return _fail(str(exc), EXIT_WEIGHTS_MISSING)
+    except PipelineError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    try:
+        write_run(record, out_dir)
+    except OSError as exc:
+        return _fail(f"{out_dir}: cannot write the run record ({exc})", EXIT_UNREADABLE)
+    print(format_summary(record, out_dir))
+    return EXIT_OK if record.status == STATUS_COMPLETED else EXIT_USAGE

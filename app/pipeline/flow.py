@@ -1,0 +1,121 @@
+"""CARE-Flow aggregation: majority vote over the evidence passes, ties broken by confidence.
+
+Each evidence pass (crop, mask, global) casts one vote with its normalised answer. A pass
+with no usable answer (format violation, empty answer) abstains but stays in the record.
+When candidates tie on votes, the one whose votes have the highest mean answer-token
+probability wins (exp of the mean log-prob of the answer's tokens: the model's own
+confidence in what it wrote); if that still ties, the fixed evidence order crop > mask >
+global decides, so the result is deterministic and the record says which rule applied.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+from .record import Answer, Vote, VoteResult
+from .types import EvidenceType
+
+EVIDENCE_ORDER = (EvidenceType.CROP, EvidenceType.MASK, EvidenceType.GLOBAL)
+_PROB_EPS = 1e-9  # probabilities closer than this count as equal
+
+
+def answer_token_span(tokens: Sequence[str], text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Tokens [i, j) whose characters overlap ``text[start:end]``.
+
+    ``tokens`` are the decoded pieces of the generation; their concatenation is ``text``
+    (backends decode each token on its own). Returns None when they do not line up or the
+    range holds no token.
+    """
+    if start >= end or not tokens:
+        return None
+    pos = 0
+    first = last = None
+    for i, tok in enumerate(tokens):
+        nxt = pos + len(tok)
+        if nxt > start and pos < end and tok.strip():
+            if first is None:
+                first = i
+            last = i
+        pos = nxt
+    if first is None or last is None:
+        return None
+    return first, last + 1
+
+
+def mean_prob(logprobs: Sequence[float], span: tuple[int, int] | None) -> float | None:
+    """exp(mean log-prob) of the tokens in ``span``; None when there is nothing to average."""
+    if span is None:
+        return None
+    chosen = [lp for lp in logprobs[span[0] : span[1]] if lp is not None and math.isfinite(lp)]
+    if not chosen:
+        return None
+    return float(math.exp(sum(chosen) / len(chosen)))
+
+
+def _order(e: EvidenceType) -> int:
+    return EVIDENCE_ORDER.index(e) if e in EVIDENCE_ORDER else len(EVIDENCE_ORDER)
+
+
+def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = None) -> VoteResult:
+    """Majority vote over ``answers``; every vote and the tie-break are recorded."""
+    if normalize is None:
+        from .parsing import normalize_answer as normalize
+    votes = [
+        Vote(
+            evidence=a.evidence,
+            raw_answer=a.answer,
+            normalized=a.normalized or normalize(a.answer or ""),
+            mean_prob=a.mean_answer_prob,
+        )
+        for a in answers
+    ]
+    valid = [v for v in votes if v.normalized]
+    counts: dict[str, int] = {}
+    for v in valid:
+        counts[v.normalized] = counts.get(v.normalized, 0) + 1
+    result = VoteResult(votes=votes, counts=counts)
+    if not valid:
+        result.tie_break = "no_valid_answers"
+        result.detail = "no evidence pass produced a usable answer"
+        return result
+
+    top = max(counts.values())
+    tied = [c for c in counts if counts[c] == top]  # first-seen order
+
+    def group_prob(candidate: str) -> float | None:
+        probs = [v.mean_prob for v in valid if v.normalized == candidate and v.mean_prob is not None]
+        return sum(probs) / len(probs) if probs else None
+
+    def best_evidence(candidate: str) -> int:
+        return min(_order(v.evidence) for v in valid if v.normalized == candidate)
+
+    if len(tied) == 1:
+        winner = tied[0]
+        result.detail = f"{top} of {len(votes)} votes"
+    else:
+        result.tied = list(tied)
+        probs = {c: group_prob(c) for c in tied}
+        scored = [c for c in tied if probs[c] is not None]
+        best_p = max((probs[c] for c in scored), default=None)  # type: ignore[type-var]
+        leaders = [c for c in scored if best_p - probs[c] <= _PROB_EPS] if best_p is not None else []  # type: ignore[operator]
+        if len(leaders) == 1:
+            winner = leaders[0]
+            result.tie_break = "mean_prob"
+            result.detail = "tie on votes broken by mean answer-token probability: " + ", ".join(
+                f"{c!r}={probs[c]:.4f}" if probs[c] is not None else f"{c!r}=n/a" for c in tied
+            )
+        else:
+            pool = leaders or tied
+            winner = min(pool, key=best_evidence)
+            result.tie_break = "evidence_order"
+            result.detail = (
+                "tie on votes and on mean answer-token probability; fixed evidence order "
+                + " > ".join(e.value for e in EVIDENCE_ORDER)
+                + " decided"
+            )
+    result.winner = winner
+    # The raw wording shown to the clinician: the most confident vote for the winner.
+    winners = [v for v in valid if v.normalized == winner]
+    winners.sort(key=lambda v: (-(v.mean_prob if v.mean_prob is not None else -1.0), _order(v.evidence)))
+    result.winner_raw = winners[0].raw_answer
+    return result

@@ -1,0 +1,224 @@
+"""Model profiles: which model plays which role, read from ``models/profiles.toml``.
+
+A profile maps roles to model specs::
+
+    [profiles.workstation]
+    description = "..."
+    vram_gb = 12
+    [profiles.workstation.entity]      # stage 1
+    backend = "internvl"
+    repo_id = "OpenGVLab/InternVL3-2B-hf"
+    revision = "<commit sha>"
+    [profiles.workstation.segmenter]   # stage 2, text-prompted route (optional)
+    [profiles.workstation.box_segmenter]  # stage 2, box-prompted route (LiteMedSAM in every profile)
+    [profiles.workstation.vqa]         # stage 3
+    [profiles.workstation.coordinator] # CARE-Coord (optional)
+
+A role may instead name an entry of the top-level ``[models.<key>]`` catalog with
+``model = "<key>"``; the entry's fields are merged under the role's own (the role wins), so a
+pinned revision and file list is written once and shared by every profile.
+
+Weights live in the models folder: ``$CARE_MODELS_DIR`` if set, else ``models/weights``
+beside a source checkout, else the user's data directory. A spec's ``local_dir`` (default:
+the repo id with ``/`` replaced by ``--``) names its folder there.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROLES = ("entity", "segmenter", "box_segmenter", "vqa", "coordinator")
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+MANIFEST_PATH = Path(os.environ.get("CARE_MANIFEST", _REPO_ROOT / "models" / "profiles.toml"))
+
+
+def manifest_path() -> Path:
+    """The manifest in effect now: ``$CARE_MANIFEST`` read at call time, else ``MANIFEST_PATH``.
+
+    ``MANIFEST_PATH`` is fixed at import; this lets tests and the CLI point at another file
+    after import without reloading the module.
+    """
+    env = os.environ.get("CARE_MANIFEST")
+    return Path(env).expanduser() if env else MANIFEST_PATH
+
+
+def models_dir() -> Path:
+    env = os.environ.get("CARE_MODELS_DIR")
+    if env:
+        return Path(env).expanduser()
+    if (_REPO_ROOT / "pyproject.toml").is_file():
+        return _REPO_ROOT / "models" / "weights"
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("care-viewer", "CARE")) / "models"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    role: str
+    backend: str  # internvl | sam3 | litemedsam | remote
+    repo_id: str = ""
+    revision: str = ""
+    local_dir: str = ""
+    # Expected files and their sha256 where known ({"model.safetensors": "ab12..."}).
+    files: dict[str, str] = field(default_factory=dict)
+    size_gb: float = 0.0
+    vram_gb: float = 0.0
+    # Backend-specific settings (endpoint, max_new_tokens, ...).
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder_name(self) -> str:
+        return self.local_dir or self.repo_id.replace("/", "--")
+
+    def path(self, base: Path | None = None) -> Path:
+        return (base or models_dir()) / self.folder_name
+
+    @property
+    def bundled(self) -> bool:
+        """Weights ship inside a Python package (LiteMedSAM): nothing to download."""
+        return self.backend == "litemedsam"
+
+    @property
+    def gated(self) -> bool:
+        """The hub repo needs an accepted licence and a token (facebook/sam3)."""
+        return bool(self.options.get("gated", False))
+
+    @property
+    def local_only(self) -> bool:
+        """Made on this machine (``local/...``, e.g. the tiny test checkpoints): not on the hub."""
+        return self.repo_id.startswith("local/")
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Exact byte sizes of expected files, where known."""
+        return {str(k): int(v) for k, v in dict(self.options.get("sizes", {})).items()}
+
+    @property
+    def allow_patterns(self) -> list[str] | None:
+        """Which repo files fetch downloads and import copies (None: all)."""
+        pats = self.options.get("allow_patterns")
+        return [str(p) for p in pats] if pats else None
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    vram_gb: float
+    models: dict[str, ModelSpec]
+
+    def get(self, role: str) -> ModelSpec | None:
+        return self.models.get(role)
+
+
+def _spec(role: str, raw: dict[str, Any]) -> ModelSpec:
+    known = {"backend", "repo_id", "revision", "local_dir", "files", "size_gb", "vram_gb"}
+    return ModelSpec(
+        role=role,
+        backend=str(raw["backend"]),
+        repo_id=str(raw.get("repo_id", "")),
+        revision=str(raw.get("revision", "")),
+        local_dir=str(raw.get("local_dir", "")),
+        files=dict(raw.get("files", {})),
+        size_gb=float(raw.get("size_gb", 0.0)),
+        vram_gb=float(raw.get("vram_gb", 0.0)),
+        options={k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def _resolve_role(raw: dict[str, Any], catalog: dict[str, Any]) -> dict[str, Any]:
+    """Merge a role table over the catalog entry it names with ``model = "<key>"``."""
+    key = raw.get("model")
+    if key is None:
+        return raw
+    if key not in catalog:
+        raise KeyError(f"model {key!r} is not in the [models] catalog; known: {', '.join(sorted(catalog))}")
+    return {**catalog[key], **{k: v for k, v in raw.items() if k != "model"}}
+
+
+def load_profiles(path: Path | None = None) -> dict[str, Profile]:
+    path = path or manifest_path()
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    catalog = data.get("models", {})
+    out: dict[str, Profile] = {}
+    for name, raw in data.get("profiles", {}).items():
+        models = {
+            role: _spec(role, _resolve_role(raw[role], catalog))
+            for role in ROLES
+            if isinstance(raw.get(role), dict)
+        }
+        out[name] = Profile(name, str(raw.get("description", "")), float(raw.get("vram_gb", 0.0)), models)
+    return out
+
+
+def default_profile_name(path: Path | None = None) -> str:
+    path = path or manifest_path()
+    with open(path, "rb") as fh:
+        return str(tomllib.load(fh).get("default_profile", "workstation"))
+
+
+def load_profile(name: str | None = None, path: Path | None = None) -> Profile:
+    profiles = load_profiles(path)
+    name = name or default_profile_name(path)
+    if name not in profiles:
+        raise KeyError(f"unknown profile {name!r}; known: {', '.join(sorted(profiles))}")
+    return profiles[name]
+
+
+BACKENDS = ("internvl", "sam3", "litemedsam", "remote")
+
+
+def validate_manifest(path: Path | None = None) -> list[str]:
+    """Problems in a manifest, one readable line each (empty list: the manifest is sound).
+
+    Checks what would otherwise surface late, at download or load time: unknown roles and
+    backends, dangling catalog references, a missing default profile, hub models without a
+    repo id or without a pinned revision, and malformed sha256 values.
+    """
+    import re
+
+    path = path or manifest_path()
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return [f"{path}: cannot read the manifest: {exc}"]
+    problems: list[str] = []
+    catalog = data.get("models", {})
+    raw_profiles = data.get("profiles", {})
+    default = str(data.get("default_profile", "workstation"))
+    if default not in raw_profiles:
+        problems.append(f"default_profile {default!r} is not a profile")
+    hex40, hex64 = re.compile(r"^[0-9a-f]{40}$"), re.compile(r"^[0-9a-f]{64}$")
+    for pname, raw in raw_profiles.items():
+        extra = sorted(k for k, v in raw.items() if isinstance(v, dict) and k not in ROLES)
+        if extra:
+            problems.append(f"profile {pname}: unknown role(s) {', '.join(extra)}; roles are {', '.join(ROLES)}")
+        for role in ROLES:
+            if not isinstance(raw.get(role), dict):
+                continue
+            where = f"profile {pname}.{role}"
+            try:
+                spec = _spec(role, _resolve_role(raw[role], catalog))
+            except KeyError as exc:
+                problems.append(f"{where}: {exc.args[0]}")
+                continue
+            if spec.backend not in BACKENDS:
+                problems.append(f"{where}: unknown backend {spec.backend!r}; known: {', '.join(BACKENDS)}")
+            if not spec.repo_id and spec.backend != "remote":
+                problems.append(f"{where}: no repo_id")
+            hub = not (spec.bundled or spec.local_only or spec.backend == "remote")
+            if hub and not hex40.match(spec.revision):
+                problems.append(f"{where}: revision {spec.revision or '(none)'!r} is not a pinned 40-hex commit")
+            for fname, digest in spec.files.items():
+                if digest and not hex64.match(str(digest)):
+                    problems.append(f"{where}: files[{fname!r}] is not a sha256 hex digest")
+        if not any(isinstance(raw.get(r), dict) for r in ROLES):
+            problems.append(f"profile {pname}: no models")
+    return problems

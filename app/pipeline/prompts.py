@@ -1,0 +1,86 @@
+"""Prompt texts of the CARE stages. Every run records ``PROMPT_VERSION``: bump it whenever a
+text below changes, so answers from different prompt wordings are never silently compared.
+
+Images always come first in the chat turn (the backend places them), so "Image-1" is the slice
+the radiologist is looking at and "Image-2", when present, is the evidence image.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from app.pipeline.types import EvidenceType
+
+PROMPT_VERSION = "care-prompts-1"
+
+SYSTEM_PROMPT = (
+    "You are a careful radiology assistant. You look at medical images and answer questions about "
+    "them. You reason step by step before answering and never invent findings you cannot see."
+)
+
+FORMAT_INSTRUCTION = (
+    "First think step by step inside <think> </think> tags, then give the final answer inside "
+    "<answer> </answer> tags, e.g. <think>...</think><answer>...</answer>."
+)
+
+
+def _entity_list(entities: Sequence[str]) -> str:
+    names = [e.strip() for e in entities if e and e.strip()]
+    if not names:
+        return "the relevant structures"
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def entity_prompt(question: str, with_boxes: bool = True) -> str:
+    """Stage 1: ask for the 1-5 structures or lesions needed to answer ``question``."""
+    grounding = (
+        " Write each one as <ref>name</ref><box>[[x1, y1, x2, y2]]</box>, with the box around it in "
+        "coordinates normalised to 0-1000 of the image width and height; omit the box if you cannot "
+        "locate it."
+        if with_boxes
+        else ""
+    )
+    return (
+        "Image-1 is a medical image. A radiologist asks the question below about it.\n"
+        f"Question: {question.strip()}\n"
+        "Do not answer the question. Instead, list the 1 to 5 anatomical structures or lesions in "
+        "Image-1 that must be examined to answer it, most important first, separated by commas, using "
+        "short anatomical names (e.g. left lung, liver, lung nodule)." + grounding + "\n" + FORMAT_INSTRUCTION
+    )
+
+
+def _evidence_sentence(evidence: EvidenceType, entities: Sequence[str]) -> str:
+    what = _entity_list(entities)
+    if evidence is EvidenceType.CROP:
+        return (
+            f"Image-2 is a zoom-in crop of the region of Image-1 containing {what}, "
+            "taken from the same image at higher magnification."
+        )
+    if evidence is EvidenceType.MASK:
+        return (
+            f"Image-2 is a binary mask of {what} on Image-1: white pixels belong to the structure, "
+            "black pixels are background, and it is aligned pixel for pixel with Image-1."
+        )
+    return ""
+
+
+def vqa_prompt(question: str, evidence: EvidenceType | str, entities: Sequence[str] = ()) -> str:
+    """Stage 3: evidence-grounded VQA with one evidence type (crop / mask / global)."""
+    evidence = EvidenceType(evidence)
+    lines = ["Image-1 is a medical image."]
+    sentence = _evidence_sentence(evidence, entities)
+    if sentence:
+        lines.append(sentence + " Use it as evidence, but answer about Image-1.")
+    elif entities:
+        lines.append(f"Pay attention to {_entity_list(entities)}.")
+    lines.append(f"Question: {question.strip()}")
+    lines.append(
+        "Answer concisely: a single word or short phrase (yes or no for a yes/no question). " + FORMAT_INSTRUCTION
+    )
+    return "\n".join(lines)
+
+
+def evidence_image_count(evidence: EvidenceType | str) -> int:
+    """How many images a VQA request of this evidence type carries (Image-1 plus evidence)."""
+    return 1 if EvidenceType(evidence) is EvidenceType.GLOBAL else 2

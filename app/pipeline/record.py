@@ -1,0 +1,311 @@
+"""The run record: everything one CARE question did, as a typed dataclass tree.
+
+This is the audit contract. The audit store, the PDF report, the UI and the coordinator all
+read it, so fields are only ever *added* (bump ``SCHEMA_VERSION`` when a field's meaning
+changes). ``RunRecord.to_dict()`` / ``RunRecord.from_dict()`` round-trip exactly through JSON.
+
+Arrays (masks, evidence images) are never inlined: they live on the record in memory
+(fields marked ``transient``, excluded from the dict and from equality) and
+:mod:`app.pipeline.run_io` writes them as PNGs beside ``run.json`` under the file names the
+record carries.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from .types import EvidenceType, ModelInfo, Stage
+
+SCHEMA_VERSION = 1
+
+STATUS_RUNNING = "running"
+STATUS_COMPLETED = "completed"
+STATUS_CANCELLED = "cancelled"
+STATUS_FAILED = "failed"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _transient(default: Any = None) -> Any:
+    """An in-memory only field (numpy arrays): not serialised, not compared."""
+    return field(default=default, compare=False, repr=False, metadata={"transient": True})
+
+
+def _transient_list() -> Any:
+    return field(default_factory=list, compare=False, repr=False, metadata={"transient": True})
+
+
+# --------------------------------------------------------------------------------------
+# Record tree
+# --------------------------------------------------------------------------------------
+@dataclass
+class InputInfo:
+    study_uid: str = ""
+    series_uid: str = ""
+    slice_index: int = 0
+    num_slices: int = 1
+    modality: str = ""
+    window: dict[str, Any] = field(default_factory=dict)  # Window.to_dict()
+    # sha256 of the slice's modality pixels (C order, dtype below): proves which pixels were read.
+    pixel_sha256: str = ""
+    pixel_dtype: str = ""
+    image_size: tuple[int, int] = (0, 0)  # (width, height) in pixels
+    source_path: str = ""
+
+
+@dataclass
+class ModelCall:
+    """One model invocation: the prompt as written, as templated, and the raw output."""
+
+    stage: Stage
+    role: str  # "entity" | "vqa" | "coordinator"
+    prompt: str
+    system: str | None = None
+    prompt_text: str = ""  # the fully templated prompt the backend actually sent
+    image_files: list[str] = field(default_factory=list)
+    evidence: EvidenceType | None = None
+    raw_output: str = ""
+    tokens: list[str] = field(default_factory=list)
+    token_logprobs: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Entity:
+    name: str
+    box: tuple[int, int, int, int] | None = None  # slice pixels (x0, y0, x1, y1), x1/y1 exclusive
+    source: str = "proposed"  # "proposed" (stage-1 VLM) | "clinician" (drawn box)
+
+
+@dataclass
+class EntityMerge:
+    """Names the de-duplication folded into ``kept`` (MiniLM cosine similarity)."""
+
+    kept: str
+    merged: list[str] = field(default_factory=list)
+    similarity: list[float] = field(default_factory=list)
+
+
+@dataclass
+class EntityStage:
+    proposed: list[Entity] = field(default_factory=list)
+    merges: list[EntityMerge] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)  # by the clinician, before segmentation
+    final: list[Entity] = field(default_factory=list)
+    format_violations: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MaskRecord:
+    entity: str
+    backend: str
+    prompt_type: str  # "text" | "box"
+    box: tuple[int, int, int, int] | None = None
+    confidence: float = 0.0  # C = 1 - H / log 2, mean over the mask's pixels (see segmentation)
+    accepted: bool = False
+    tau: float = 0.7
+    area_px: int = 0
+    bbox: tuple[int, int, int, int] | None = None  # of the binarised mask, same convention as box
+    prob_stats: dict[str, float] = field(default_factory=dict)
+    png: str = ""  # file name beside run.json
+    seconds: float = 0.0
+    mask: np.ndarray | None = _transient()  # (H, W) bool
+
+
+@dataclass
+class EvidenceItem:
+    type: EvidenceType
+    # Crop rectangle in slice pixels (x0, y0, x1, y1), x1/y1 exclusive; None unless type is crop.
+    crop_rect: tuple[int, int, int, int] | None = None
+    image_files: list[str] = field(default_factory=list)  # one per model image input, in order
+    # When no mask was accepted crop/mask evidence degrade to the global image; this says so.
+    fallback: str | None = None
+    entities: list[str] = field(default_factory=list)  # accepted masks this evidence was built from
+    images: list[np.ndarray] = _transient_list()  # (H, W, 3) uint8 RGB, model input order
+
+
+@dataclass
+class Answer:
+    evidence: EvidenceType
+    call_index: int  # index into RunRecord.calls
+    think: str = ""
+    answer: str = ""
+    normalized: str = ""
+    format_violations: list[str] = field(default_factory=list)
+    answer_token_span: tuple[int, int] | None = None  # [start, end) into the call's tokens
+    mean_answer_prob: float | None = None  # exp(mean log-prob of the answer tokens)
+
+
+@dataclass
+class Vote:
+    evidence: EvidenceType
+    raw_answer: str
+    normalized: str
+    mean_prob: float | None
+
+
+@dataclass
+class VoteResult:
+    votes: list[Vote] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # normalised answer -> votes
+    winner: str = ""  # normalised
+    winner_raw: str = ""  # the raw answer of the winning vote with the highest probability
+    tied: list[str] = field(default_factory=list)  # candidates tied on count, if any
+    tie_break: str = "none"  # "none" | "mean_prob" | "evidence_order" | "no_valid_answers"
+    detail: str = ""
+
+
+@dataclass
+class StageTiming:
+    stage: Stage
+    seconds: float  # wall time of the stage
+    started: str = ""
+    model_seconds: float = 0.0  # of which inside model calls (the rest is pipeline overhead)
+
+
+@dataclass
+class Override:
+    """A clinician change made after the run (appended by the audit UI)."""
+
+    time: str
+    author: str = ""
+    target: str = ""  # e.g. "final_answer", "masks[2].accepted"
+    old: str = ""
+    new: str = ""
+    note: str = ""
+
+
+@dataclass
+class CoordinatorEvent:
+    """One step of a CARE-Coord timeline (plan / call / review / re-ground)."""
+
+    time: str
+    kind: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    question: str
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    schema_version: int = SCHEMA_VERSION
+    app_version: str = ""
+    created: str = field(default_factory=utc_now)
+    finished: str = ""
+    status: str = STATUS_RUNNING
+    mode: str = "flow"
+    profile: str = ""
+    tau: float = 0.7
+    prompt_version: str = ""
+    input: InputInfo = field(default_factory=InputInfo)
+    models: dict[str, ModelInfo] = field(default_factory=dict)  # role -> provenance
+    calls: list[ModelCall] = field(default_factory=list)
+    entities: EntityStage = field(default_factory=EntityStage)
+    masks: list[MaskRecord] = field(default_factory=list)
+    evidence: list[EvidenceItem] = field(default_factory=list)
+    answers: list[Answer] = field(default_factory=list)
+    vote: VoteResult | None = None
+    final_answer: str = ""
+    timings: list[StageTiming] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    overrides: list[Override] = field(default_factory=list)
+    coordinator: list[CoordinatorEvent] = field(default_factory=list)
+    slice_rgb: np.ndarray | None = _transient()  # windowed model input (H, W, 3) uint8
+
+    # ----- conveniences ------------------------------------------------------------
+    @property
+    def accepted_masks(self) -> list[MaskRecord]:
+        return [m for m in self.masks if m.accepted]
+
+    def timing(self, stage: Stage) -> float:
+        return sum(t.seconds for t in self.timings if t.stage == stage)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    # ----- JSON --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return _encode(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
+        version = int(data.get("schema_version", 0))
+        if version > SCHEMA_VERSION:
+            raise ValueError(f"run record schema {version} is newer than this app understands ({SCHEMA_VERSION})")
+        return _decode(cls, data)
+
+
+# --------------------------------------------------------------------------------------
+# Generic dataclass <-> JSON-able dict (driven by the type hints above, so a new field
+# needs no serialisation code).
+# --------------------------------------------------------------------------------------
+def _encode(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {
+            f.name: _encode(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if not f.metadata.get("transient")
+        }
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {str(k): _encode(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _decode(tp: Any, data: Any) -> Any:
+    if data is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _decode(options[0], data) if len(options) == 1 else data
+    if dataclasses.is_dataclass(tp):
+        hints = _hints(tp)
+        kwargs = {
+            f.name: _decode(hints[f.name], data[f.name])
+            for f in dataclasses.fields(tp)
+            if f.init and not f.metadata.get("transient") and f.name in data
+        }
+        return tp(**kwargs)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp(data)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [_decode(item, v) for v in data]
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in data)
+        return tuple(_decode(a, v) for a, v in zip(args, data))
+    if origin is dict:
+        _, val = typing.get_args(tp)
+        return {k: _decode(val, v) for k, v in data.items()}
+    if tp is float and isinstance(data, int):
+        return float(data)
+    return data

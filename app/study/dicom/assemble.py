@@ -1,0 +1,287 @@
+"""Fill one pre-allocated volume array from a sorted stack of frames.
+
+The array is allocated once in its final dtype and each decoded frame is converted
+straight into its slice, so a series is never held twice (no list of slices + stack).
+Greyscale dtype: int16 when rescale slope/intercept are integers (a frame whose values
+overflow int16 upgrades the array to float32 once), else float32.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+
+from ..display import default_window
+from ..volume import LoadError, PatientInfo, SourceFormat, Volume, Window
+from .errors import ReadFailure
+from .geometry import Stack
+from .header import FrameRef, _text
+from .pixels import can_read_native, is_color, iter_file_frames, modality_values, read_frame, stored_range, to_rgb8
+
+PartialCallback = Callable[[Volume, int, int], None]
+_I16 = np.iinfo(np.int16)
+
+
+class Cancelled(Exception):
+    """Raised inside the reader when the caller's cancel() returns True."""
+
+
+def _integral(x: float) -> bool:
+    return abs(x - round(x)) < 1e-6
+
+
+def _wrap16(x: int) -> np.int16:
+    return np.int16(((x + 32768) % 65536) - 32768)
+
+
+class SliceStore:
+    """Owns the volume array and converts each frame into its final dtype in place."""
+
+    def __init__(self, frames: list[FrameRef]) -> None:
+        first = frames[0]
+        self.color = is_color(first)
+        n, rows, cols = len(frames), first.rows, first.cols
+        self.invert = first.photometric == "MONOCHROME1"
+        self.invert_sum = sum(stored_range(first)) if self.invert else 0.0
+        if self.color:
+            self.array = np.zeros((n, rows, cols, 3), np.uint8)
+        else:
+            integral = all(_integral(f.slope) and _integral(f.intercept) for f in frames)
+            use_int = integral and not any(f.float_pixels for f in frames) and _integral(self.invert_sum)
+            self.array = np.zeros((n, rows, cols), np.int16 if use_int else np.float32)
+        self.upgraded = False
+
+    def put(self, k: int, decoded: np.ndarray, ref: FrameRef) -> None:
+        target = self.array[k]
+        if self.color:
+            target[...] = to_rgb8(decoded, ref)
+            return
+        if decoded.ndim == 3:  # colour frame in a greyscale stack: luminance
+            decoded = decoded[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        if decoded.shape != target.shape:
+            raise ReadFailure(f"frame size {decoded.shape} differs from the series {target.shape}")
+        values, slope, intercept = modality_values(decoded, ref)
+        if self.array.dtype == np.int16 and not self._put_int16(k, values, slope, intercept):
+            self._upgrade()
+        if self.array.dtype == np.float32:
+            t = self.array[k]
+            np.multiply(values, np.float32(slope), out=t, casting="unsafe")
+            if intercept:
+                t += np.float32(intercept)
+            if self.invert:
+                np.subtract(np.float32(self.invert_sum), t, out=t)
+
+    def _put_int16(self, k: int, values: np.ndarray, slope: float, intercept: float) -> bool:
+        """Integer rescale in int16; False when the result would not fit."""
+        if values.dtype.kind not in "ui" or not (_integral(slope) and _integral(intercept)):
+            return False
+        s, b = int(round(slope)), int(round(intercept))
+        vmin, vmax = int(values.min()), int(values.max())
+        lo, hi = sorted((vmin * s + b, vmax * s + b))
+        if self.invert:
+            lo, hi = int(self.invert_sum) - hi, int(self.invert_sum) - lo
+        if lo < _I16.min or hi > _I16.max:
+            return False
+        t = self.array[k]
+        if self.invert:
+            t[...] = int(self.invert_sum) - (values.astype(np.int64) * s + b)
+            return True
+        # Modular int16 arithmetic is exact because the final values fit (checked above).
+        t[...] = values.astype(np.int16, copy=False) if values.dtype.itemsize <= 2 else values.astype(np.int16)
+        if s != 1:
+            t *= _wrap16(s)
+        if b:
+            t += _wrap16(b)
+        return True
+
+    def _upgrade(self) -> None:
+        self.array = self.array.astype(np.float32)
+        self.upgraded = True
+
+
+def _patient(ds) -> PatientInfo:  # type: ignore[no-untyped-def]
+    return PatientInfo(
+        name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"),
+        birth_date=_text(ds, "PatientBirthDate"),
+        sex=_text(ds, "PatientSex"),
+        study_date=_text(ds, "StudyDate"),
+        accession=_text(ds, "AccessionNumber"),
+        institution=_text(ds, "InstitutionName"),
+    )
+
+
+def _file_window(ref: FrameRef, store: SliceStore) -> Window | None:
+    if ref.window is None or store.color:
+        return None
+    c, w = ref.window
+    if store.invert:
+        # Inverted values show like MONOCHROME2; mirror the file's centre with them.
+        c = store.invert_sum - c
+    return Window(float(c), float(w), "file")
+
+
+def _description(ref: FrameRef, label: str) -> str:
+    ds = ref.header
+    desc = _text(ds, "SeriesDescription") or _text(ds, "ProtocolName") or _text(ds, "StudyDescription")
+    return f"{desc} [{label}]" if label else desc
+
+
+def _workers(n_tasks: int) -> int:
+    return max(1, min(4, os.cpu_count() or 1, n_tasks // 4))
+
+
+def build_volume(
+    stack: Stack,
+    *,
+    cancel: Callable[[], bool] | None = None,
+    on_partial: PartialCallback | None = None,
+    on_slice: Callable[[str], None] | None = None,
+) -> tuple[Volume | None, list[LoadError]]:
+    frames = stack.frames
+    first = frames[0]
+    store = SliceStore(frames)
+    volume = Volume(
+        array=store.array,
+        spacing=stack.spacing,
+        origin=stack.origin,
+        direction=stack.direction,
+        modality=first.modality,
+        series_uid=first.series_uid,
+        study_uid=first.study_uid,
+        description=_description(first, stack.label),
+        source_format=SourceFormat.DICOM,
+        source_files=list(dict.fromkeys(f.path for f in frames)),
+        headers=[f.header for f in frames],
+        frames=first.n_frames,
+        patient=_patient(first.header),
+        warnings=list(stack.warnings),
+    )
+    file_window = _file_window(first, store)
+    window_set: list[bool] = []
+    if file_window or store.color:
+        volume.window = file_window or Window(127.5, 255.0, "RGB")
+        window_set.append(True)
+    if store.invert:
+        volume.warnings.append("MONOCHROME1: values inverted so the image displays like MONOCHROME2")
+
+    errors: list[LoadError] = []
+    failed: set[int] = set()
+    total = len(frames)
+    done = 0
+    last_report = 0.0
+    last_done = 0
+
+    def stored(k: int) -> None:
+        nonlocal done, last_report, last_done
+        done += 1
+        if on_slice is not None:
+            on_slice(frames[k].path)
+        if store.array is not volume.array:  # int16 -> float32 upgrade
+            volume.array = store.array
+        if not window_set and k not in failed:
+            # Until the whole series is in, a window from the first slice is good enough.
+            volume.window = default_window(volume.modality, store.array[k])
+            window_set.append(True)
+        if on_partial is None or not window_set:
+            return
+        now = time.perf_counter()
+        if last_done == 0 or done == total or (done - last_done >= max(1, total // 8) and now - last_report > 0.05):
+            on_partial(volume, done, total)
+            last_report, last_done = now, done
+
+    def fail(k: int, exc: ReadFailure) -> None:
+        failed.add(k)
+        errors.append(LoadError(frames[k].path, exc.reason, series_uid=first.series_uid))
+
+    def check_cancel() -> None:
+        if cancel is not None and cancel():
+            raise Cancelled()
+
+    by_file: dict[str, list[int]] = {}
+    for k, f in enumerate(frames):
+        by_file.setdefault(f.path, []).append(k)
+    multi = {p: ks for p, ks in by_file.items() if len(ks) > 1}
+    single = [ks[0] for p, ks in by_file.items() if len(ks) == 1]
+
+    # Multi-frame files: decode each file once, frame by frame.
+    for path, ks in multi.items():
+        index = {frames[k].frame: k for k in ks}
+        try:
+            for ref, arr in iter_file_frames(path, [frames[k] for k in ks]):
+                check_cancel()
+                k = index[ref.frame]
+                try:
+                    store.put(k, arr, ref)
+                except ReadFailure as exc:
+                    fail(k, exc)
+                stored(k)
+        except ReadFailure as exc:
+            for k in ks:
+                if k not in failed:
+                    fail(k, exc)
+            break
+
+    # Single-frame files: uncompressed ones are cheap to read in order; compressed ones
+    # decode in a small thread pool (the decoders release the GIL for most of the work).
+    native = [k for k in single if can_read_native(frames[k])]
+    coded = [k for k in single if not can_read_native(frames[k])]
+    for k in native:
+        check_cancel()
+        try:
+            store.put(k, read_frame(frames[k]), frames[k])
+        except ReadFailure as exc:
+            fail(k, exc)
+        stored(k)
+    if coded:
+        _decode_parallel(coded, frames, store, stored, fail, check_cancel)
+
+    if len(failed) == total:
+        return None, errors
+    volume.array = store.array
+    if failed:
+        volume.warnings.append(f"{len(failed)} of {total} slices could not be read and are blank")
+    volume.window = file_window or (volume.window if store.color else default_window(volume.modality, store.array))
+    return volume, errors
+
+
+def _decode_parallel(coded, frames, store, stored, fail, check_cancel) -> None:  # type: ignore[no-untyped-def]
+    def decode(k: int):  # type: ignore[no-untyped-def]
+        if cancel_flag:
+            return k, None
+        try:
+            return k, read_frame(frames[k])
+        except ReadFailure as exc:
+            return k, exc
+
+    cancel_flag: list[bool] = []
+    workers = _workers(len(coded))
+    if workers == 1:
+        results = map(decode, coded)
+    else:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="dicom-decode")
+        results = pool.map(decode, coded)
+    try:
+        for k, res in results:
+            try:
+                check_cancel()
+            except Cancelled:
+                cancel_flag.append(True)
+                raise
+            if isinstance(res, ReadFailure):
+                fail(k, res)
+            else:
+                try:
+                    store.put(k, res, frames[k])
+                except ReadFailure as exc:
+                    fail(k, exc)
+            stored(k)
+    finally:
+        if workers > 1:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["Cancelled", "SliceStore", "build_volume"]

@@ -1,0 +1,53 @@
+"""Window presets and windowing to 8-bit display values (shared by the viewer, the
+pipeline's model inputs and the report, so all three show the same pixels)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .volume import Volume, Window
+
+# Standard radiology presets (center, width) in HU.
+CT_PRESETS: dict[str, Window] = {
+    "lung": Window(-600.0, 1500.0, "CT lung"),
+    "mediastinum": Window(50.0, 350.0, "CT mediastinum"),
+    "abdomen": Window(40.0, 400.0, "CT abdomen"),
+    "bone": Window(400.0, 1800.0, "CT bone"),
+    "brain": Window(40.0, 80.0, "CT brain"),
+}
+
+
+def auto_window(values: np.ndarray, name: str = "auto") -> Window:
+    """Robust window from the 0.5–99.5 percentiles (MR and other unitless data)."""
+    v = np.asarray(values)
+    if v.size > 2_000_000:  # percentiles of a strided sample are indistinguishable
+        v = v.reshape(-1)[:: v.size // 1_000_000]
+    lo, hi = np.percentile(v, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = float(v.min()), float(v.max())
+    width = max(float(hi - lo), 1.0)
+    return Window(float(lo) + width / 2.0, width, name)
+
+
+def default_window(modality: str, values: np.ndarray) -> Window:
+    if modality.upper() == "CT":
+        return CT_PRESETS["mediastinum"]
+    return auto_window(values)
+
+
+def apply_window(pixels: np.ndarray, window: Window) -> np.ndarray:
+    """Map modality values to uint8 through a linear window. RGB input passes through."""
+    if pixels.ndim == 3 and pixels.shape[-1] == 3:
+        return pixels.astype(np.uint8, copy=False)
+    lo = window.low
+    scale = 255.0 / max(window.width, 1e-6)
+    out = (pixels.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(scale)
+    np.clip(out, 0.0, 255.0, out=out)
+    return out.astype(np.uint8)
+
+
+def slice_rgb(volume: Volume, k: int, window: Window | None = None) -> np.ndarray:
+    """A slice as an (H, W, 3) uint8 RGB image in display orientation (model input)."""
+    img = apply_window(volume.slice(k), window or volume.window)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(img)

@@ -1,0 +1,171 @@
+"""``load()``: one entry point for everything a user can open.
+
+``paths`` may be a folder (walked recursively), a file, a list of files, a DICOMDIR,
+NIfTI/NRRD/MetaImage files or 2D pictures. Bad input never raises: each unreadable
+file becomes a one-line :class:`LoadError` and the rest still loads. Only programmer
+errors (wrong argument types, bugs) propagate.
+
+Callbacks (all optional, called on the loading thread):
+- ``progress(done, total, message)``: per phase ("Reading DICOM headers", "Reading
+  pixel data", ...); ``total`` is the size of the current phase.
+- ``cancel()``: polled between files/slices; when it returns True, loading stops and
+  the result has ``cancelled=True`` and no volumes.
+- ``on_partial(volume, slices_done, total)``: a DICOM volume whose final array is being
+  filled in place; first call right after its first slice, then periodically and once
+  when complete. Read ``volume.array`` anew on each call: in the rare case a slice's
+  values overflow int16 the array is replaced by a float32 copy.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import image2d, sitk_io
+from .dicom import Cancelled, load_dicom, referenced_files
+from .dicom.assemble import PartialCallback
+from .volume import LoadError, LoadResult, Volume
+
+ProgressCallback = Callable[[int, int, str], None]
+
+# Files a folder walk passes over silently: documentation, scripts, archives and the
+# raw data files that .mhd/.nhdr headers point at (they load through their header).
+_SKIP_EXTENSIONS = {
+    ".txt", ".md", ".json", ".xml", ".html", ".htm", ".pdf", ".csv", ".tsv", ".py", ".sh", ".bat",
+    ".zip", ".tar", ".7z", ".raw", ".zraw", ".icc", ".dump", ".log", ".ini", ".cfg", ".yaml", ".yml",
+    ".toml", ".exe", ".dll", ".so", ".db", ".sqlite", ".lnk", ".url",
+}
+_SKIP_NAMES = {"dicomdir", "license", "readme", "thumbs.db", "desktop.ini", ".ds_store"}
+
+
+def _kind(path: str) -> str:
+    low = path.lower()
+    if low.endswith(sitk_io.EXTENSIONS):
+        return "sitk"
+    if low.endswith(image2d.EXTENSIONS):
+        return "image2d"
+    if Path(path).name.lower() == "dicomdir":
+        return "dicomdir"
+    return "dicom"
+
+
+def _walk(folder: Path) -> list[str]:
+    out: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            low = name.lower()
+            if low.startswith(".") or low in _SKIP_NAMES or Path(low).suffix in _SKIP_EXTENSIONS:
+                continue
+            if low.endswith(".gz") and not low.endswith(".nii.gz"):
+                continue
+            out.append(os.path.join(root, name))
+    return out
+
+
+def _as_list(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    if isinstance(paths, (str, os.PathLike)):
+        return [os.fspath(paths)]
+    if isinstance(paths, Sequence):
+        return [os.fspath(p) for p in paths]
+    raise TypeError(f"paths must be a path or a sequence of paths, not {type(paths).__name__}")
+
+
+def load(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | None = None,
+    on_partial: PartialCallback | None = None,
+) -> LoadResult:
+    result = LoadResult()
+    explicit_dicom: list[str] = []  # named by the user: a non-DICOM file is an error
+    walked_dicom: list[str] = []  # found in a folder: a non-DICOM file is skipped quietly
+    others: list[tuple[str, str]] = []
+    for p in _as_list(paths):
+        path = Path(p)
+        if path.is_dir():
+            found = _walk(path)
+            if not found:
+                result.errors.append(LoadError(str(path), "empty folder (no image files found)"))
+            for f in found:
+                kind = _kind(f)
+                (walked_dicom.append(f) if kind == "dicom" else others.append((kind, f)))
+        elif path.is_file():
+            kind = _kind(str(path))
+            if kind == "dicomdir" or (kind == "dicom" and _is_dicomdir_file(str(path))):
+                files, errs = referenced_files(str(path))
+                result.errors.extend(errs)
+                explicit_dicom.extend(files)
+            elif kind == "dicom":
+                explicit_dicom.append(str(path))
+            else:
+                others.append((kind, str(path)))
+        elif path.exists():
+            result.errors.append(LoadError(str(path), "not a regular file or folder"))
+        else:
+            result.errors.append(LoadError(str(path), "no such file or folder"))
+
+    try:
+        with warnings.catch_warnings():
+            # Library warnings about odd values in real-world files would only be noise
+            # on the console; what matters is reported as LoadError / volume.warnings.
+            warnings.simplefilter("ignore")
+            _read_all(result, explicit_dicom, walked_dicom, others, progress, cancel, on_partial)
+    except Cancelled:
+        return LoadResult(volumes=[], errors=result.errors, cancelled=True)
+
+    if not result.volumes and not result.errors:
+        result.errors.append(LoadError(", ".join(_as_list(paths)) or "(nothing)", "no images found"))
+    return result
+
+
+def _read_all(
+    result: LoadResult,
+    explicit_dicom: list[str],
+    walked_dicom: list[str],
+    others: list[tuple[str, str]],
+    progress: ProgressCallback | None,
+    cancel: Callable[[], bool] | None,
+    on_partial: PartialCallback | None,
+) -> None:
+    dicom_files = list(dict.fromkeys(explicit_dicom + walked_dicom))
+    if dicom_files:
+        quiet = {f for f in walked_dicom if not _expects_dicom(f)} - set(explicit_dicom)
+        volumes, errors = load_dicom(
+            dicom_files, progress=progress, cancel=cancel, on_partial=on_partial, quiet_paths=quiet
+        )
+        result.volumes.extend(volumes)
+        result.errors.extend(errors)
+    for i, (kind, f) in enumerate(others):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        if progress is not None:
+            progress(i, len(others), f"Reading {Path(f).name}")
+        item: Volume | LoadError = sitk_io.read_sitk(f) if kind == "sitk" else image2d.read_image2d(f)
+        if isinstance(item, LoadError):
+            result.errors.append(item)
+        else:
+            result.volumes.append(item)
+            if on_partial is not None:
+                on_partial(item, item.num_slices, item.num_slices)
+
+
+def _expects_dicom(path: str) -> bool:
+    """Names that promise DICOM: .dcm/.dicom/.ima, no extension, or UID-like ('1.2.3')."""
+    suffix = Path(path).suffix.lower()
+    return suffix in ("", ".dcm", ".dicom", ".dic", ".ima") or suffix[1:].isdigit()
+
+
+def _is_dicomdir_file(path: str) -> bool:
+    """A DICOMDIR under another name (e.g. copied as DICOMDIR.dcm)."""
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(1024)
+    except OSError:
+        return False
+    return b"1.2.840.10008.1.3.10" in head
+
+
+__all__ = ["load"]

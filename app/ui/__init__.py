@@ -1,0 +1,1 @@
+"""PySide6 views. Nothing outside app/ui imports Qt."""

@@ -1,0 +1,36 @@
+"""Study loading on a worker thread (the loader is imported there, never at start-up)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from .workers import TaskContext, Worker
+
+
+def _load_task(paths: list[str]):
+    def task(ctx: TaskContext):
+        # Heavy imports (pydicom, SimpleITK) happen here, on the worker thread.
+        from app.study.loader import load
+
+        return load(
+            paths,
+            progress=ctx.progress,
+            cancel=ctx.cancelled,
+            on_partial=lambda volume, done, total: ctx.partial((volume, int(done), int(total))),
+        )
+
+    return task
+
+
+def start_load(paths: Sequence[str | Path]) -> Worker:
+    """Load ``paths`` in the background. Signals: ``progress(done, total, msg)``,
+    ``partial((volume, slices_done, total))``, ``finished(LoadResult)``, ``errored(str)``,
+    ``cancelled()``."""
+    names = [str(p) for p in paths]
+    return Worker(_load_task(names), name="Loading").start()
+
+
+def sample_path() -> Path:
+    from app.study.sample import sample_study_path
+
+    return sample_study_path()

@@ -1,0 +1,102 @@
+"""Series browser: one row per loaded series with a thumbnail, modality, description and
+image count. Selecting a row emits ``series_selected(index)``."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+
+from app.study.display import apply_window, default_window
+from app.study.reformat import native_plane, slice_geometry
+from app.study.volume import Volume
+
+from .slice_renderer import numpy_to_qimage
+
+THUMB = 84
+
+
+def thumbnail(volume: Volume, size: int = THUMB) -> QPixmap:
+    """Middle slice of the acquisition plane, windowed, letterboxed to a square."""
+    g = slice_geometry(volume, native_plane(volume))
+    img = g.extract(volume.array, g.num_slices // 2)
+    w = volume.window
+    if not volume.is_rgb and (w.width <= 1.0 and w.name in ("auto", "")):
+        w = default_window(volume.modality, img)
+    img8 = apply_window(np.asarray(img), w)
+    pm = QPixmap.fromImage(numpy_to_qimage(img8))
+    # Physical aspect, then fit the square.
+    pw, ph = g.physical_size
+    scale = size / max(pw, ph)
+    pm = pm.scaled(
+        max(1, round(pw * scale)),
+        max(1, round(ph * scale)),
+        Qt.AspectRatioMode.IgnoreAspectRatio,
+        Qt.TransformationMode.SmoothTransformation,
+    )
+    canvas = QPixmap(size, size)
+    canvas.fill(Qt.GlobalColor.black)
+    p = QPainter(canvas)
+    p.drawPixmap((size - pm.width()) // 2, (size - pm.height()) // 2, pm)
+    p.end()
+    return canvas
+
+
+def series_text(volume: Volume) -> str:
+    n = volume.num_slices
+    count = f"{n} image{'s' if n != 1 else ''}" if volume.frames <= 1 else f"{volume.frames} frames"
+    x, y, _ = volume.size
+    return f"{volume.description or '(no description)'}\n{volume.modality} · {count} · {x}×{y}"
+
+
+class SeriesBrowser(QWidget):
+    series_selected = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("SeriesBrowser")
+        self.caption = QLabel("No study open", self)
+        self.caption.setObjectName("DockCaption")
+        self.caption.setWordWrap(True)
+        self.list = QListWidget(self)
+        self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setSpacing(2)
+        self.list.setUniformItemSizes(False)
+        self.list.setWordWrap(True)
+        self.list.currentRowChanged.connect(self._on_row)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setSpacing(6)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.list, 1)
+        self._volumes: list[Volume] = []
+
+    @property
+    def volumes(self) -> list[Volume]:
+        return list(self._volumes)
+
+    def set_volumes(self, volumes: list[Volume], current: int = 0) -> None:
+        self.list.blockSignals(True)
+        self.list.clear()
+        self._volumes = list(volumes)
+        for v in volumes:
+            item = QListWidgetItem(QIcon(thumbnail(v)), series_text(v))
+            item.setToolTip(f"{v.display_name}\n{v.series_uid}" if v.series_uid else v.display_name)
+            self.list.addItem(item)
+        if volumes:
+            self.list.setCurrentRow(max(0, min(current, len(volumes) - 1)))
+            p = volumes[0].patient
+            who = " · ".join(x for x in (p.name, p.patient_id) if x)
+            n = len(volumes)
+            self.caption.setText(f"{who + chr(10) if who else ''}{n} series")
+        else:
+            self.caption.setText("No study open")
+        self.list.blockSignals(False)
+
+    def refresh_thumbnail(self, index: int) -> None:
+        if 0 <= index < len(self._volumes):
+            self.list.item(index).setIcon(QIcon(thumbnail(self._volumes[index])))
+
+    def _on_row(self, row: int) -> None:
+        if 0 <= row < len(self._volumes):
+            self.series_selected.emit(row)

@@ -1,0 +1,81 @@
+"""Turn (volume, plane, slice, window, overlays) into a display image, with caches.
+
+Two levels of cache so interaction stays cheap:
+- the *base*: the windowed 8-bit slice; reused while only overlays change;
+- the *frame*: base + composited masks as a QImage/QPixmap; reused while panning,
+  zooming or repainting, which then costs one scaled blit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtGui import QImage, QPixmap
+
+from app.study.display import apply_window
+from app.study.overlays import OverlayStack, composite
+from app.study.reformat import SliceGeometry
+from app.study.volume import Volume, Window
+
+
+def numpy_to_qimage(img: np.ndarray, copy: bool = True) -> QImage:
+    """uint8 (H, W) grey or (H, W, 3) RGB -> QImage. With ``copy=False`` the QImage
+    borrows the numpy buffer and is only valid while the array lives."""
+    if not img.flags.c_contiguous:
+        img, copy = np.ascontiguousarray(img), True  # a temporary: the QImage must own it
+    h, w = img.shape[:2]
+    if img.ndim == 2:
+        q = QImage(img.data, w, h, img.strides[0], QImage.Format.Format_Grayscale8)
+    elif img.ndim == 3 and img.shape[2] == 3:
+        q = QImage(img.data, w, h, img.strides[0], QImage.Format.Format_RGB888)
+    else:
+        raise ValueError(f"cannot display an array of shape {img.shape}")
+    # QImage wraps the numpy buffer without owning it: copy so it outlives `img`.
+    return q.copy() if copy else q
+
+
+def qimage_to_numpy(image: QImage) -> np.ndarray:
+    """A QImage as an (H, W, 3) uint8 RGB array (for tests and screenshots)."""
+    img = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, bpl = img.height(), img.width(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
+@dataclass
+class Frame:
+    array: np.ndarray  # what is shown, in image pixels: (H, W) grey or (H, W, 3) RGB
+    pixmap: QPixmap
+
+
+class SliceRenderer:
+    def __init__(self) -> None:
+        self._base_key: tuple | None = None
+        self._base: np.ndarray | None = None
+        self._frame_key: tuple | None = None
+        self._frame: Frame | None = None
+        # Bumped when the volume's voxels change in place (progressive loading).
+        self.data_version = 0
+
+    def invalidate(self) -> None:
+        self.data_version += 1
+
+    def base(self, volume: Volume, geom: SliceGeometry, k: int, window: Window) -> np.ndarray:
+        key = (id(volume), self.data_version, geom.plane, geom.slice_axis, k, window.center, window.width)
+        if key != self._base_key or self._base is None:
+            pixels = geom.extract(volume.array, k)
+            self._base = np.ascontiguousarray(apply_window(pixels, window))
+            self._base_key = key
+        return self._base
+
+    def frame(
+        self, volume: Volume, geom: SliceGeometry, k: int, window: Window, overlays: OverlayStack
+    ) -> Frame:
+        base = self.base(volume, geom, k, window)
+        key = (self._base_key, overlays.version)
+        if key != self._frame_key or self._frame is None:
+            layers = overlays.masks_for(geom.extract, geom.slice_axis, k)
+            shown = composite(base, layers) if layers else base
+            self._frame = Frame(shown, QPixmap.fromImage(numpy_to_qimage(shown, copy=False)))
+            self._frame_key = key
+        return self._frame

@@ -1,0 +1,150 @@
+"""CARE-Flow cost as a ratio to one VQA pass, through the real InternVLBackend.
+
+CARE-Flow asks the VQA model three times (crop, mask and global evidence). The backend sends the
+three requests through ONE batched ``model.generate``; this measures what that costs relative to a
+single request, on a random-initialised InternVL of REALISTIC DEPTH: 28 Qwen2 decoder layers (as
+InternVL3-2B's Qwen2.5-1.5B) and 24 InternViT layers, 448 px tiles with 256 image tokens each, the
+real processor, tiling and chat template, but reduced widths so it runs on a CPU. Target: <= 1.6x.
+
+    python benchmarks/bench_flow_batching.py [--new-tokens 48] [--repeats 3] [--device cpu]
+
+Both figures come from the same run on the same model, so the ratio is meaningful even though
+the absolute seconds depend on the machine (and on its other load).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+TARGET_RATIO = 1.6
+
+DEPTH = {"text_layers": 28, "vision_layers": 24}  # InternVL3-2B: Qwen2.5-1.5B + InternViT-300M
+WIDTH = {  # real: text 1536/12 heads/2 kv/8960, vision 1024/16 heads/4096
+    "text_hidden_size": 256,
+    "text_heads": 4,
+    "text_kv_heads": 2,
+    "text_intermediate_size": 1536,
+    "vision_hidden_size": 128,
+    "vision_heads": 2,
+    "vision_intermediate_size": 512,
+}
+
+
+def write_deep_model(folder: Path) -> Path:
+    """save_pretrained a deep, narrow InternVL with the tiny checkpoint's processor."""
+    import torch
+    from transformers import AutoProcessor, InternVLForConditionalGeneration
+
+    from tests import tiny_models
+
+    tiny = tiny_models.ensure_tiny_models() / tiny_models.TINY_INTERNVL_DIR
+    processor = AutoProcessor.from_pretrained(tiny)
+    sizes = dict(tiny_models.TINY_SIZES)
+    sizes.update(WIDTH)
+    sizes["text_layers"] = DEPTH["text_layers"]
+    sizes["vision_layers"] = DEPTH["vision_layers"]
+    original = dict(tiny_models.TINY_SIZES)
+    tiny_models.TINY_SIZES.update(sizes)
+    try:
+        config = tiny_models._build_config(processor.tokenizer)
+    finally:
+        tiny_models.TINY_SIZES.clear()
+        tiny_models.TINY_SIZES.update(original)
+    torch.manual_seed(0)
+    model = InternVLForConditionalGeneration(config).eval()
+    target = folder / "deep-internvl"
+    model.save_pretrained(target)
+    processor.save_pretrained(target)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: {n_params / 1e6:.1f} M parameters, text {config.text_config.num_hidden_layers} layers "
+          f"x {config.text_config.hidden_size}, vision {config.vision_config.num_hidden_layers} layers "
+          f"x {config.vision_config.hidden_size}")  # fmt: skip
+    return target
+
+
+def evidence_requests():
+    """The three CARE-Flow requests for one question on a 512x512 slice with one accepted mask."""
+    from app.pipeline.prompts import vqa_prompt
+    from app.pipeline.types import EvidenceType, VLMRequest
+
+    rng = np.random.default_rng(0)
+    slice_ = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    mask = np.zeros((512, 512, 3), dtype=np.uint8)
+    mask[180:300, 140:270] = 255
+    crop = np.ascontiguousarray(slice_[160:320, 120:290])  # bbox of the mask with a margin
+    q = "Is there a nodule in the left lung?"
+    entities = ["left lung", "lung nodule"]
+    return {
+        "global": VLMRequest([slice_], vqa_prompt(q, EvidenceType.GLOBAL, entities)),
+        "crop": VLMRequest([slice_, crop], vqa_prompt(q, EvidenceType.CROP, entities)),
+        "mask": VLMRequest([slice_, mask], vqa_prompt(q, EvidenceType.MASK, entities)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--new-tokens", type=int, default=48)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from app.pipeline.backends.internvl import InternVLBackend
+    from app.pipeline.profiles import ModelSpec
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = write_deep_model(Path(tmp))
+        spec = ModelSpec(role="vqa", backend="internvl", repo_id="bench/deep-internvl", local_dir=folder.name)
+        backend = InternVLBackend(spec, folder.parent, device=args.device)
+        backend.ensure_loaded()
+        reqs = evidence_requests()
+        n = args.new_tokens
+
+        def run(batch):
+            # min_new_tokens == max_new_tokens: a random model may stop early; compare equal work.
+            started = time.perf_counter()
+            gens = backend.generate(batch, max_new_tokens=n, min_new_tokens=n)
+            return time.perf_counter() - started, gens
+
+        flow = [reqs["crop"], reqs["mask"], reqs["global"]]
+        _, gens = run(flow)  # warm-up (allocator, kernels)
+        for name, gen in zip(("crop", "mask", "global"), gens):
+            image_tokens = sum(int(k) for k in re.findall(r"<IMG_CONTEXT>\*(\d+)", gen.prompt_text))
+            print(f"request {name:6s}: {len(reqs[name].images)} image(s), {image_tokens} image tokens")
+        single_global, single_crop, batched, sequential = [], [], [], []
+        for _ in range(args.repeats):  # interleaved so background load hits all variants alike
+            single_global.append(run([reqs["global"]])[0])
+            single_crop.append(run([reqs["crop"]])[0])
+            t, gens = run(flow)
+            batched.append(t)
+            sequential.append(sum(run([r])[0] for r in flow))
+        assert all(len(g.token_logprobs) == n for g in gens), [len(g.token_logprobs) for g in gens]
+
+        med = statistics.median
+        g1, c1, b3, s3 = med(single_global), med(single_crop), med(batched), med(sequential)
+        print(f"decode length: {n} new tokens per request; repeats: {args.repeats} (medians)")
+        print(f"single VQA pass, global evidence (1 image) : {g1:7.2f} s")
+        print(f"single VQA pass, crop evidence (2 images)  : {c1:7.2f} s")
+        print(f"CARE-Flow, 3 requests sequentially         : {s3:7.2f} s  ({s3 / g1:.2f}x global pass)")
+        print(f"CARE-Flow, 3 requests batched (1 generate) : {b3:7.2f} s  ({b3 / g1:.2f}x global pass, "
+              f"{b3 / c1:.2f}x crop pass)")  # fmt: skip
+        verdict = "meets" if b3 / g1 <= TARGET_RATIO else "misses"
+        print(f"target <= {TARGET_RATIO}x a single pass: {verdict} (batched / global = {b3 / g1:.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""Fixtures for the remote (thin-client) tests: a loopback chat server per test, an isolated
+consent/config directory, no API key from the developer's environment, and real CT pixels."""
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loopback_server import LoopbackChatServer  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch) -> Path:
+    cfg = tmp_path / "care-config"
+    monkeypatch.setenv("CARE_CONFIG_DIR", str(cfg))
+    monkeypatch.delenv("CARE_DEPT_API_KEY", raising=False)
+    return cfg
+
+
+@pytest.fixture()
+def server():
+    with LoopbackChatServer() as srv:
+        yield srv
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then released)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="session")
+def ct_slice_and_mask(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The lung CT slice with the most tumour voxels (lung window, RGB uint8) and its
+    tumour mask as a separate 0/255 RGB image: the two images a CARE mask-evidence request sends."""
+    import SimpleITK as sitk
+
+    from app.study.display import CT_PRESETS, apply_window
+
+    folder = shared_data / "ct-chest-lung1"
+    vol = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "lung1_image.nrrd")))
+    lab = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "lung1_label.nrrd")))
+    k = int(np.argmax((lab > 0).reshape(lab.shape[0], -1).sum(axis=1)))
+    img = apply_window(vol[k], CT_PRESETS["lung"])
+    mask = np.where(lab[k] > 0, 255, 0).astype(np.uint8)
+    return np.repeat(img[:, :, None], 3, axis=2), np.repeat(mask[:, :, None], 3, axis=2)

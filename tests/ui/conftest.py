@@ -1,0 +1,49 @@
+"""Fixtures for the viewer tests: real volumes read once by the real loader."""
+from __future__ import annotations
+
+import pytest
+
+from app.study.volume import Volume
+
+
+def _load_one(path) -> Volume:
+    from app.study.loader import load
+
+    result = load([path])
+    assert result.volumes, f"could not load {path}: {result.errors}"
+    return result.volumes[0]
+
+
+@pytest.fixture(scope="session")
+def ct_volume(ct_dicom_dir) -> Volume:
+    return _load_one(ct_dicom_dir)
+
+
+@pytest.fixture(scope="session")
+def mr_volume(mr_dicom_dir) -> Volume:
+    return _load_one(mr_dicom_dir)
+
+
+@pytest.fixture
+def view(qtbot):
+    from app.ui.slice_view import SliceView
+
+    v = SliceView()
+    v.resize(640, 640)
+    qtbot.addWidget(v)
+    v.show()
+    qtbot.waitExposed(v)
+    return v
+
+
+@pytest.fixture
+def main_window(qtbot):
+    from app.ui.main_window import MainWindow
+
+    w = MainWindow()
+    w.resize(1280, 800)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.cancel_loading()
