@@ -94,7 +94,7 @@ def evidence_requests():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--new-tokens", type=int, default=48)
+    parser.add_argument("--new-tokens", type=int, default=128, help="tokens decoded per request (think + answer)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -113,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         reqs = evidence_requests()
         n = args.new_tokens
 
-        def run(batch):
+        def run(batch, tokens=n):
             # min_new_tokens == max_new_tokens: a random model may stop early; compare equal work.
             started = time.perf_counter()
-            gens = backend.generate(batch, max_new_tokens=n, min_new_tokens=n)
+            gens = backend.generate(batch, max_new_tokens=tokens, min_new_tokens=tokens)
             return time.perf_counter() - started, gens
 
         flow = [reqs["crop"], reqs["mask"], reqs["global"]]
@@ -124,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, gen in zip(("crop", "mask", "global"), gens):
             image_tokens = sum(int(k) for k in re.findall(r"<IMG_CONTEXT>\*(\d+)", gen.prompt_text))
             print(f"request {name:6s}: {len(reqs[name].images)} image(s), {image_tokens} image tokens")
-        single_global, single_crop, batched, sequential = [], [], [], []
+        single_global, single_crop, batched, sequential, prefill_1, prefill_3 = [], [], [], [], [], []
         for _ in range(args.repeats):  # interleaved so background load hits all variants alike
+            prefill_1.append(run([reqs["global"]], 1)[0])
+            prefill_3.append(run(flow, 1)[0])
             single_global.append(run([reqs["global"]])[0])
             single_crop.append(run([reqs["crop"]])[0])
             t, gens = run(flow)
@@ -135,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
 
         med = statistics.median
         g1, c1, b3, s3 = med(single_global), med(single_crop), med(batched), med(sequential)
+        p1, p3 = med(prefill_1), med(prefill_3)
         print(f"decode length: {n} new tokens per request; repeats: {args.repeats} (medians)")
+        print(f"prefill only (1 new token): single global {p1:.2f} s, 3 batched {p3:.2f} s ({p3 / p1:.2f}x)")
+        print(f"decode phase ({n - 1} steps): single {g1 - p1:.2f} s, 3 batched {b3 - p3:.2f} s "
+              f"({(b3 - p3) / max(g1 - p1, 1e-9):.2f}x)")  # fmt: skip
         print(f"single VQA pass, global evidence (1 image) : {g1:7.2f} s")
         print(f"single VQA pass, crop evidence (2 images)  : {c1:7.2f} s")
         print(f"CARE-Flow, 3 requests sequentially         : {s3:7.2f} s  ({s3 / g1:.2f}x global pass)")

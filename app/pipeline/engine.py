@@ -180,7 +180,8 @@ class CarePipeline:
         self.tau = float(tau)
         self.evidence_types = tuple(EvidenceType(e) for e in evidence_types)
         self.max_new_tokens = max_new_tokens
-        self.entity_max_new_tokens = entity_max_new_tokens
+        # One budget for both VLM stages unless the entity stage gets its own.
+        self.entity_max_new_tokens = entity_max_new_tokens if entity_max_new_tokens is not None else max_new_tokens
         self.coordinator = coordinator
         # Loaded backends, shared between roles that name the same checkpoint.
         self._loaded: dict[tuple[str, str, str], Any] = {}
@@ -464,17 +465,27 @@ class CarePipeline:
             for r, (role, seg, jobs) in enumerate(routes):
                 ctx.check_cancel()
                 ctx.report(Stage.MASKS, f"segmenting with {seg.info.backend}", r / len(routes))
-                with clock.model() as mc:
-                    seg.set_image(ctx.image_rgb, ctx.image_key)  # embeds once per slice
-                    probs = seg.predict([p for _, p in jobs])
+                try:
+                    with clock.model() as mc:
+                        seg.set_image(ctx.image_rgb, ctx.image_key)  # embeds once per slice
+                        probs = seg.predict([p for _, p in jobs])
+                    if len(probs) != len(jobs):
+                        raise PipelineError(f"returned {len(probs)} masks for {len(jobs)} prompts")
+                    bad = [p.shape for p in probs if p.shape != ctx.image_rgb.shape[:2]]
+                    if bad:
+                        raise PipelineError(f"returned a {bad[0]} map for a {ctx.image_rgb.shape[:2]} image")
+                except (WeightsMissingError, Cancelled):
+                    raise
+                except Exception as exc:
+                    # One failing route must not lose the question: its entities get no mask, the
+                    # evidence falls back to what remains, and the record carries the error.
+                    log.exception("segmentation route %s failed", seg.info.backend)
+                    names = ", ".join(e.name for e, _ in jobs)
+                    record.errors.append(f"{seg.info.backend} segmentation failed for {names}: {exc}")
+                    continue
                 self._note_model(record, role, seg)
                 per_mask = mc.seconds / max(len(jobs), 1)
-                if len(probs) != len(jobs):
-                    raise PipelineError(f"{seg.info.backend} returned {len(probs)} masks for {len(jobs)} prompts")
                 for (ent, prompt), prob in zip(jobs, probs):
-                    if prob.shape != ctx.image_rgb.shape[:2]:
-                        raise PipelineError(f"{seg.info.backend} returned a {prob.shape} map for a "
-                                            f"{ctx.image_rgb.shape[:2]} image")
                     m = score_mask_record(prob, ent.name, seg.info.backend, "box" if prompt.text is None else "text",
                                prompt.box, self.tau)
                     m.seconds = per_mask

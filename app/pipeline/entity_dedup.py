@@ -84,6 +84,9 @@ def encoder_info() -> ModelInfo:
     return _Encoder.get()[1]
 
 
+model_info = encoder_info  # the name the engine's adapter looks up
+
+
 def embed(names: Sequence[str]) -> np.ndarray:
     """(N, 384) unit-norm MiniLM embeddings of the (already normalised) names."""
     model, _ = _Encoder.get()

@@ -22,12 +22,12 @@ def _load_task(paths: list[str]):
     return task
 
 
-def start_load(paths: Sequence[str | Path]) -> Worker:
-    """Load ``paths`` in the background. Signals: ``progress(done, total, msg)``,
+def load_worker(paths: Sequence[str | Path]) -> Worker:
+    """A worker (not started: connect first, then ``start()``) that loads ``paths``. Signals: ``progress(done, total, msg)``,
     ``partial((volume, slices_done, total))``, ``finished(LoadResult)``, ``errored(str)``,
     ``cancelled()``."""
     names = [str(p) for p in paths]
-    return Worker(_load_task(names), name="Loading").start()
+    return Worker(_load_task(names), name="Loading")
 
 
 def sample_path() -> Path:

@@ -23,7 +23,7 @@ from app.study.reformat import Plane, native_plane
 from app.study.volume import LoadResult, Volume
 
 from .dialogs import ErrorsDialog, ShortcutsDialog
-from .loading import sample_path, start_load
+from .loading import load_worker, sample_path
 from .series_browser import SeriesBrowser
 from .slice_view import DragMode, SliceView, window_presets
 from .status_bar import ViewerStatusBar
@@ -50,9 +50,12 @@ PRESET_LABELS = {
 
 
 class MainWindow(QMainWindow):
+    # After a load completes: every series read (the Ask panel lists these).
     series_loaded = Signal(object)  # list[Volume]
+    # A volume became the displayed one. During loading this fires on the first slice,
+    # while the array is still being filled in place; series_loaded follows when done.
     volume_shown = Signal(object)  # Volume | None
-    load_failed = Signal(str)
+    load_failed = Signal(str)  # a load produced nothing: the one-line reason(s)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -70,7 +73,8 @@ class MainWindow(QMainWindow):
         self.series_dock.setMinimumWidth(230)
         self.tag_browser = TagBrowser(self)
         self.tags_dock = self.add_dock("DICOM tags", self.tag_browser)
-        self.tags_dock.setMinimumWidth(430)
+        self.tags_dock.setMinimumWidth(380)
+        self.resizeDocks([self.series_dock, self.tags_dock], [250, 470], Qt.Orientation.Horizontal)
 
         self.status = ViewerStatusBar(self)
         self.setStatusBar(self.status)
@@ -159,7 +163,7 @@ class MainWindow(QMainWindow):
         self.status.showMessage(f"Opening {label}…")
         if self._current is None:
             self.view.set_message(f"Opening {label}…")
-        worker = start_load(paths)
+        worker = load_worker(paths)
         self._worker = worker
         s = worker.signals
         s.progress.connect(lambda d, t, m, w=worker: self._on_progress(w, d, t, m))
@@ -167,6 +171,7 @@ class MainWindow(QMainWindow):
         s.finished.connect(lambda result, w=worker: self._on_loaded(w, result))
         s.errored.connect(lambda msg, w=worker: self._on_load_error(w, msg))
         s.cancelled.connect(lambda w=worker: self._on_cancelled(w))
+        worker.start()  # only now: a fast task must not emit before we listen
 
     def open_sample(self) -> None:
         try:

@@ -63,6 +63,8 @@ class SeriesBrowser(QWidget):
         self.list.setSpacing(2)
         self.list.setUniformItemSizes(False)
         self.list.setWordWrap(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.currentRowChanged.connect(self._on_row)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)

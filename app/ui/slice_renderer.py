@@ -76,6 +76,9 @@ class SliceRenderer:
         if key != self._frame_key or self._frame is None:
             layers = overlays.masks_for(geom.extract, geom.slice_axis, k)
             shown = composite(base, layers) if layers else base
-            self._frame = Frame(shown, QPixmap.fromImage(numpy_to_qimage(shown, copy=False)))
+            # RGB32 is the raster engine's fast path for scaled, smoothed blits: converting
+            # once here makes every later repaint (pan, zoom) several times cheaper.
+            img = numpy_to_qimage(shown, copy=False).convertToFormat(QImage.Format.Format_RGB32)
+            self._frame = Frame(shown, QPixmap.fromImage(img))
             self._frame_key = key
         return self._frame

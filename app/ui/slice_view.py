@@ -417,7 +417,7 @@ class SliceView(QWidget):
         return None if f is None else tuple(f.array.shape[:2])  # type: ignore[return-value]
 
     def resizeEvent(self, event) -> None:  # noqa: N802
-        if self._fit:
+        if self._fit and self.geometry_ is not None:
             self._fit_to_view()
             self._emit_zoom()
         super().resizeEvent(event)

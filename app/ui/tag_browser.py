@@ -104,6 +104,7 @@ class TagBrowser(QWidget):
         self.tree = QTreeView(self)
         self.tree.setModel(self.proxy)
         self.tree.setUniformRowHeights(True)
+        self.tree.setIndentation(12)
         self.tree.setAlternatingRowColors(True)
         self.tree.setEditTriggers(QTreeView.EditTrigger.NoEditTriggers)
         self.tree.setSelectionBehavior(QTreeView.SelectionBehavior.SelectRows)
@@ -142,7 +143,7 @@ class TagBrowser(QWidget):
             return
         root = self.model.invisibleRootItem()
         self._fill(root, header_rows(header))
-        self.tree.header().resizeSection(1, 170)
+        self.tree.header().resizeSection(1, 160)
         if self.search.text().strip():
             self.tree.expandAll()
 

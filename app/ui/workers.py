@@ -81,6 +81,7 @@ class Worker:
         self.context = TaskContext(self.signals, self._cancel)
 
     def start(self) -> "Worker":
+        """Run the task. Connect to ``signals`` *before* this: a fast task may emit at once."""
         Worker._alive.add(self)
         self.signals.done.connect(lambda: Worker._alive.discard(self))
         self._pool.start(_Runnable(self))

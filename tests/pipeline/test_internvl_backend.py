@@ -184,6 +184,19 @@ def test_empty_folder_raises_weights_missing(tmp_path: Path):
     assert str(tmp_path / spec.folder_name) in msg
 
 
+def test_corrupt_weights_are_one_readable_error(tmp_path: Path, tiny_dir: Path):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_dir / TINY_INTERNVL_DIR, folder)
+    (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    spec = ModelSpec(role="vqa", backend="internvl", repo_id="local/broken", local_dir="broken")
+    b = InternVLBackend(spec, tmp_path, device="cpu")
+    with pytest.raises(PipelineError, match="cannot load local/broken from") as err:
+        b.ensure_loaded()
+    assert "\n" not in str(err.value) and not b.loaded
+
+
 def test_bad_image_is_a_pipeline_error(backend: InternVLBackend):
     with pytest.raises(PipelineError, match="uint8"):
         backend.generate([VLMRequest([np.zeros((8, 8, 3), dtype=np.float32)], "x")], max_new_tokens=2)

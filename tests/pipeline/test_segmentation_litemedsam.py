@@ -174,3 +174,14 @@ def test_cli_bad_box_is_a_usage_error(ct_dicom_dir, tmp_path, capsys):
     assert _segment(str(ct_dicom_dir), "--slice", "3", "--box", "10,10,5,5", "--out", str(tmp_path / "m.png")) == 1
     assert _segment(str(ct_dicom_dir), "--slice", "3", "--box", "600,600,700,700", "--out", str(tmp_path / "m.png")) == 1
     assert "--box" in capsys.readouterr().err
+
+
+def test_non_square_slice_keeps_geometry(medsam, ct_volume, ct_truth):
+    """Longest-side resize + bottom/right padding: a cropped 512x360 image gives the same lesion."""
+    label, k, (x0, y0, x1, y1) = ct_truth
+    image = slice_rgb(ct_volume, k)[:, 100:460]
+    (res,) = segment_entities(medsam, image, f"ct-crop|{k}", [EntityPrompt("tumour", (x0 - 100, y0, x1 - 100, y1))])
+    assert res.mask.shape == (512, 360)
+    d = dice(res.mask, label[k][:, 100:460])
+    print(f"non-square Dice {d:.3f}")
+    assert d >= 0.80

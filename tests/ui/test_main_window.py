@@ -114,3 +114,26 @@ def test_add_dock_tabs_panels_on_the_right(qtbot, main_window):
     assert w.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea
     qtbot.waitUntil(lambda: w.tags_dock in w.tabifiedDockWidgets(dock))
     assert dock.toggleViewAction() in w.panels_menu.actions()
+
+
+def test_open_sample_study(qtbot, main_window):
+    w = main_window
+    w.open_sample()
+    _wait_loaded(qtbot, w)
+    v = w.current_volume
+    assert v is not None and v.modality == "CT" and v.num_slices > 1
+    assert w.view.frame_shape() == v.array.shape[1:3]
+
+
+def test_cancel_loading_keeps_the_app_usable(qtbot, main_window, ct_dicom_dir):
+    w = main_window
+    w.open_paths([ct_dicom_dir])
+    worker = w._worker
+    w.cancel_loading()
+    assert not w.is_loading and not w.status.progress.isVisible()
+    assert worker.wait(10.0)
+    qtbot.wait(50)  # let queued signals of the cancelled worker arrive and be ignored
+    assert w.volumes == []
+    w.open_paths([ct_dicom_dir])
+    _wait_loaded(qtbot, w)
+    assert w.current_volume is not None and w.current_volume.num_slices == 48

@@ -1,0 +1,71 @@
+"""``care-viewer history``: the runs recorded in the audit trail, newest first."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "list the CARE runs recorded in the audit trail (newest first)"
+
+EXIT_OK, EXIT_UNREADABLE = 0, 2
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", metavar="UID", help="only runs on this study instance UID")
+    p.add_argument("--json", action="store_true", help="machine-readable output (one JSON array)")
+    p.add_argument("--limit", type=int, metavar="N", help="show at most N runs")
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _tail(uid: str, limit: int = 14) -> str:
+    """UIDs differ at the end: keep that part."""
+    return uid if len(uid) <= limit else "\u2026" + uid[-(limit - 1):]
+
+
+def _local(iso: str) -> str:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def format_table(runs: list) -> str:
+    header = ("RUN", "TIME", "STATUS", "STUDY", "SERIES", "SLICE", "QUESTION", "ANSWER", "PROFILE", "MODE", "OVR")
+    rows = [header] + [
+        (r.run_id[:8], _local(r.created), r.status, _tail(r.study_uid) or "-", _tail(r.series_uid) or "-",
+         str(r.slice_index), _short(r.question, 38), _short(r.final_answer, 28) or "-", r.profile or "-",
+         r.mode or "-", str(r.overrides))
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.audit.store import AuditStore, AuditStoreError
+
+    try:
+        with AuditStore() as store:
+            runs = store.list_runs(args.study)
+            path = store.path
+    except AuditStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    if args.limit is not None:
+        runs = runs[: max(args.limit, 0)]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], indent=1, ensure_ascii=False))
+        return EXIT_OK
+    if not runs:
+        where = f" for study {args.study}" if args.study else ""
+        print(f"no runs recorded{where} (audit trail: {path})")
+        return EXIT_OK
+    print(format_table(runs))
+    print(f"{len(runs)} run(s); full ids with --json; `care-viewer report RUN --out FILE.pdf` for a report")
+    return EXIT_OK
