@@ -141,3 +141,12 @@ def test_missing_weights_propagate(empty_models_dir, ct_volume):
     p = CarePipeline(load_profile("tiny"))
     with pytest.raises(WeightsMissingError, match="care-viewer models fetch tiny"):
         p.run(ct_volume, 10, QUESTION)
+
+
+def test_entity_merges_are_grouped_for_the_record(pipeline):
+    """The real MiniLM folds spellings of one entity; the record groups them under the kept name."""
+    kept, merges = pipeline.dedup()(["left lung", "The left lung.", "liver", "LEFT LUNG"])
+    assert kept == ["left lung", "liver"]
+    assert len(merges) == 1 and merges[0].kept == "left lung"
+    assert merges[0].merged == ["The left lung.", "LEFT LUNG"] and all(s >= 0.9 for s in merges[0].similarity)
+    assert pipeline.dedup().info is not None and pipeline.dedup().info.backend == "minilm"
