@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="care-viewer",
         description="CARE Viewer: auditable, evidence-grounded medical VQA. "
-        "Without a subcommand, opens the viewer (optionally on PATH).",
+        "Without a subcommand, opens the viewer (optionally on PATH). "
+        "`care-viewer --self-test` runs the headless install check.",
     )
     sub = parser.add_subparsers(dest="command")
     for name in SUBCOMMANDS:
@@ -53,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # `care-viewer --self-test [--out DIR]`: the headless install check (app/selftest.py).
+    if argv and argv[0] == "--self-test":
+        from app.selftest import main as self_test
+
+        return self_test(argv[1:])
     # Bare `care-viewer [PATH] [--options]` means the GUI.
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["gui", *argv]

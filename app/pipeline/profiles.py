@@ -25,6 +25,7 @@ the repo id with ``/`` replaced by ``--``) names its folder there.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,12 @@ from typing import Any
 ROLES = ("entity", "segmenter", "box_segmenter", "vqa", "coordinator")
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-MANIFEST_PATH = Path(os.environ.get("CARE_MANIFEST", _REPO_ROOT / "models" / "profiles.toml"))
+# Inside a PyInstaller bundle the manifest ships at <bundle data dir>/models/profiles.toml
+# (installer/care_viewer.spec puts it there); there is no checkout to find it in.
+_BUNDLE_DIR = Path(sys._MEIPASS) if getattr(sys, "_MEIPASS", None) else None  # type: ignore[attr-defined]
+MANIFEST_PATH = Path(
+    os.environ.get("CARE_MANIFEST", (_BUNDLE_DIR or _REPO_ROOT) / "models" / "profiles.toml")
+)
 
 
 def manifest_path() -> Path:
@@ -50,7 +56,7 @@ def models_dir() -> Path:
     env = os.environ.get("CARE_MODELS_DIR")
     if env:
         return Path(env).expanduser()
-    if (_REPO_ROOT / "pyproject.toml").is_file():
+    if _BUNDLE_DIR is None and (_REPO_ROOT / "pyproject.toml").is_file():
         return _REPO_ROOT / "models" / "weights"
     from platformdirs import user_data_dir
 

@@ -185,13 +185,98 @@ class Override:
     note: str = ""
 
 
+# ----- CARE-Coord timeline (app.pipeline.coordinator writes these) ---------------------
+@dataclass
+class CoordPlan:
+    """Which evidence the coordinator chose to run first, and why."""
+
+    evidence: list[EvidenceType] = field(default_factory=list)
+    rationale: str = ""
+    images_sent: bool = False  # did the coordinator see the slice (False: text only)
+
+
+@dataclass
+class CoordRound:
+    """One batch of evidence-grounded VQA the coordinator ran (round 0 is the planned one)."""
+
+    round: int
+    evidence: list[EvidenceType] = field(default_factory=list)
+    entities: list[str] = field(default_factory=list)  # masks the evidence was built from
+    crop_margin: float | None = None  # set when a crop used a non-default margin
+    answer_indices: list[int] = field(default_factory=list)  # into RunRecord.answers
+    reason: str = ""  # "plan" | "re-ground: ..." | "review asked: ..."
+
+
+@dataclass
+class CoordJudgement:
+    """The review's verdict on one candidate answer."""
+
+    candidate: str  # candidate id, e.g. "A2" (= RunRecord.answers[1])
+    cot_supports_answer: bool = False
+    addresses_question: bool = False
+    note: str = ""
+
+
+@dataclass
+class CoordReview:
+    round: int
+    judgements: list[CoordJudgement] = field(default_factory=list)
+    action: str = ""  # "accept" | "choose" | "revise" | "another_round"
+    candidate: str = ""  # the candidate accepted or chosen
+    final_answer: str = ""  # what the review proposes as the answer
+    rests_on: list[str] = field(default_factory=list)  # candidate ids the answer rests on
+    rationale: str = ""
+    next_evidence: list[EvidenceType] = field(default_factory=list)
+    next_entities: list[str] = field(default_factory=list)
+    images_sent: bool = False
+
+
+@dataclass
+class CoordReGround:
+    """An uncertainty-triggered re-grounding (MedVR-style), decided before the review."""
+
+    round: int  # the round whose answers triggered it
+    uncertainty: float | None  # -mean log-prob of the answer tokens (see coordinator.uncertainty)
+    threshold: float
+    candidates: list[str] = field(default_factory=list)  # the answers the uncertainty was taken over
+    action: str = ""  # "next_entity" | "looser_crop" | "other_evidence" | "none"
+    evidence: list[EvidenceType] = field(default_factory=list)
+    entities: list[str] = field(default_factory=list)
+    crop_margin: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class CoordDecision:
+    """How the run's final answer was decided, and whether it differs from the expert vote."""
+
+    final_answer: str = ""
+    source: str = ""  # "review" | "vote" (coordinator failed/silent: the CARE-Flow answer)
+    candidate: str = ""
+    rests_on: list[str] = field(default_factory=list)
+    vote_answer: str = ""  # the experts' majority-vote answer (raw wording)
+    changed_vote: bool = False  # final answer differs from the vote answer (after normalisation)
+    extra_rounds: int = 0
+    failure: str = ""  # why the coordinator could not decide, when it could not
+
+
 @dataclass
 class CoordinatorEvent:
-    """One step of a CARE-Coord timeline (plan / call / review / re-ground)."""
+    """One step of a CARE-Coord timeline (plan / round / re-ground / review / failure / decision).
+
+    ``kind`` says which of the typed payloads is set; ``detail`` holds anything extra.
+    """
 
     time: str
     kind: str
     detail: dict[str, Any] = field(default_factory=dict)
+    call_index: int | None = None  # the coordinator's ModelCall in RunRecord.calls, if any
+    plan: CoordPlan | None = None
+    round: CoordRound | None = None
+    reground: CoordReGround | None = None
+    review: CoordReview | None = None
+    decision: CoordDecision | None = None
+    error: str = ""
 
 
 @dataclass
@@ -221,6 +306,7 @@ class RunRecord:
     errors: list[str] = field(default_factory=list)
     overrides: list[Override] = field(default_factory=list)
     coordinator: list[CoordinatorEvent] = field(default_factory=list)
+    coordinator_decision: CoordDecision | None = None  # CARE-Coord runs only
     slice_rgb: np.ndarray | None = _transient()  # windowed model input (H, W, 3) uint8
 
     # ----- conveniences ------------------------------------------------------------

@@ -53,3 +53,23 @@ def test_trivial_inputs_need_no_encoder():
     assert dedup_entities([]).kept == []
     r = dedup_entities(["liver", "  ", "The liver"])
     assert r.kept == ["liver"] and r.merges[0].merged == "The liver" and r.encoder is None
+
+
+def test_opposite_sides_are_never_merged():
+    # MiniLM puts these above 0.9; merging them would silently drop one side of the body.
+    cos = _cos("left lung", "right lung")
+    print(f"cos('left lung', 'right lung') = {cos:.3f}")
+    r = dedup_entities(["left lung", "right lung", "the right lung", "Left lung"])
+    assert r.kept == ["left lung", "right lung"]
+    assert {(m.kept, m.merged) for m in r.merges} == {("right lung", "the right lung"), ("left lung", "Left lung")}
+    if cos >= 0.9:
+        assert ("left lung", "right lung") in {(m.kept, m.merged) for m in r.blocked}
+
+
+def test_opposite_sides_detection():
+    from app.pipeline.entity_dedup import opposite_sides
+
+    assert opposite_sides("left lung", "right lung")
+    assert opposite_sides("upper lobe", "lower lobe")
+    assert not opposite_sides("left lung", "left lower lobe")
+    assert not opposite_sides("lung", "right lung")  # unspecified side is not a contradiction

@@ -149,3 +149,11 @@ def test_cli_text_without_weights_exits_3(tmp_path, ct_dicom_dir, monkeypatch, c
     rc = main(["segment", str(ct_dicom_dir), "--slice", "3", "--text", "liver", "--profile", "workstation",
                "--out", str(tmp_path / "m.png")])
     assert rc == 3 and "no text segmenter" in capsys.readouterr().err
+
+
+def test_long_entity_names_are_truncated_not_fatal(sam3, slice_image):
+    # Sam3Processor pads to 32 tokens without truncating; a long name must not break the batch.
+    sam3.set_image(slice_image, "ct|24")
+    long_name = "irregular spiculated soft tissue mass " * 12
+    maps = sam3.predict([SegPrompt(text=long_name), SegPrompt(text="liver")])
+    assert len(maps) == 2 and all(m.shape == slice_image.shape[:2] for m in maps)

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 DEFAULT_MODEL = "care-test-vlm"
 _TOKEN = re.compile(r"<[^>]+>|\w+|[^\w\s]|\s+")
@@ -28,13 +28,15 @@ class Behaviour:
     """What the server does for one chat request.
 
     kind: ok | slow | status | malformed | truncated | close | wrong_model | refusal |
-    refusal_text | json_invalid | json_violation
+    refusal_text | json_invalid | json_violation | content
     """
 
     kind: str = "ok"
     delay_s: float = 0.0  # slow: sleep before answering
     status: int = 500  # status: the HTTP status to send
     retry_after: str | None = None  # status: Retry-After header value
+    content: str = ""  # content: the exact reply text (scripted coordinator/VQA replies)
+    logprob: float | None = None  # every token's logprob instead of the deterministic pattern
 
 
 @dataclass
@@ -45,6 +47,12 @@ class RecordedRequest:
     raw_body: bytes
     body: Any  # parsed JSON, or None
     behaviour: str = ""
+
+
+Responder = Callable[[str, int, dict[str, Any]], "Behaviour | str | None"]
+"""Decides a chat reply from (prompt text of the last user turn, number of images, request
+body): a Behaviour, a reply text (as kind "content"), or None for the script/default. Lets a
+test answer concurrent requests (the CARE-Flow passes) by content rather than arrival order."""
 
 
 @dataclass
@@ -216,6 +224,20 @@ class _Handler(BaseHTTPRequestHandler):
                     self._error(400, f"unknown content part type {part.get('type')!r}")
                     return
 
+        if srv.responder is not None:
+            decided = srv.responder(prompt, n_images, req)
+            if decided is not None:
+                behaviour = Behaviour("content", content=decided) if isinstance(decided, str) else decided
+                kind = rec.behaviour = behaviour.kind
+                if kind == "status":
+                    headers = {"Retry-After": behaviour.retry_after} if behaviour.retry_after is not None else None
+                    self._error(behaviour.status, f"scripted HTTP {behaviour.status}", headers)
+                    return
+                if kind == "close":
+                    self.close_connection = True
+                    return
+                if kind == "slow" and srv.stopping.wait(behaviour.delay_s):
+                    return
         evidence = _evidence_of(prompt)
         fmt = req.get("response_format") or {}
         message: dict[str, Any] = {"role": "assistant"}
@@ -224,6 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
             content = ""
         elif kind == "refusal_text":
             content = "I'm sorry, but I can't assist with that."
+        elif kind == "content":
+            content = behaviour.content
         elif kind == "json_invalid":
             content = "Sure! Here is the JSON: {entities: [oops"
         elif kind == "json_violation":  # valid JSON, wrong types: every property becomes 42
@@ -249,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
             top = int(req.get("top_logprobs") or 0)
             entries = []
             for i, tok in enumerate(tokens):
-                lp = -0.05 * ((len(tok) + i) % 7)  # deterministic, <= 0
+                lp = behaviour.logprob if behaviour.logprob is not None else -0.05 * ((len(tok) + i) % 7)
                 entry: dict[str, Any] = {"token": tok, "logprob": lp, "bytes": list(tok.encode())}
                 entry["top_logprobs"] = [{"token": tok, "logprob": lp}] + [
                     {"token": f"alt{j}", "logprob": lp - j - 1.0} for j in range(max(0, top - 1))
@@ -296,6 +320,7 @@ class _Server(ThreadingHTTPServer):
         self.barrier: threading.Barrier | None = None
         self.barrier_timeout_s = 5.0
         self.stopping = threading.Event()
+        self.responder: Responder | None = None
 
 
 class LoopbackChatServer:
@@ -362,6 +387,10 @@ class LoopbackChatServer:
         with self._srv.lock:
             for b in behaviours:
                 self._srv.state.script.append(Behaviour(b) if isinstance(b, str) else b)
+
+    def set_responder(self, responder: Responder | None) -> None:
+        """Answer chat requests by content (see ``Responder``); None restores script/default."""
+        self._srv.responder = responder
 
     def set_default(self, behaviour: Behaviour | str) -> None:
         self._srv.default = Behaviour(behaviour) if isinstance(behaviour, str) else behaviour

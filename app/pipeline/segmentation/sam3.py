@@ -31,6 +31,8 @@ from app.pipeline.backends.device import choose_device
 
 REPO_ID = "facebook/sam3"
 _CACHE_SLICES = 2  # real SAM3 features are ~60 MB per slice in bf16
+# The length Sam3Processor pads text prompts to (processing_sam3.py).
+_TEXT_MAX_TOKENS = 32
 _PROMPT_CHUNK = 4  # prompts decoded together against one (expanded, not copied) feature set
 _HASH_LIMIT = 256 * 1024 * 1024  # hash small checkpoints at load; big ones use the manifest's sha
 
@@ -122,7 +124,12 @@ class Sam3Segmenter:
             if self._current is None:
                 raise PipelineError("SAM3: set_image() must be called before predict()")
             features, hw = self._current
-            text_inputs = self.processor(text=texts, return_tensors="pt")
+            # Sam3Processor pads every prompt to 32 tokens but does not truncate, so a long
+            # entity name would crash the batch; tokenize directly with the same padding and
+            # truncate (SAM3's text encoder is trained on short noun phrases anyway).
+            text_inputs = self.processor.tokenizer(
+                texts, padding="max_length", max_length=_TEXT_MAX_TOKENS, truncation=True, return_tensors="pt"
+            )
             ids = text_inputs["input_ids"].to(self._device)
             attn = text_inputs["attention_mask"].to(self._device)
             out: list[np.ndarray] = []

@@ -1,0 +1,465 @@
+"""The question panel: what the radiologist types, which models answer, and how far it got.
+
+Free-text question with a persisted history of recent questions, mode (CARE-Flow; CARE-Coord
+once a coordinator exists), profile (from the model manifest, with its install state), Run
+and Cancel, per-stage progress (entities -> masks -> evidence -> answer -> review) with the
+elapsed time, and every failure as a readable message (never a traceback).
+
+The panel only emits requests (``run_requested``/``cancel_requested``); the controller
+(:mod:`app.ui.ask_audit`) owns the worker and feeds progress back.
+"""
+from __future__ import annotations
+
+import html
+import importlib.util
+from dataclasses import dataclass
+
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.pipeline.types import Stage
+
+from .run_worker import STAGES, Progress, RunOutcome, friendly_errors
+from .theme import icon
+
+MAX_RECENT = 15
+RECENT_KEY = "ask/recent_questions"
+PROFILE_KEY = "ask/profile"
+STAGE_LABELS = {
+    Stage.ENTITIES: "Entities",
+    Stage.MASKS: "Masks",
+    Stage.EVIDENCE: "Evidence",
+    Stage.ANSWER: "Answer",
+    Stage.REVIEW: "Review",
+}
+COORD_TIP = "CARE-Coord needs the coordinator, which is not part of this build yet; CARE-Flow runs every evidence type and votes."
+
+
+def settings() -> QSettings:
+    """Where the panel keeps its history (tests point this at a temporary file)."""
+    return QSettings("CARE", "CARE Viewer")
+
+
+def coordinator_available() -> bool:
+    return importlib.util.find_spec("app.pipeline.coordinator") is not None
+
+
+@dataclass(frozen=True)
+class ProfileChoice:
+    name: str
+    description: str
+    installed: bool
+    detail: str  # why not installed / how to install
+    remote: bool
+
+
+def profile_choices() -> tuple[list[ProfileChoice], str]:
+    """Every profile of the manifest with its install state, and the one to preselect:
+    the manifest's default if installed, else the first installed one."""
+    from app.pipeline.model_store import profile_states
+    from app.pipeline.profiles import default_profile_name, load_profiles
+
+    out: list[ProfileChoice] = []
+    for name, prof in load_profiles().items():
+        remote = any(s.backend == "remote" for s in prof.models.values())
+        states = [s for s in profile_states(prof) if s.spec.backend != "remote"]
+        missing = [s for s in states if not s.installed]
+        detail = ""
+        if missing:
+            roles = ", ".join("/".join(s.roles) for s in missing)
+            detail = f"Not installed ({roles}). Run: care-viewer models fetch {name}"
+        out.append(ProfileChoice(name, prof.description, not missing, detail, remote))
+    default = default_profile_name()
+    installed = [c.name for c in out if c.installed]
+    chosen = default if default in installed else (installed[0] if installed else default)
+    return out, chosen
+
+
+class StageStrip(QWidget):
+    """Five chips: pending (dim), running (blue), done (green), stopped (amber/red)."""
+
+    COLORS = {"pending": ("#2a3038", "#7d8793"), "active": ("#1f5f85", "#ffffff"),
+              "done": ("#24543a", "#cfeedd"), "stopped": ("#6b4a12", "#ffe2a8"), "failed": ("#6e2326", "#ffd5d5")}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(3)
+        self.chips: dict[Stage, QLabel] = {}
+        for i, st in enumerate(STAGES):
+            chip = QLabel(STAGE_LABELS[st])
+            chip.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            chip.setMinimumWidth(58)
+            self.chips[st] = chip
+            lay.addWidget(chip, 1)
+            if i < len(STAGES) - 1:
+                arrow = QLabel("\u203a")
+                arrow.setStyleSheet("color:#5a626d;")
+                lay.addWidget(arrow)
+        self.reset()
+
+    def state(self, stage: Stage) -> str:
+        return self.chips[stage].property("state")
+
+    def _set(self, stage: Stage, state: str) -> None:
+        bg, fg = self.COLORS[state]
+        chip = self.chips[stage]
+        chip.setProperty("state", state)
+        chip.setStyleSheet(f"background:{bg}; color:{fg}; border-radius:3px; padding:2px 4px;")
+
+    def reset(self) -> None:
+        for st in STAGES:
+            self._set(st, "pending")
+
+    def activate(self, stage: Stage) -> None:
+        idx = STAGES.index(stage)
+        for i, st in enumerate(STAGES):
+            self._set(st, "done" if i < idx else "active" if i == idx else "pending")
+
+    def finish(self, status: str, timed: set[Stage]) -> None:
+        """After the run: done where the stage ran; where it stopped, amber (cancel) or red."""
+        stopped = False
+        for st in STAGES:
+            if st in timed:
+                self._set(st, "done")
+            elif not stopped and status in ("cancelled", "failed"):
+                self._set(st, "stopped" if status == "cancelled" else "failed")
+                stopped = True
+            else:
+                self._set(st, "pending")
+
+
+class AskPanel(QWidget):
+    run_requested = Signal(str, str, str)  # question, profile, mode
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("AskPanel")
+        self._running = False
+        self._has_target = False
+        self._clock = QElapsedTimer()
+        self._tick = QTimer(self)
+        self._tick.setInterval(200)
+        self._tick.timeout.connect(self._update_elapsed)
+        self.last_progress: Progress | None = None
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 8, 8, 8)
+        lay.setSpacing(6)
+
+        self.question = QComboBox(self)
+        self.question.setEditable(True)
+        self.question.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.question.setMaxVisibleItems(MAX_RECENT)
+        self.question.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.question.setToolTip("Your question about the displayed slice (recent questions in the list)")
+        le = self.question.lineEdit()
+        le.setPlaceholderText("Ask about the displayed slice, e.g. Is there a mass in the right lung?")
+        le.setClearButtonEnabled(True)
+        le.returnPressed.connect(self._on_run_clicked)
+        le.textChanged.connect(lambda _t: self._update_enabled())
+        lay.addWidget(self.question)
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(4)
+        self.mode = QComboBox(self)
+        self.mode.addItem("CARE-Flow", "flow")
+        self.mode.addItem("CARE-Coord", "coord")
+        self.mode.setItemData(0, "All three evidence types (zoom-in crop, mask, global) answer; majority vote.",
+                              Qt.ItemDataRole.ToolTipRole)
+        self.profile = QComboBox(self)
+        self.profile.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.profile.currentIndexChanged.connect(self._on_profile_changed)
+        grid.addWidget(QLabel("Mode"), 0, 0)
+        grid.addWidget(self.mode, 0, 1)
+        grid.addWidget(QLabel("Models"), 0, 2)
+        grid.addWidget(self.profile, 0, 3)
+        grid.setColumnStretch(3, 1)
+        lay.addLayout(grid)
+
+        row = QHBoxLayout()
+        self.target = QLabel("No study open")
+        self.target.setStyleSheet("color:#9aa4af;")
+        self.target.setWordWrap(True)
+        row.addWidget(self.target, 1)
+        self.run_button = QPushButton(icon("mdi6.play"), "Ask")
+        self.run_button.setToolTip("Run CARE on the displayed axial slice (Enter)")
+        self.run_button.setDefault(True)
+        self.run_button.clicked.connect(self._on_run_clicked)
+        self.cancel_button = QPushButton(icon("mdi6.stop"), "Cancel")
+        self.cancel_button.setToolTip("Stop at the next stage boundary (the partial run is kept in the audit trail)")
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        lay.addLayout(row)
+
+        self.stages = StageStrip(self)
+        lay.addWidget(self.stages)
+        prow = QHBoxLayout()
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(6)
+        self.elapsed = QLabel("")
+        self.elapsed.setStyleSheet("color:#9aa4af;")
+        self.elapsed.setMinimumWidth(64)
+        self.elapsed.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        prow.addWidget(self.progress, 1)
+        prow.addWidget(self.elapsed)
+        lay.addLayout(prow)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("color:#c3cad2;")
+        lay.addWidget(self.status)
+
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.setTextFormat(Qt.TextFormat.RichText)
+        self.message.setFrameShape(QFrame.Shape.StyledPanel)
+        self.message.hide()
+        self.message_level = ""
+        lay.addWidget(self.message)
+        lay.addStretch(1)
+
+        self._load_recent()
+        self.reload_profiles()
+        self._refresh_mode()
+        self._update_enabled()
+
+    # ----- setup ---------------------------------------------------------------------
+    def _load_recent(self) -> None:
+        recent = settings().value(RECENT_KEY, []) or []
+        if isinstance(recent, str):
+            recent = [recent]
+        self.question.clear()
+        self.question.addItems([str(q) for q in recent][:MAX_RECENT])
+        self.question.setCurrentIndex(-1)
+        self.question.setEditText("")
+
+    def remember_question(self, text: str) -> None:
+        text = " ".join(text.split())
+        if not text:
+            return
+        s = settings()
+        recent = [str(q) for q in (s.value(RECENT_KEY, []) or []) if str(q) != text]
+        if isinstance(s.value(RECENT_KEY, []), str):
+            recent = []
+        recent = [text] + recent
+        s.setValue(RECENT_KEY, recent[:MAX_RECENT])
+        self.question.blockSignals(True)
+        idx = self.question.findText(text)
+        if idx >= 0:
+            self.question.removeItem(idx)
+        self.question.insertItem(0, text)
+        while self.question.count() > MAX_RECENT:
+            self.question.removeItem(self.question.count() - 1)
+        self.question.setCurrentIndex(0)
+        self.question.blockSignals(False)
+
+    def recent_questions(self) -> list[str]:
+        return [self.question.itemText(i) for i in range(self.question.count())]
+
+    def reload_profiles(self) -> None:
+        """Re-read the manifest and the models folder (after a models fetch/import)."""
+        try:
+            choices, chosen = profile_choices()
+        except Exception as exc:  # noqa: BLE001 - a broken manifest must not break the viewer
+            self.profile.clear()
+            self.show_message(f"The model manifest cannot be read: {exc}", "error")
+            return
+        saved = str(settings().value(PROFILE_KEY, "") or "")
+        names = [c.name for c in choices]
+        if saved in names and next(c for c in choices if c.name == saved).installed:
+            chosen = saved
+        self.profile.blockSignals(True)
+        self.profile.clear()
+        for c in choices:
+            label = c.name + ("" if c.installed else "  (not installed)") + ("  \u2022 remote" if c.remote else "")
+            self.profile.addItem(icon("mdi6.check-circle-outline" if c.installed else "mdi6.download-outline"), label, c.name)
+            tip = c.description + (f"\n\n{c.detail}" if c.detail else "")
+            self.profile.setItemData(self.profile.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.choices = {c.name: c for c in choices}
+        if chosen in names:
+            self.profile.setCurrentIndex(names.index(chosen))
+        self.profile.blockSignals(False)
+        self._on_profile_changed()
+
+    def _refresh_mode(self) -> None:
+        item = self.mode.model().item(1)
+        on = coordinator_available()
+        item.setEnabled(on)
+        self.mode.setItemData(1, "Coordinator plans, calls and reviews the evidence." if on else COORD_TIP,
+                              Qt.ItemDataRole.ToolTipRole)
+        if not on:
+            self.mode.setCurrentIndex(0)
+            self.mode.setToolTip(COORD_TIP)
+
+    def _on_profile_changed(self, *_: object) -> None:
+        name = self.selected_profile()
+        c = getattr(self, "choices", {}).get(name)
+        if c is not None:
+            self.profile.setToolTip(c.description + (f"\n\n{c.detail}" if c.detail else ""))
+            settings().setValue(PROFILE_KEY, name)
+
+    # ----- state ---------------------------------------------------------------------
+    def selected_profile(self) -> str:
+        return str(self.profile.currentData() or "")
+
+    def set_profile(self, name: str) -> None:
+        idx = self.profile.findData(name)
+        if idx >= 0:
+            self.profile.setCurrentIndex(idx)
+
+    def selected_mode(self) -> str:
+        return str(self.mode.currentData() or "flow")
+
+    def question_text(self) -> str:
+        return " ".join(self.question.currentText().split())
+
+    def set_question(self, text: str) -> None:
+        self.question.setEditText(text)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def set_target(self, text: str, available: bool) -> None:
+        """What the next run reads (``Slice 34/48 · axial · W 1500 L -600``), or why it cannot run."""
+        self.target.setText(text)
+        self._has_target = available
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        can = self._has_target and not self._running and bool(self.question_text()) and self.profile.count() > 0
+        self.run_button.setEnabled(can)
+        self.cancel_button.setEnabled(self._running)
+        self.question.setEnabled(not self._running)
+        self.profile.setEnabled(not self._running)
+        self.mode.setEnabled(not self._running)
+
+    def _on_run_clicked(self) -> None:
+        if not self.run_button.isEnabled():
+            return
+        self.run_requested.emit(self.question_text(), self.selected_profile(), self.selected_mode())
+
+    def _on_cancel_clicked(self) -> None:
+        if self._running:
+            self.cancel_button.setEnabled(False)
+            self.status.setText("Cancelling at the next stage boundary\u2026")
+            self.cancel_requested.emit()
+
+    # ----- run feedback --------------------------------------------------------------
+    def run_started(self, question: str) -> None:
+        self._running = True
+        self.remember_question(question)
+        self.hide_message()
+        self.stages.reset()
+        self.progress.setValue(0)
+        self.status.setText("Starting\u2026")
+        self._clock.start()
+        self._tick.start()
+        self._update_elapsed()
+        self._update_enabled()
+
+    def on_progress(self, p: Progress) -> None:
+        self.last_progress = p
+        self.stages.activate(p.stage)
+        self.progress.setValue(int(round(p.fraction * 1000)))
+        if not self.cancel_button.isEnabled() and self._running:
+            return  # keep "Cancelling..." visible
+        self.status.setText(f"{STAGE_LABELS.get(p.stage, p.stage.value)}: {p.message}")
+
+    def _update_elapsed(self) -> None:
+        if self._clock.isValid():
+            self.elapsed.setText(f"{self._clock.elapsed() / 1000:.1f} s")
+
+    def run_finished(self, outcome: RunOutcome) -> None:
+        self._running = False
+        self._tick.stop()
+        self._update_elapsed()
+        self._update_enabled()
+        rec = outcome.record
+        if rec is None:
+            self.stages.finish("failed", set())
+            self.progress.setValue(0)
+            self.status.setText("Not run")
+            self.show_message(outcome.error, "error", title=_ERROR_TITLES.get(outcome.error_kind, "Cannot run"))
+            return
+        timed = {t.stage for t in rec.timings}
+        self.stages.finish(rec.status, timed)
+        secs = self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
+        parts: list[tuple[str, str]] = []
+        if rec.status == "completed":
+            self.progress.setValue(1000)
+            self.status.setText(f"Answered in {secs:.1f} s \u2014 see the Audit panel")
+        elif rec.status == "cancelled":
+            self.status.setText(f"Cancelled after {secs:.1f} s (kept in the history as cancelled)")
+        else:
+            self.status.setText(f"Failed after {secs:.1f} s")
+        errors = friendly_errors(rec)
+        cpu = [w for w in rec.warnings if "on cpu" in w.lower()]
+        if errors:
+            parts.append(("error", "<br>".join(html.escape(e) for e in errors)))
+        if outcome.audit_warning:
+            parts.append(("error", html.escape(outcome.audit_warning)))
+        if cpu:
+            parts.append(("warning", "No GPU: " + html.escape(cpu[0].split(": ", 1)[-1])))
+        if parts:
+            level = "error" if any(lv == "error" for lv, _ in parts) else "warning"
+            self.show_message("<br>".join(t for _, t in parts), level, rich=True,
+                              title="Run failed" if rec.status == "failed" else "")
+        else:
+            self.hide_message()
+
+    def show_message(self, text: str, level: str = "info", *, rich: bool = False, title: str = "") -> None:
+        colors = {"error": ("#3a1d20", "#ff9a92", "#7a3036"), "warning": ("#3a3019", "#ffd27a", "#6b5320"),
+                  "info": ("#1d2a36", "#b9dcf5", "#2d4a63")}
+        bg, fg, border = colors.get(level, colors["info"])
+        body = text if rich else html.escape(text).replace("\n", "<br>")
+        # Commands in backticks (the weights-missing message) become copyable code.
+        if not rich and "`" in text:
+            pieces = html.escape(text).split("`")
+            body = "".join(f"<code style='background:#11151a;color:#e8edf2'>{p}</code>" if i % 2 else p
+                           for i, p in enumerate(pieces)).replace("\n", "<br>")
+        head = f"<b>{html.escape(title)}</b><br>" if title else ""
+        self.message.setText(head + body)
+        self.message.setStyleSheet(f"QLabel{{background:{bg}; color:{fg}; border:1px solid {border}; "
+                                   "border-radius:4px; padding:6px;}}")
+        self.message_level = level
+        self.message.show()
+
+    def hide_message(self) -> None:
+        self.message.hide()
+        self.message.setText("")
+        self.message_level = ""
+
+    def message_text(self) -> str:
+        from PySide6.QtGui import QTextDocument
+
+        doc = QTextDocument()
+        doc.setHtml(self.message.text())
+        return doc.toPlainText()
+
+
+_ERROR_TITLES = {
+    "weights": "Model weights are not installed",
+    "audit": "Audit trail unavailable",
+    "input": "Cannot run on this input",
+    "internal": "The run could not start",
+    "consent": "Not sent",
+}
