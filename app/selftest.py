@@ -95,6 +95,9 @@ def _ensure_tiny_from_source(folder: Path, say: Callable[[str], None]) -> None:
     """From a checkout, write missing tiny checkpoints with tests/tiny_models.py (offline, ~10 s)."""
     if bundle_dir() is not None:
         return
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "tests" / "tiny_models.py").is_file() and str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))  # the console script does not put the checkout on sys.path
     try:
         from tests.tiny_models import ensure_tiny_models, tiny_internvl_up_to_date
     except ImportError:
@@ -277,7 +280,8 @@ def run_self_test(
 
     step("environment", check_environment)
     if step("sample study", lambda: check_sample(state)):
-        _ensure_tiny_from_source(folder, say)
+        if models_folder is None:  # a folder given explicitly is checked as it is
+            _ensure_tiny_from_source(folder, say)
         if step("CARE pipeline (tiny profile)", lambda: check_pipeline(state, folder, max_new_tokens)):
             step("evidence report PDF", lambda: check_report(state, out_dir))
     if qt:

@@ -27,6 +27,57 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--max-new-tokens", type=int, help="generation budget per answer (default: the backend's)")
     p.add_argument("--out", type=Path, help="output folder (default: ./care-run-YYYYmmdd-HHMMSS)")
+    add_remote_arguments(p)
+
+
+def add_remote_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags shared by ``ask`` and ``eval``: remote consent and the coordinator's re-grounding."""
+    p.add_argument("--yes-send-images", action="store_true",
+                   help="consent to sending the slice images to the profile's remote server(s) (recorded per "
+                        "endpoint; without it you are asked on a terminal, and refused otherwise)")
+    p.add_argument("--uncertainty-threshold", type=float, metavar="NATS",
+                   help="CARE-Coord: re-ground when the answer tokens' mean surprisal (-mean log p) exceeds this "
+                        "(default 0.4, or the profile's)")
+
+
+def remote_image_endpoints(profile: Any, mode: str) -> tuple[list[str], list[str]]:
+    """(endpoints the expert stages send images to, coordinator endpoints that would take
+    images if consented), as canonical URLs."""
+    from app.pipeline.remote.endpoint import parse_endpoint
+
+    def url(spec: Any) -> str:
+        opts = spec.options
+        return parse_endpoint(str(opts.get("endpoint") or opts.get("base_url") or "")).url
+
+    required = [url(s) for r, s in profile.models.items() if s.backend == "remote" and r in ("entity", "vqa")]
+    optional = []
+    coord = profile.get("coordinator")
+    if mode == "coord" and coord is not None and coord.backend == "remote" and coord.options.get("send_images"):
+        optional.append(url(coord))
+    return list(dict.fromkeys(required)), [u for u in dict.fromkeys(optional) if u not in required]
+
+
+def ensure_remote_consent(profile: Any, mode: str, assume_yes: bool) -> str | None:
+    """Consent before any image leaves the machine; None when every needed endpoint is
+    approved, else the one-line reason to refuse the run. A coordinator that may take images
+    but is refused stays text only (a warning, not a refusal)."""
+    from app.pipeline.remote.consent import ConsentStore, ensure_consent_cli
+    from app.pipeline.remote.errors import RemoteError
+
+    store = ConsentStore()
+    try:
+        required, optional = remote_image_endpoints(profile, mode)
+        for url in required:
+            if not ensure_consent_cli(store, url, assume_yes=assume_yes):
+                return (f"profile {profile.name} sends the slice images to {url}, and sending them was not "
+                        "approved (answer the prompt on a terminal, or pass --yes-send-images)")
+        for url in optional:
+            if not ensure_consent_cli(store, url, assume_yes=assume_yes):
+                print(f"note: no consent to send images to the coordinator at {url}; it gets text only",
+                      file=sys.stderr)
+    except RemoteError as exc:
+        return str(exc)
+    return None
 
 
 def _fail(message: str, code: int) -> int:
@@ -129,6 +180,7 @@ def format_summary(record: Any, out_dir: Path | None = None) -> str:
             lines.append(f"  {v.evidence.value:<6}  {shown:<40}  {_fmt_prob(v.mean_prob)}")
         if record.vote.tie_break != "none":
             lines.append(f"  tie: {record.vote.detail}")
+    lines.extend(coordinator_lines(record))
     if record.status == STATUS_COMPLETED:
         lines.append(f"answer: {_short(record.final_answer, 200) or '(none)'}")
     for w in record.warnings:
@@ -138,6 +190,35 @@ def format_summary(record: Any, out_dir: Path | None = None) -> str:
     if out_dir is not None:
         lines.append(f"record: {out_dir / 'run.json'}")
     return "\n".join(lines)
+
+
+def coordinator_lines(record: Any) -> list[str]:
+    """The CARE-Coord timeline in a few lines (plan, rounds, re-grounding, reviews, decision)."""
+    lines = []
+    for ev in record.coordinator:
+        if ev.plan is not None:
+            lines.append(f"coordinator plan: {', '.join(e.value for e in ev.plan.evidence)} "
+                         f"({_short(ev.plan.rationale, 100)})")
+        elif ev.round is not None and ev.round.round > 0:
+            lines.append(f"  round {ev.round.round}: {', '.join(e.value for e in ev.round.evidence)} "
+                         f"({_short(ev.round.reason, 100)})")
+        elif ev.reground is not None:
+            lines.append(f"  re-ground: {ev.reground.action} ({_short(ev.reground.reason, 120)})")
+        elif ev.review is not None:
+            rv = ev.review
+            lines.append(f"  review: {rv.action} {rv.candidate} (rests on {', '.join(rv.rests_on)}; "
+                         f"{_short(rv.rationale, 80)})")
+        elif ev.kind == "failure":
+            lines.append(f"  coordinator failed: {_short(ev.error, 160)}")
+    d = record.coordinator_decision
+    if d is not None:
+        if d.source == "vote":
+            lines.append("coordinator: no usable decision; the CARE-Flow vote answer stands")
+        elif d.changed_vote:
+            lines.append(f"coordinator changed the vote answer {d.vote_answer!r} -> {_short(d.final_answer)!r}")
+        else:
+            lines.append(f"coordinator kept the vote answer {d.vote_answer!r}")
+    return lines
 
 
 def _progress(stage, message: str, fraction: float) -> None:
@@ -170,9 +251,17 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= k < volume.num_slices:
         return _fail(f"{args.path}: slice {k} is out of range (0..{volume.num_slices - 1})", EXIT_UNREADABLE)
 
+    refused = ensure_remote_consent(profile, args.mode, args.yes_send_images)
+    if refused:
+        return _fail(refused, EXIT_USAGE)
+
     out_dir = args.out or Path.cwd() / datetime.now().strftime("care-run-%Y%m%d-%H%M%S")
     try:
         pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
+        if args.mode == "coord":
+            from app.pipeline.coordinator import build_coordinator
+
+            pipeline.coordinator = build_coordinator(pipeline, uncertainty_threshold=args.uncertainty_threshold)
         pipeline.check_weights()
         record = pipeline.run(volume, k, args.question, window=window, mode=args.mode,
                               progress=_progress, boxes=boxes)
@@ -184,5 +273,8 @@ def run(args: argparse.Namespace) -> int:
         write_run(record, out_dir)
     except OSError as exc:
         return _fail(f"{out_dir}: cannot write the run record ({exc})", EXIT_UNREADABLE)
+    from app.audit.store import persist_quietly
+    if (note := persist_quietly(record, patient=volume.patient)):
+        print(f"warning: {note}", file=sys.stderr)
     print(format_summary(record, out_dir))
     return EXIT_OK if record.status == STATUS_COMPLETED else EXIT_USAGE

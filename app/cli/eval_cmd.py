@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--max-new-tokens", type=int, help="generation budget per answer")
     p.add_argument("--out", type=Path, help="folder for eval.json (and one run record per VQA item)")
+    from app.cli.ask_cmd import add_remote_arguments
+
+    add_remote_arguments(p)
 
 
 def _fail(message: str, code: int) -> int:
@@ -153,6 +156,11 @@ class VQAResult:
     run_id: str = ""
     seconds: float = 0.0
     error: str = ""
+    # CARE-Coord: the experts' vote answer and what the coordinator did to it.
+    vote_prediction: str = ""
+    vote_correct: bool | None = None
+    coord_change: str = ""  # "unchanged" | "correction" | "erroneous" | "neutral"
+    coord_fallback: bool = False
 
 
 @dataclass
@@ -195,12 +203,23 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     from app.pipeline.run_io import write_run
     from app.pipeline.types import PipelineError, WeightsMissingError
 
+    from app.cli.ask_cmd import ensure_remote_consent
+    from app.pipeline.coordinator import ChangeStats, build_coordinator, classify_change
+
     profile = load_profile(args.profile)
+    refused = ensure_remote_consent(profile, args.mode, args.yes_send_images)
+    if refused:
+        return _fail(refused, EXIT_USAGE)
     pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
+    changes = ChangeStats()
     try:
+        if args.mode == "coord":
+            pipeline.coordinator = build_coordinator(pipeline, uncertainty_threshold=args.uncertainty_threshold)
         pipeline.check_weights()
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)
+    except PipelineError as exc:
+        return _fail(str(exc), EXIT_USAGE)
     base = args.dataset.resolve().parent
     results: list[VQAResult] = []
     for i, item in enumerate(items):
@@ -224,6 +243,15 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
             r.seconds = time.perf_counter() - t0
         r.prediction, r.status, r.run_id = record.final_answer, record.status, record.run_id
         r.correct = is_correct(r.prediction, r.answer, r.answer_type, normalize_answer)
+        decision = record.coordinator_decision
+        if decision is not None:
+            def scorer(text: str, r: VQAResult = r) -> bool:
+                return is_correct(text, r.answer, r.answer_type, normalize_answer)
+
+            r.vote_prediction, r.vote_correct = decision.vote_answer, scorer(decision.vote_answer)
+            r.coord_fallback = decision.source != "review"
+            r.coord_change = classify_change(decision.vote_answer, decision.final_answer, scorer, normalize_answer)
+            changes.add(r.coord_change, fallback=r.coord_fallback)
         if record.errors:
             r.error = "; ".join(record.errors)
         if args.out:
@@ -233,6 +261,8 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
 
     rows = accuracy_table(results)
     print(format_table(rows, f"{args.dataset.name}: CARE-{args.mode.capitalize()} with profile {profile.name}"))
+    if args.mode == "coord":
+        print(changes.format())
     summary = {
         "dataset": str(args.dataset),
         "profile": profile.name,
@@ -242,6 +272,8 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
                      for r in rows},
         "items": [asdict(r) for r in results],
     }
+    if args.mode == "coord":
+        summary["coordinator_changes"] = changes.to_dict()
     _write_summary(args, summary)
     return EXIT_OK
 

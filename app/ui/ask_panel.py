@@ -11,7 +11,6 @@ The panel only emits requests (``run_requested``/``cancel_requested``); the cont
 from __future__ import annotations
 
 import html
-import importlib.util
 from dataclasses import dataclass
 
 from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer, Signal
@@ -52,7 +51,14 @@ def settings() -> QSettings:
 
 
 def coordinator_available() -> bool:
-    return importlib.util.find_spec("app.pipeline.coordinator") is not None
+    """CARE-Coord is offered once the coordinator package (and its factory, which the engine
+    calls for mode "coord") is installed. Checked on disk, not by importing it: the package
+    pulls in OpenCV, which start-up must not load."""
+    from pathlib import Path
+
+    import app.pipeline as pipeline_pkg
+
+    return (Path(pipeline_pkg.__file__).parent / "coordinator" / "factory.py").is_file()
 
 
 @dataclass(frozen=True)
@@ -439,7 +445,7 @@ class AskPanel(QWidget):
         head = f"<b>{html.escape(title)}</b><br>" if title else ""
         self.message.setText(head + body)
         self.message.setStyleSheet(f"QLabel{{background:{bg}; color:{fg}; border:1px solid {border}; "
-                                   "border-radius:4px; padding:6px;}}")
+                                   "border-radius:4px; padding:6px;}")
         self.message_level = level
         self.message.show()
 

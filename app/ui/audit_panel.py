@@ -14,6 +14,7 @@ clinician's edits as signals; the controller records them in the audit store.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -41,7 +42,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.audit.report.composite import CROP_COLOUR, mask_colour
 from app.pipeline.record import MaskRecord, RunRecord
 from app.pipeline.types import EvidenceType
 from app.study.reformat import native_plane
@@ -57,7 +57,35 @@ EVIDENCE_TITLES = {
     EvidenceType.GLOBAL: "Global image",
 }
 DRAWN_COLOUR = (255, 255, 255)
+ANSWER_CHARS = 180
+NAME_CHARS = 28  # longer answers are elided in the header
 DIM = "#7d8793"
+
+
+def mask_colour(index: int) -> tuple[int, int, int]:
+    """The report's palette, so a mask has the same colour on screen and in the PDF
+    (imported on use: the report module pulls in OpenCV, which start-up must not load)."""
+    from app.audit.report.composite import mask_colour as report_colour
+
+    return report_colour(index)
+
+
+def crop_colour() -> tuple[int, int, int]:
+    from app.audit.report.composite import CROP_COLOUR
+
+    return CROP_COLOUR
+
+
+def breakable(text: str, every: int = 24) -> str:
+    """Zero-width spaces inside very long tokens so a label can wrap them: model output
+    (and a runaway generation in particular) must never widen the panel off screen."""
+    return re.sub(r"\S{%d,}" % (every + 1),
+                  lambda m: "\u200b".join(m.group(0)[i:i + every] for i in range(0, len(m.group(0)), every)), text)
+
+
+def elide(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1].rstrip() + "\u2026"
 
 
 def _rgb_hex(c: Sequence[int]) -> str:
@@ -157,7 +185,7 @@ class ConfidenceBar(QWidget):
     def __init__(self, confidence: float, tau: float, accepted: bool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.confidence, self.tau, self.accepted = float(confidence), float(tau), bool(accepted)
-        self.setMinimumWidth(110)
+        self.setMinimumWidth(90)
         self.setFixedHeight(16)
         self.setToolTip(f"Confidence C = 1 \u2212 H / log 2 = {self.confidence:.3f}; threshold \u03c4 = {self.tau:.2f}")
 
@@ -241,7 +269,12 @@ class MaskRow(ClickableFrame):
         self.visible_box.toggled.connect(self.visibility_changed)
         grid.addWidget(self.visible_box, 0, 0)
         grid.addWidget(Swatch(entry.color), 0, 1)
-        self.name = QLabel(m.entity)
+        # Long names are elided so the row's controls stay on screen; the tooltip has it all.
+        short = m.entity if len(m.entity) <= NAME_CHARS else m.entity[: NAME_CHARS - 1] + "\u2026"
+        self.name = QLabel(short)
+        self.name.setToolTip(m.entity)
+        self.name.setMinimumWidth(40)
+        self.name.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         grid.addWidget(self.name, 0, 2)
         self.state = QLabel()
         grid.addWidget(self.state, 0, 3)
@@ -255,6 +288,7 @@ class MaskRow(ClickableFrame):
         self.route.setStyleSheet(f"color:{DIM}; font-size:11px;")
         grid.addWidget(self.route, 1, 2)
         self.bar = ConfidenceBar(m.confidence, m.tau, m.accepted)
+        self.bar.setMinimumWidth(90)
         grid.addWidget(self.bar, 1, 3)
         self.opacity = QSlider(Qt.Orientation.Horizontal, self)
         self.opacity.setRange(5, 100)
@@ -506,7 +540,12 @@ class AuditPanel(QWidget):
         self.status_label.setText(meta)
         q = html.escape(r.question)
         if r.final_answer:
-            ans = html.escape(" ".join(r.final_answer.split()))
+            full = " ".join(r.final_answer.split())
+            # A runaway generation must not push the evidence off screen: the full text is
+            # in the tooltip and in the Answers section.
+            short = full if len(full) <= ANSWER_CHARS else full[: ANSWER_CHARS - 1].rstrip() + "\u2026"
+            ans = html.escape(breakable(short))
+            self.answer_label.setToolTip(full if short != full else "")
         elif r.status == "completed":
             ans = "<span style='color:#9aa4af'>(no usable answer: every evidence pass broke the answer format)</span>"
         elif r.status == "cancelled":
@@ -524,10 +563,11 @@ class AuditPanel(QWidget):
         lst.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         masks_by_name = {m.entity: i for i, m in enumerate(r.masks)}
         for ent in st.final:
-            text = ent.name + ("  (your box)" if ent.source == "clinician" else "")
+            text = elide(ent.name, 40) + ("  (your box)" if ent.source == "clinician" else "")
             if ent.box is not None:
                 text += f"   [{ent.box[0]},{ent.box[1]} \u2013 {ent.box[2]},{ent.box[3]}]"
             it = QListWidgetItem(text)
+            it.setToolTip(ent.name)
             i = masks_by_name.get(ent.name)
             if i is not None:
                 it.setIcon(_color_icon(mask_colour(i)))
@@ -552,10 +592,10 @@ class AuditPanel(QWidget):
         self.entity_list = lst
         self.sec_entities.add(lst)
         proposed = ", ".join(e.name for e in st.proposed) or "(none)"
-        extra = f"Proposed by the entity model: {proposed}"
+        extra = f"Proposed by the entity model: {html.escape(breakable(elide(proposed, 300)))}"
         if st.format_violations:
-            extra += f"<br>Format problems: {html.escape('; '.join(st.format_violations))}"
-        self.sec_entities.add(_label(html.escape(extra).replace("&lt;br&gt;", "<br>"), rich=True, color=DIM))
+            extra += f"<br>Format problems: {html.escape(breakable('; '.join(st.format_violations)))}"
+        self.sec_entities.add(_label(extra, rich=True, color=DIM))
         self.sec_entities.set_title(f"Entities ({len(st.final)})")
 
     # ====================================================================== masks ==
@@ -641,7 +681,7 @@ class AuditPanel(QWidget):
         for i, item in enumerate(r.evidence):
             if item.type == EvidenceType.CROP and item.crop_rect and not item.fallback:
                 self.view.overlays.add_box(f"{LAYER_PREFIX}crop:{i}", r.input.slice_index, tuple(item.crop_rect),
-                                           CROP_COLOUR, line_width=1.5, label="zoom-in crop")
+                                           crop_colour(), line_width=1.5, label="zoom-in crop")
 
     def _add_mask_overlay(self, e: MaskEntry) -> None:
         if e.mask.mask is None or self.view.volume is None:
@@ -733,7 +773,7 @@ class AuditPanel(QWidget):
             if item.type == EvidenceType.CROP and item.crop_rect and not item.fallback:
                 x0, y0, x1, y1 = item.crop_rect
                 lines.append(f"Crop x {x0}\u2013{x1}, y {y0}\u2013{y1} ({x1 - x0}\u00d7{y1 - y0} px), "
-                             f"<span style='color:{_rgb_hex(CROP_COLOUR)}'>yellow box</span> on the image")
+                             f"<span style='color:{_rgb_hex(crop_colour())}'>yellow box</span> on the image")
             elif item.type == EvidenceType.MASK and not item.fallback:
                 lines.append("The accepted masks as a separate binary image (never painted over the pixels)")
             elif item.type == EvidenceType.GLOBAL:
@@ -765,10 +805,12 @@ class AuditPanel(QWidget):
             mark = " \u2714" if winner and a.normalized == winner else ""
             ell = "\u2026" if len(shown) > 48 else ""
             sec = Section(f"{title}: {shown[:48]}{ell}{mark}", expanded=False)
+            sec.header.setMinimumWidth(40)
+            sec.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             sec.header.setStyleSheet("QToolButton{border:none; color:#c3cad2; text-align:left; padding:2px 0px;}")
             think = " ".join(a.think.split()) if a.think else ""
-            parts = [f"<b>Reasoning</b><br>{html.escape(think) if think else '<i>(none given)</i>'}",
-                     f"<b>Answer</b><br>{html.escape(shown)}"]
+            parts = [f"<b>Reasoning</b><br>{html.escape(breakable(think)) if think else '<i>(none given)</i>'}",
+                     f"<b>Answer</b><br>{html.escape(breakable(shown))}"]
             if a.mean_answer_prob is not None:
                 parts.append(f"<span style='color:{DIM}'>Mean answer-token probability {a.mean_answer_prob:.3f}</span>")
             if a.format_violations:
@@ -789,13 +831,16 @@ class AuditPanel(QWidget):
             t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
             t.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
             t.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            t.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            t.setWordWrap(False)
+            t.setTextElideMode(Qt.TextElideMode.ElideRight)
             for i, v in enumerate(r.vote.votes):
                 win = bool(winner) and v.normalized == winner
-                cells = [v.evidence.value, (" ".join(v.raw_answer.split()) or "(none)") + ("  \u2714" if win else ""),
+                cells = [v.evidence.value, elide(v.raw_answer or "(none)", 60) + ("  \u2714" if win else ""),
                          "n/a" if v.mean_prob is None else f"{v.mean_prob:.3f}"]
                 for j, c in enumerate(cells):
                     it = QTableWidgetItem(c)
-                    it.setToolTip(c)
+                    it.setToolTip(breakable(" ".join(v.raw_answer.split())) if j == 1 else c)
                     if win:
                         it.setForeground(QColor("#7fd6a0"))
                         f = it.font()
@@ -807,13 +852,14 @@ class AuditPanel(QWidget):
             self.vote_table = t
             self.sec_answers.add(t)
             counts = r.vote.counts.get(winner, 0) if winner else 0
-            lines = [f"Winner: <b>{html.escape(' '.join(r.vote.winner_raw.split()) or '(none)')}</b>"
+            lines = [f"Winner: <b>{html.escape(breakable(elide(r.vote.winner_raw, 300)) or '(none)')}</b>"
                      + (f" ({counts} of {len(r.vote.votes)} votes)" if winner else "")]
             if r.vote.tie_break and r.vote.tie_break != "none":
                 rule = {"mean_prob": "tie broken by the mean answer-token probability",
                         "evidence_order": "tie broken by evidence order (crop, mask, global)",
                         "no_valid_answers": "no valid answers"}.get(r.vote.tie_break, r.vote.tie_break)
                 lines.append(f"<span style='color:#ffd27a'>Tie-break: {html.escape(rule)}</span>")
+                lines.append(f"<span style='color:{DIM}'>{html.escape(breakable(elide(r.vote.detail, 400)))}</span>")
             self.sec_answers.add(_label("<br>".join(lines), rich=True))
         else:
             self.vote_table = None
@@ -826,12 +872,21 @@ class AuditPanel(QWidget):
             self.sec_coord.set_title("Coordinator")
             return
         lines = []
+        d = getattr(r, "coordinator_decision", None)
+        if d is not None:
+            how = "the review" if d.source == "review" else "the CARE-Flow vote"
+            text = f"<b>Decided by {how}</b>: {html.escape(d.final_answer or '(none)')}"
+            if d.changed_vote:
+                text += f" <span style='color:#ffd27a'>(differs from the vote: {html.escape(d.vote_answer)})</span>"
+            if d.failure:
+                text += f"<br><span style='color:#ff9a92'>{html.escape(d.failure)}</span>"
+            lines.append(text)
         for ev in r.coordinator:
-            detail = ", ".join(f"{k}={v}" for k, v in ev.detail.items())
             lines.append(f"<span style='color:{DIM}'>{html.escape(_fmt_time(ev.time))}</span> "
-                         f"<b>{html.escape(ev.kind)}</b> {html.escape(detail)}")
+                         f"<b>{html.escape(ev.kind)}</b> {html.escape(_event_summary(ev))}")
         self.sec_coord.add(_label("<br>".join(lines), rich=True))
         self.sec_coord.set_title(f"Coordinator ({len(r.coordinator)} steps)")
+        self.sec_coord.set_expanded(True)
 
     # ================================================================= provenance ==
     def _fill_provenance(self, r: RunRecord) -> None:
@@ -857,10 +912,10 @@ class AuditPanel(QWidget):
             rows.append(f"<b>Timings</b>: {t} (total {total:.2f} s, of which models {model:.2f} s)")
         self.sec_prov.add(_label("<br>".join(rows), rich=True))
         if r.warnings:
-            self.sec_prov.add(_label("<b>Warnings</b><br>" + "<br>".join(f"\u2022 {html.escape(w)}" for w in r.warnings),
+            self.sec_prov.add(_label("<b>Warnings</b><br>" + "<br>".join(f"\u2022 {html.escape(breakable(w))}" for w in r.warnings),
                                      rich=True, color="#ffd27a"))
         if r.errors:
-            self.sec_prov.add(_label("<b>Errors</b><br>" + "<br>".join(f"\u2022 {html.escape(e)}" for e in r.errors),
+            self.sec_prov.add(_label("<b>Errors</b><br>" + "<br>".join(f"\u2022 {html.escape(breakable(e))}" for e in r.errors),
                                      rich=True, color="#ff9a92"))
         n_warn = len(r.warnings) + len(r.errors)
         self.sec_prov.set_title("Provenance" + (f" ({n_warn} warnings)" if n_warn else ""))
@@ -887,6 +942,33 @@ class AuditPanel(QWidget):
                          + (f" <i>{html.escape(ro.note)}</i>" if ro.note else ""))
         self.sec_overrides.add(_label("<br>".join(lines), rich=True))
         self.sec_overrides.set_title(f"Clinician overrides ({len(items)})")
+
+
+def _ev_names(items: Sequence[Any]) -> str:
+    return ", ".join(getattr(e, "value", str(e)) for e in items)
+
+
+def _event_summary(ev: Any) -> str:
+    """One line for a coordinator event from whichever typed payload it carries."""
+    if getattr(ev, "plan", None) is not None:
+        p = ev.plan
+        return f"evidence {_ev_names(p.evidence)}" + (f": {p.rationale}" if p.rationale else "")
+    if getattr(ev, "round", None) is not None:
+        x = ev.round
+        return f"round {x.round}: {_ev_names(x.evidence)}" + (f" ({x.reason})" if x.reason else "")
+    if getattr(ev, "reground", None) is not None:
+        x = ev.reground
+        u = "n/a" if x.uncertainty is None else f"{x.uncertainty:.2f}"
+        return f"uncertainty {u} vs {x.threshold:.2f} -> {x.action}" + (f" ({x.reason})" if x.reason else "")
+    if getattr(ev, "review", None) is not None:
+        x = ev.review
+        return f"round {x.round}: {x.action} {x.candidate}" + (f": {x.rationale}" if x.rationale else "")
+    if getattr(ev, "decision", None) is not None:
+        x = ev.decision
+        return f"{x.final_answer or '(none)'} (from {x.source})"
+    if getattr(ev, "error", ""):
+        return ev.error
+    return ", ".join(f"{k}={v}" for k, v in (ev.detail or {}).items())
 
 
 def _color_icon(color: Sequence[int]):

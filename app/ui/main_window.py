@@ -103,6 +103,11 @@ class MainWindow(QMainWindow):
         self._partial_timer.timeout.connect(self._refresh_partial)
         self._partial_front = 0
 
+        # Ask / Audit / History docks, report export and the box tool (app.ui.ask_audit).
+        from .ask_audit import install_ask_audit
+
+        self.care = install_ask_audit(self)
+
     # =============================================================== public API ==
     @property
     def volumes(self) -> list[Volume]:
@@ -545,6 +550,7 @@ class MainWindow(QMainWindow):
         self.cancel_loading()
         if worker is not None:
             worker.wait(5.0)  # the loader polls cancel between files
+        self.care.shutdown()  # a running question stops at its next stage and is recorded
         super().closeEvent(event)
 
 

@@ -133,8 +133,8 @@ def test_cancel_at_a_stage_boundary_keeps_the_work_done(pipeline, ct_volume):
 
 
 def test_pipeline_error_fails_the_record(pipeline, ct_volume):
-    record = pipeline.run(ct_volume, 10, QUESTION, mode="coord")  # the profile has no coordinator
-    assert record.status == "failed" and "coordinator" in record.errors[0]
+    record = pipeline.run(ct_volume, 10, QUESTION, mode="nope")
+    assert record.status == "failed" and "unknown mode" in record.errors[0]
 
 
 def test_missing_weights_propagate(empty_models_dir, ct_volume):
@@ -150,3 +150,11 @@ def test_entity_merges_are_grouped_for_the_record(pipeline):
     assert len(merges) == 1 and merges[0].kept == "left lung"
     assert merges[0].merged == ["The left lung.", "LEFT LUNG"] and all(s >= 0.9 for s in merges[0].similarity)
     assert pipeline.dedup().info is not None and pipeline.dedup().info.backend == "minilm"
+
+
+def test_opposite_sides_kept_apart_with_a_warning(pipeline):
+    dedup = pipeline.dedup()
+    kept, merges = dedup(["left lung", "right lung"])
+    assert kept == ["left lung", "right lung"] and merges == []
+    # MiniLM scores this pair at ~0.92: above the merge threshold, kept apart by the side guard.
+    assert [(b.kept, b.merged) for b in dedup.last_blocked] == [("left lung", "right lung")]

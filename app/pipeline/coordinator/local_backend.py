@@ -9,7 +9,6 @@ endpoint's consent decides, exactly as for the VQA passes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from typing import Any, Callable, Sequence
 
@@ -91,7 +90,3 @@ class VLMCoordinatorBackend:
             f"coordinator reply is not valid JSON for {name!r} after 2 tries ({attempts[-1].error})",
             attempts,
         )
-
-
-def schema_text(schema: dict[str, Any]) -> str:
-    return json.dumps(schema, separators=(",", ":"))

