@@ -10,7 +10,7 @@ import pytest
 
 from app.cli.main import main
 
-from conftest import CoordScript, ExpertScript, plan, review
+from coord_support import CoordScript, ExpertScript, plan, review
 
 pytestmark = pytest.mark.slow
 

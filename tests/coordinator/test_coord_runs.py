@@ -14,7 +14,7 @@ from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage
 from loopback_server import Behaviour
 
-from conftest import QUESTION, CoordScript, norm1000, plan, review
+from coord_support import QUESTION, CoordScript, norm1000, plan, review
 
 pytestmark = pytest.mark.slow
 
@@ -174,7 +174,7 @@ def test_threshold_from_the_profile_disables_regrounding(make_pipeline, coord_se
 def test_looser_crop_twice_then_review(make_pipeline, coord_server, experts, ct_volume, tumour):
     """One accepted mask: the re-grounding widens the crop (0.25 -> 0.5 -> 1.0) while the
     answer stays uncertain, and stops at the two-round bound."""
-    from conftest import ExpertScript
+    from coord_support import ExpertScript
 
     k, box = tumour
     experts.set_responder(ExpertScript(

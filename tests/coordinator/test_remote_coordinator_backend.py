@@ -14,7 +14,7 @@ from app.pipeline.coordinator.schemas import plan_schema
 from app.pipeline.remote.consent import ConsentStore
 from loopback_server import Behaviour
 
-from conftest import plan, remote_spec
+from coord_support import plan, remote_spec
 
 IMAGE = np.full((64, 64, 3), 90, np.uint8)
 PLAN_JSON = json.dumps(plan("crop", "mask"))

@@ -16,7 +16,7 @@ from app.pipeline.coordinator.schemas import (
 from app.pipeline.coordinator.structured import extract_json, parse_reply
 from app.pipeline.types import EvidenceType
 
-from conftest import review
+from coord_support import review
 
 PLAN = {"evidence": ["crop", "mask"], "rationale": "The nodule is small; texture and location matter."}
 

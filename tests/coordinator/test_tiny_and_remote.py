@@ -12,7 +12,7 @@ from app.pipeline.profiles import Profile, load_profile
 from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage
 
-from conftest import QUESTION
+from coord_support import QUESTION
 
 pytestmark = pytest.mark.slow
 TOKENS = 24
