@@ -221,9 +221,12 @@ def check_qt() -> str:
     # Offscreen unless the caller chose a platform: IT may run this over SSH without a display.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QByteArray, QSize
-    from PySide6.QtGui import QGuiApplication, QIcon, QImage, QImageReader
+    from PySide6.QtGui import QIcon, QImage, QImageReader
+    from PySide6.QtWidgets import QApplication
 
-    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    # A QApplication (not a bare QGuiApplication): it is process-wide, and the viewer's
+    # widgets abort the process if a later caller finds only a QGuiApplication.
+    app = QApplication.instance() or QApplication(sys.argv[:1])
     formats = {bytes(f.data()).decode().lower() for f in QImageReader.supportedImageFormats()}
     missing = [f for f in ("png", "jpeg", "svg") if f not in formats]
     if missing:
