@@ -1,7 +1,6 @@
 """Pipeline fixtures: the tiny random-initialised checkpoints (written once per session)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest

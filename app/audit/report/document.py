@@ -210,7 +210,7 @@ def _title(ctx: _Ctx) -> list[Any]:
 def _study(ctx: _Ctx, patient: PatientInfo | None) -> list[Any]:
     from reportlab.lib import colors
 
-    r, inp = ctx.record, ctx.record.input
+    inp = ctx.record.input
 
     def ident(value: str, formatter: Any = str) -> str:
         if ctx.deidentify:
@@ -325,7 +325,7 @@ def _entities(ctx: _Ctx) -> list[Any]:
     out: list[Any] = [_p(ctx, "Entities and masks", "h2")]
     fw = ctx.frame_width
     if r.masks:
-        rows: list[list[Any]] = [["", "Entity", "Backend (prompt)", "Confidence", f"Decision vs tau",
+        rows: list[list[Any]] = [["", "Entity", "Backend (prompt)", "Confidence", "Decision vs tau",
                                   "Area (px)", "Mask box x0, y0, x1, y1"]]
         extra = []
         for i, m in enumerate(r.masks):

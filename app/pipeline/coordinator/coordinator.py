@@ -133,7 +133,7 @@ class CareCoordinator:
                 pass
 
     def _run(self, run: _Run) -> None:
-        pipeline, ctx, record = run.pipeline, run.ctx, run.record
+        pipeline, ctx = run.pipeline, run.ctx
         ctx.check_cancel()
         entities = pipeline.propose_entities(ctx)
         ctx.check_cancel()
