@@ -88,6 +88,26 @@ def test_batched_generate_returns_aligned_logprobs(batch, backend: InternVLBacke
         assert gen.seconds > 0
 
 
+def test_control_tokens_never_reach_the_text(backend: InternVLBackend, images):
+    """Make the model emit Qwen's <|vision_pad|> placeholder: it is stripped from the text."""
+    from app.pipeline.backends import internvl
+
+    backend.ensure_loaded()
+    pad = backend._processor.tokenizer.convert_tokens_to_ids("<|vision_pad|>")
+
+    def force_pad(_module, _inputs, logits):  # every decoding step picks <|vision_pad|>
+        logits[..., pad] += 1e4
+        return logits
+
+    handle = backend._model.get_output_embeddings().register_forward_hook(force_pad)
+    try:
+        (gen,) = backend.generate([VLMRequest([images["slice"]], "What is shown?")], max_new_tokens=3)
+    finally:
+        handle.remove()
+    assert "<|vision_pad|>" in internvl._CONTROL_TOKENS
+    assert gen.text == "" and gen.tokens == [] and gen.token_logprobs == []
+
+
 def test_prompt_text_records_image_markers_and_template(batch):
     requests, gens = batch
     for req, gen in zip(requests, gens):

