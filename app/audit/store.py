@@ -44,7 +44,7 @@ from app.study.volume import PatientInfo
 
 from . import artifacts as art
 from .paths import default_db_path
-from .schema import migrate
+from .schema import SchemaError, migrate
 
 STATUS_INTERRUPTED = "interrupted"  # started, never finished, its process is gone
 STATUS_IN_PROGRESS = "running"  # started, not finished, its process is still alive
@@ -186,10 +186,13 @@ class AuditStore:
             self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self.schema_version = migrate(self._conn)
-        except sqlite3.DatabaseError as exc:
-            raise AuditStoreError(f"{self.path}: cannot open the audit database ({exc})") from exc
-        except OSError as exc:
-            raise AuditStoreError(f"{self.path}: cannot create the audit database ({exc})") from exc
+        except (sqlite3.DatabaseError, OSError, SchemaError) as exc:
+            if getattr(self, "_conn", None) is not None:
+                self._conn.close()
+            if isinstance(exc, SchemaError):  # e.g. written by a newer CARE Viewer
+                raise AuditStoreError(f"{self.path}: {exc}") from exc
+            verb = "create" if isinstance(exc, OSError) else "open"
+            raise AuditStoreError(f"{self.path}: cannot {verb} the audit database ({exc})") from exc
 
     # ----- lifecycle -------------------------------------------------------------------
     def close(self) -> None:

@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
     if args.limit is not None:
-        runs = runs[: max(args.limit, 0)]
+        if args.limit < 1:
+            print(f"care-viewer history: --limit must be at least 1 (got {args.limit})", file=sys.stderr)
+            return 1
+        runs = runs[: args.limit]
     if args.json:
         print(json.dumps([r.to_dict() for r in runs], indent=1, ensure_ascii=False))
         return EXIT_OK

@@ -313,8 +313,9 @@ def parse_entities(text: str, image_size: tuple[int, int]) -> ParsedEntities:
 # --------------------------------------------------------------------------- voting
 
 _ARTICLES = {"a", "an", "the"}
-_YES_WORDS = {"yes", "yeah", "yep", "y", "true", "correct", "affirmative", "present", "positive"}
-_NO_WORDS = {"no", "nope", "n", "false", "incorrect", "negative", "absent", "none", "neither", "nil"}
+# No single letters: "N/A" or "Y-shaped fracture" must not become a yes/no vote.
+_YES_WORDS = {"yes", "yeah", "yep", "true", "correct", "affirmative", "present", "positive"}
+_NO_WORDS = {"no", "nope", "false", "incorrect", "negative", "absent", "none", "neither", "nil"}
 _NEGATED_STARTS = (
     "there is no", "there are no", "there isnt", "there arent", "there is not", "there are not",
     "no evidence", "not seen", "not present", "not visible", "not identified", "not detected", "without",

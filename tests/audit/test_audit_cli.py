@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from pypdf import PdfReader
 
@@ -75,3 +76,25 @@ def test_report_unknown_or_unreadable_runs_exit_2(data_dir, tmp_path, capsys):
     assert main(["report", str(bad), "--out", str(tmp_path / "y.pdf")]) == 2
     assert "not a readable run record" in capsys.readouterr().err
     assert not (tmp_path / "x.pdf").exists() and not (tmp_path / "y.pdf").exists()
+
+
+def test_history_limit_must_be_positive(data_dir, capsys):
+    _two_runs()
+    assert main(["history", "--limit", "0"]) == 1
+    assert "--limit must be at least 1" in capsys.readouterr().err
+    assert main(["history", "--limit", "1", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+
+
+def test_history_on_a_database_from_a_newer_app_is_one_line(data_dir, capsys):
+    import sqlite3
+
+    _two_runs()
+    db = next(Path(data_dir).rglob("audit.sqlite3"))
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO schema_version VALUES (99, 'future')")
+    conn.commit()
+    conn.close()
+    assert main(["history"]) == 2
+    err = capsys.readouterr().err
+    assert "newer than this app" in err and "Traceback" not in err

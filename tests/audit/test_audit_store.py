@@ -154,7 +154,7 @@ def test_schema_versioning(tmp_path):
     conn.execute("INSERT INTO schema_version VALUES (?, 'future')", (LATEST + 1,))
     conn.commit()
     conn.close()
-    with pytest.raises(Exception, match="newer than this app"):
+    with pytest.raises(AuditStoreError, match="newer than this app"):  # one-line message, not a traceback
         AuditStore(db)
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"this is not a database" * 100)

@@ -129,6 +129,11 @@ def test_normalize_answer(raw, norm):
     assert normalize_answer(raw) == norm
 
 
+@pytest.mark.parametrize("raw", ["N/A", "n/a", "Y-shaped fracture", "n", "y"])
+def test_single_letters_are_not_yes_or_no_votes(raw):
+    assert normalize_answer(raw) not in ("yes", "no")
+
+
 def test_span_logprobs_overlapping_tokens():
     gen = Generation(text="abcdef", tokens=["ab", "cd", "ef"], token_logprobs=[-1.0, -2.0, -3.0])
     assert span_logprobs(gen, 1, 3) == [-1.0, -2.0]
