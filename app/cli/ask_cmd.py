@@ -40,41 +40,34 @@ def add_remote_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 0.4, or the profile's)")
 
 
-def remote_image_endpoints(profile: Any, mode: str) -> tuple[list[str], list[str]]:
-    """(endpoints the expert stages send images to, coordinator endpoints that would take
-    images if consented), as canonical URLs."""
+def remote_endpoints(profile: Any, mode: str) -> list[str]:
+    """Canonical URLs of every remote server this run would contact: the expert stages', and
+    in coord mode the coordinator's (even a text-only coordinator receives the question and the
+    experts' reasoning, which is patient data leaving the machine). The GUI asks the same."""
     from app.pipeline.remote.endpoint import parse_endpoint
 
-    def url(spec: Any) -> str:
-        opts = spec.options
-        return parse_endpoint(str(opts.get("endpoint") or opts.get("base_url") or "")).url
-
-    required = [url(s) for r, s in profile.models.items() if s.backend == "remote" and r in ("entity", "vqa")]
-    optional = []
-    coord = profile.get("coordinator")
-    if mode == "coord" and coord is not None and coord.backend == "remote" and coord.options.get("send_images"):
-        optional.append(url(coord))
-    return list(dict.fromkeys(required)), [u for u in dict.fromkeys(optional) if u not in required]
+    roles = ("entity", "vqa", "coordinator") if mode == "coord" else ("entity", "vqa")
+    urls = []
+    for role in roles:
+        spec = profile.get(role)
+        if spec is not None and spec.backend == "remote":
+            opts = spec.options
+            urls.append(parse_endpoint(str(opts.get("endpoint") or opts.get("base_url") or "")).url)
+    return list(dict.fromkeys(urls))
 
 
 def ensure_remote_consent(profile: Any, mode: str, assume_yes: bool) -> str | None:
-    """Consent before any image leaves the machine; None when every needed endpoint is
-    approved, else the one-line reason to refuse the run. A coordinator that may take images
-    but is refused stays text only (a warning, not a refusal)."""
+    """Consent before anything leaves the machine; None when every endpoint the run would
+    contact is approved, else the one-line reason to refuse the run."""
     from app.pipeline.remote.consent import ConsentStore, ensure_consent_cli
     from app.pipeline.remote.errors import RemoteError
 
     store = ConsentStore()
     try:
-        required, optional = remote_image_endpoints(profile, mode)
-        for url in required:
+        for url in remote_endpoints(profile, mode):
             if not ensure_consent_cli(store, url, assume_yes=assume_yes):
-                return (f"profile {profile.name} sends the slice images to {url}, and sending them was not "
+                return (f"profile {profile.name} sends patient data to {url}, and sending it was not "
                         "approved (answer the prompt on a terminal, or pass --yes-send-images)")
-        for url in optional:
-            if not ensure_consent_cli(store, url, assume_yes=assume_yes):
-                print(f"note: no consent to send images to the coordinator at {url}; it gets text only",
-                      file=sys.stderr)
     except RemoteError as exc:
         return str(exc)
     return None

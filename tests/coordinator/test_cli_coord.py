@@ -56,6 +56,22 @@ def test_ask_refuses_to_send_images_without_consent(manifest, experts, plain_exp
     assert experts.requests == [] and not (tmp_path / "run").exists()  # nothing left the machine
 
 
+def test_text_only_coordinator_needs_consent_too(manifest, experts, coord_server, plain_experts, ct_dicom_dir,
+                                                 tmp_path, capsys):
+    """The question and the experts' reasoning are patient data too: a text-only remote
+    coordinator is not contacted without consent, and the run is refused before anything leaves."""
+    from app.pipeline.remote.consent import ConsentStore
+
+    ConsentStore().grant(experts.base_url, via="test")  # the experts only
+    code = main(["ask", str(ct_dicom_dir), "-q", "Is there a mass?", "--mode", "coord", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1 and coord_server.base_url in err and "Traceback" not in err
+    assert coord_server.requests == [] and experts.requests == []
+    # Flow mode never contacts the coordinator, so it needs no consent for it.
+    assert main(["ask", str(ct_dicom_dir), "-q", "Is there a mass?", "--out", str(tmp_path / "f")]) == 0
+    assert coord_server.requests == []
+
+
 def test_ask_with_consent_runs_records_and_audits(manifest, experts, plain_experts, ct_dicom_dir, tmp_path, capsys,
                                                   isolated_config):
     from app.pipeline.remote.consent import ConsentStore

@@ -27,11 +27,11 @@ CONSENT_FILE = "remote_consent.json"
 def consent_statement(endpoint_url: str) -> str:
     """The text the user says yes to (CLI prompt and GUI dialog show it verbatim)."""
     return (
-        f"Patient images from the open study will be sent to the server at {endpoint_url} "
-        "for analysis. Only the images and your question are sent (no patient name, ID or "
-        "other DICOM text), but the images themselves may identify the patient. Send patient "
-        "images to this server only if your institution permits it. Allow sending images to "
-        "this server from now on?"
+        f"Patient images from the open study, your question and the case text the models "
+        f"produce (entity names, mask statistics, chains of thought) will be sent to the server at "
+        f"{endpoint_url} for analysis. No patient name, ID or other DICOM text is sent, but the "
+        "images themselves may identify the patient. Send patient data to this server only if "
+        "your institution permits it. Allow sending it to this server from now on?"
     )
 
 
