@@ -29,3 +29,15 @@ def ct_dicom_dir(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def mr_dicom_dir(shared_data: Path) -> Path:
     return shared_data / "mr-brain-brain1" / "dicom"
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then released)."""
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -299,7 +299,7 @@ def run_seg(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     import numpy as np
 
     from app.pipeline.engine import CarePipeline, score_mask_record
-    from app.pipeline.evidence import mask_bbox
+    from app.pipeline.segmentation.confidence import mask_bbox
     from app.pipeline.profiles import load_profile
     from app.pipeline.types import PipelineError, SegPrompt, WeightsMissingError
     from app.study.display import slice_rgb

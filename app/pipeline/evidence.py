@@ -21,6 +21,7 @@ import numpy as np
 from app.study.display import apply_window
 from app.study.volume import Window
 
+from .segmentation.confidence import mask_bbox
 from .record import EvidenceItem, MaskRecord
 from .types import EvidenceType
 
@@ -38,15 +39,6 @@ def union_mask(masks: Sequence[MaskRecord], shape: tuple[int, int]) -> np.ndarra
         if m.accepted and m.mask is not None:
             out |= m.mask.astype(bool, copy=False)
     return out
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1) of a bool mask, x1/y1 exclusive; None when empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def crop_rect(

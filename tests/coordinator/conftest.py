@@ -91,14 +91,3 @@ def default_experts(experts, tumour) -> ExpertScript:
     )
     experts.set_responder(script)
     return script
-
-
-@pytest.fixture()
-def closed_port() -> int:
-    import socket
-
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port

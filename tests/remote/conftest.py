@@ -2,7 +2,6 @@
 consent/config directory, no API key from the developer's environment, and real CT pixels."""
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -26,16 +25,6 @@ def isolated_config(tmp_path, monkeypatch) -> Path:
 def server():
     with LoopbackChatServer() as srv:
         yield srv
-
-
-@pytest.fixture()
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound then released)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="session")

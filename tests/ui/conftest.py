@@ -47,3 +47,24 @@ def main_window(qtbot):
     qtbot.waitExposed(w)
     yield w
     w.cancel_loading()
+
+
+@pytest.fixture
+def care(qtbot, tmp_path, monkeypatch, ct_dicom_dir):
+    """The main window on the shared CT with the ask/audit controller on a warm tiny pipeline."""
+    from app.ui.main_window import MainWindow
+    from tests.ui.care_session import isolate_settings, open_ct, tiny_pipeline
+
+    isolate_settings(monkeypatch, tmp_path)
+    w = MainWindow()
+    w.resize(1400, 900)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    open_ct(qtbot, w, ct_dicom_dir)
+    c = w.care
+    c.pipelines.put("tiny", tiny_pipeline())
+    c.ask.set_profile("tiny")
+    yield c
+    c.shutdown()
+    w.cancel_loading()

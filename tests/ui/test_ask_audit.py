@@ -10,34 +10,12 @@ from tests.ui.care_session import (
     QUESTION,
     TUMOUR_BOX,
     TUMOUR_SLICE,
-    isolate_settings,
     mask_centre,
-    open_ct,
     screen_point,
-    tiny_pipeline,
 )
 from tests.ui.ui_helpers import grab_rgb
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def care(qtbot, tmp_path, monkeypatch, ct_dicom_dir):
-    isolate_settings(monkeypatch, tmp_path)
-    from app.ui.main_window import MainWindow
-
-    w = MainWindow()
-    w.resize(1400, 900)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    open_ct(qtbot, w, ct_dicom_dir)
-    c = w.care
-    c.pipelines.put("tiny", tiny_pipeline())
-    c.ask.set_profile("tiny")
-    yield c
-    c.shutdown()
-    w.cancel_loading()
 
 
 def ask(qtbot, care, question=QUESTION, timeout=120_000):

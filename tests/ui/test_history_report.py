@@ -4,26 +4,9 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.ui.care_session import QUESTION, TUMOUR_BOX, TUMOUR_SLICE, isolate_settings, open_ct, tiny_pipeline
+from tests.ui.care_session import QUESTION, TUMOUR_BOX, TUMOUR_SLICE
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def care(qtbot, tmp_path, monkeypatch, ct_dicom_dir):
-    isolate_settings(monkeypatch, tmp_path)
-    from app.ui.main_window import MainWindow
-
-    w = MainWindow()
-    w.resize(1400, 900)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    open_ct(qtbot, w, ct_dicom_dir)
-    w.care.pipelines.put("tiny", tiny_pipeline())
-    w.care.ask.set_profile("tiny")
-    yield w.care
-    w.care.shutdown()
 
 
 def _ask_with_box(qtbot, care):
