@@ -187,3 +187,25 @@ def test_bundled_sample_loads():
     ts = pydicom.dcmread(vol.source_files[0], stop_before_pixels=True).file_meta.TransferSyntaxUID
     assert ts == pydicom.uid.RLELossless
     assert sum(p.stat().st_size for p in path.iterdir()) < 8_000_000
+
+
+def test_non_square_pixel_spacing_matches_simpleitk(tmp_path, ct_dicom_dir):
+    """PixelSpacing is (row spacing, column spacing): y first. Anisotropic pixels catch a swap."""
+    files = sorted(ct_dicom_dir.glob("*.dcm"))[:4]
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        ds.PixelSpacing = [0.5, 0.8]  # 0.5 mm between rows (y), 0.8 mm between columns (x)
+        ds.save_as(tmp_path / f"s{i}.dcm")
+    result = load(tmp_path)
+    assert not result.errors and len(result.volumes) == 1
+    vol = result.volumes[0]
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(tmp_path)))
+    ref = reader.Execute()
+    assert vol.spacing[:2] == pytest.approx((0.8, 0.5))
+    np.testing.assert_allclose(vol.spacing, ref.GetSpacing(), atol=1e-6)
+    np.testing.assert_allclose(vol.origin, ref.GetOrigin(), atol=1e-4)
+    # A voxel's LPS position uses x spacing along columns and y spacing along rows.
+    np.testing.assert_allclose(
+        vol.index_to_lps([[10, 20, 1]])[0], ref.TransformIndexToPhysicalPoint((10, 20, 1)), atol=1e-4
+    )
