@@ -217,7 +217,10 @@ class AuditStore:
                 self._conn.execute("COMMIT")
                 return result
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite already rolled back (e.g. disk full): keep the original error
                 raise
 
     # ----- writing ---------------------------------------------------------------------

@@ -232,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     if not 0.0 <= args.tau <= 1.0:
         return _fail(f"--tau {args.tau}: must be between 0 and 1", EXIT_USAGE)
+    if not args.question.strip():
+        return _fail("--question is empty: type the question in quotes", EXIT_USAGE)
     try:
         profile = load_profile(args.profile)
     except (KeyError, OSError, ValueError) as exc:

@@ -59,6 +59,11 @@ def test_ask_exit_3_without_weights(empty_models_dir, ct_dicom_dir, tmp_path, ca
     assert not (tmp_path / "x").exists()
 
 
+def test_ask_empty_question_is_a_usage_error_before_anything_loads(empty_models_dir, ct_dicom_dir, tmp_path, capsys):
+    assert main(["ask", str(ct_dicom_dir), "-q", "  ", "--profile", "tiny", "--out", str(tmp_path / "x")]) == 1
+    assert "--question is empty" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("extra, reason", [
     (["--slice", "48"], "out of range"),
     (["--series", "1.2.3.nope"], "no series"),
