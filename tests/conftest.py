@@ -27,6 +27,16 @@ def ct_dicom_dir(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ct_volume(ct_dicom_dir):
+    """The shared chest CT loaded once per session by the real loader (tests must not modify it)."""
+    from app.study.loader import load
+
+    result = load([ct_dicom_dir])
+    assert result.volumes, result.errors
+    return result.volumes[0]
+
+
+@pytest.fixture(scope="session")
 def mr_dicom_dir(shared_data: Path) -> Path:
     return shared_data / "mr-brain-brain1" / "dicom"
 

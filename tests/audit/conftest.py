@@ -18,16 +18,7 @@ def data_dir(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ct_volume_audit(ct_dicom_dir):
-    from app.study.loader import load
-
-    result = load([ct_dicom_dir])
-    assert result.volumes, result.errors
-    return result.volumes[0]
-
-
-@pytest.fixture(scope="session")
-def real_run(ct_volume_audit, shared_data):
+def real_run(ct_volume, shared_data):
     """(record, patient): the real engine, tiny profile, on the real chest CT with a clinician
     box on the labelled tumour (so a mask is accepted and crop evidence exists)."""
     import SimpleITK as sitk
@@ -42,7 +33,7 @@ def real_run(ct_volume_audit, shared_data):
     ys, xs = np.nonzero(label[k])
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     pipeline = CarePipeline(load_profile("tiny"), max_new_tokens=24, entity_max_new_tokens=24)
-    record = pipeline.run(ct_volume_audit, k, QUESTION, boxes=[box])
+    record = pipeline.run(ct_volume, k, QUESTION, boxes=[box])
     assert record.status == "completed", record.errors
     assert any(m.accepted for m in record.masks)
-    return record, ct_volume_audit.patient
+    return record, ct_volume.patient

@@ -28,15 +28,6 @@ def isolated_config(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ct_volume(ct_dicom_dir):
-    from app.study.loader import load
-
-    result = load([ct_dicom_dir])
-    assert result.volumes, result.errors
-    return result.volumes[0]
-
-
-@pytest.fixture(scope="session")
 def tumour(shared_data) -> tuple[int, tuple[int, int, int, int]]:
     """(slice index, bbox) of the lung tumour where its label is largest (same grid as the DICOM)."""
     import SimpleITK as sitk

@@ -21,12 +21,3 @@ def empty_models_dir(tmp_path, monkeypatch) -> Path:
     d.mkdir()
     monkeypatch.setenv("CARE_MODELS_DIR", str(d))
     return d
-
-
-@pytest.fixture(scope="session")
-def ct_volume(ct_dicom_dir):
-    from app.study.loader import load
-
-    result = load([ct_dicom_dir])
-    assert result.volumes, result.errors
-    return result.volumes[0]

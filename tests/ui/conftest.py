@@ -15,11 +15,6 @@ def _load_one(path) -> Volume:
 
 
 @pytest.fixture(scope="session")
-def ct_volume(ct_dicom_dir) -> Volume:
-    return _load_one(ct_dicom_dir)
-
-
-@pytest.fixture(scope="session")
 def mr_volume(mr_dicom_dir) -> Volume:
     return _load_one(mr_dicom_dir)
 
