@@ -153,3 +153,14 @@ def test_segment_entities_routes_and_scores():
 
     with pytest.raises(PipelineError):
         segment_entities(be, img, "k", [EntityPrompt("no box")])
+
+
+def test_embedding_cache_keeps_the_most_recent_slices():
+    from app.pipeline.segmentation.embedding_cache import EmbeddingCache
+
+    cache: EmbeddingCache[str] = EmbeddingCache(2)
+    cache.put("a", "A")
+    cache.put("b", "B")
+    assert cache.get("a") == "A"  # touching "a" makes "b" the oldest
+    cache.put("c", "C")
+    assert cache.get("b") is None and cache.get("a") == "A" and cache.get("c") == "C" and len(cache) == 2

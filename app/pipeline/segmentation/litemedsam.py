@@ -10,15 +10,15 @@ for every box: all boxes of a slice go through the prompt encoder and mask decod
 """
 from __future__ import annotations
 
-import warnings
-
 import threading
-from collections import OrderedDict
+import warnings
 from typing import Sequence
 
 import numpy as np
 
 from app.pipeline.types import ModelInfo, PipelineError, SegPrompt, WeightsMissingError
+
+from .embedding_cache import EmbeddingCache
 
 IMAGE_SIZE = 256
 _CACHE_SLICES = 8  # embeddings kept (4 MB each): scrolling back to a slice stays free
@@ -94,7 +94,7 @@ class LiteMedSAMSegmenter:
             role="segmenter", backend="litemedsam", repo_id=repo_id, weights_sha256=CHECKPOINT_SHA256,
             device=str(self._device), dtype="float32", path=str(path),
         )
-        self._cache: OrderedDict[str, _Embedded] = OrderedDict()
+        self._cache: EmbeddingCache[_Embedded] = EmbeddingCache(_CACHE_SLICES)
         self._current: _Embedded | None = None
         self._lock = threading.Lock()
 
@@ -105,7 +105,6 @@ class LiteMedSAMSegmenter:
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
-                self._cache.move_to_end(key)
                 self._current = hit
                 return
             padded, resized_hw, scale = preprocess(image_rgb)
@@ -113,10 +112,7 @@ class LiteMedSAMSegmenter:
             with torch.inference_mode():
                 embedding = self.model.image_encoder(tensor)
             entry = _Embedded(embedding, tuple(int(s) for s in np.asarray(image_rgb).shape[:2]), resized_hw, scale)
-            self._cache[key] = entry
-            while len(self._cache) > _CACHE_SLICES:
-                self._cache.popitem(last=False)
-            self._current = entry
+            self._current = self._cache.put(key, entry)
 
     def predict(self, prompts: Sequence[SegPrompt]) -> list[np.ndarray]:
         import torch

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from app.pipeline.backends.device import choose_device
 from app.pipeline.types import ModelInfo, PipelineError, SegPrompt, WeightsMissingError
 
-from app.pipeline.backends.device import choose_device
+from .embedding_cache import EmbeddingCache
 
 REPO_ID = "facebook/sam3"
 _CACHE_SLICES = 2  # real SAM3 features are ~60 MB per slice in bf16
@@ -80,7 +80,7 @@ class Sam3Segmenter:
             weights_sha256=weights_sha256 or _small_file_sha256(path / "model.safetensors"),
             device=choice.device, dtype=choice.dtype, path=str(path),
         )
-        self._cache: OrderedDict[str, tuple[object, tuple[int, int]]] = OrderedDict()
+        self._cache: EmbeddingCache[tuple[object, tuple[int, int]]] = EmbeddingCache(_CACHE_SLICES)
         self._current: tuple[object, tuple[int, int]] | None = None
         self._lock = threading.Lock()
 
@@ -91,7 +91,6 @@ class Sam3Segmenter:
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
-                self._cache.move_to_end(key)
                 self._current = hit
                 return
             img = np.asarray(image_rgb)
@@ -104,10 +103,7 @@ class Sam3Segmenter:
             with torch.inference_mode():
                 features = self.model.get_vision_features(pixel_values=pixel_values)
             entry = (features, (int(img.shape[0]), int(img.shape[1])))
-            self._cache[key] = entry
-            while len(self._cache) > _CACHE_SLICES:
-                self._cache.popitem(last=False)
-            self._current = entry
+            self._current = self._cache.put(key, entry)
 
     def predict(self, prompts: Sequence[SegPrompt]) -> list[np.ndarray]:
         import torch
