@@ -1,0 +1,119 @@
+"""The closed vocabularies of a run, as enums (no Qt, no torch).
+
+Every value is a ``str`` enum whose value is exactly the string run.json, the audit store and
+profiles.toml have always carried, so ``json.dumps`` and equality with plain strings are
+unchanged (``RunStatus.COMPLETED == "completed"``). Strings are coerced to these enums at the
+boundary (profile loading, record decoding, CLI arguments) with :func:`coerce`, which names the
+field and the allowed values when a string is not one of them.
+"""
+from __future__ import annotations
+
+import enum
+from typing import TypeVar
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+class _StrEnum(str, enum.Enum):
+    def __str__(self) -> str:  # f"{RunStatus.COMPLETED}" -> "completed", as the plain string did
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class RunStatus(_StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # audit store only: started, never finished, its process is gone
+
+
+class Mode(_StrEnum):
+    FLOW = "flow"  # CARE-Flow: every evidence type, majority vote
+    COORD = "coord"  # CARE-Coord: a coordinator plans, reviews, may re-ground
+
+
+class Role(_StrEnum):
+    ENTITY = "entity"
+    SEGMENTER = "segmenter"
+    BOX_SEGMENTER = "box_segmenter"
+    VQA = "vqa"
+    COORDINATOR = "coordinator"
+    ENCODER = "encoder"  # MiniLM entity de-duplication (not a profile role)
+
+
+class BackendKind(_StrEnum):
+    INTERNVL = "internvl"
+    SAM3 = "sam3"
+    LITEMEDSAM = "litemedsam"
+    REMOTE = "remote"
+    MINILM = "minilm"
+
+
+class EntitySource(_StrEnum):
+    PROPOSED = "proposed"  # stage-1 VLM
+    CLINICIAN = "clinician"  # a drawn box
+
+
+class PromptType(_StrEnum):
+    TEXT = "text"
+    BOX = "box"
+
+
+class TieBreak(_StrEnum):
+    NONE = "none"
+    MEAN_PROB = "mean_prob"
+    EVIDENCE_ORDER = "evidence_order"
+    NO_VALID_ANSWERS = "no_valid_answers"
+
+
+class CoordEventKind(_StrEnum):
+    PLAN = "plan"
+    ROUND = "round"
+    REGROUND = "reground"
+    REVIEW = "review"
+    FAILURE = "failure"
+    DECISION = "decision"
+
+
+class ReviewAction(_StrEnum):
+    ACCEPT = "accept"
+    CHOOSE = "choose"
+    REVISE = "revise"
+    ANOTHER_ROUND = "another_round"
+
+
+class ReGroundAction(_StrEnum):
+    NEXT_ENTITY = "next_entity"
+    LOOSER_CROP = "looser_crop"
+    OTHER_EVIDENCE = "other_evidence"
+    NONE = "none"
+
+
+class DecisionSource(_StrEnum):
+    REVIEW = "review"
+    VOTE = "vote"  # the coordinator failed or stayed silent: the CARE-Flow answer stands
+
+
+class OverrideKind(_StrEnum):
+    """What a clinician changed after a run (the audit store's override rows)."""
+
+    MASK_DISCARD = "mask_discard"
+    MASK_RESTORE = "mask_restore"
+    BOX_ADDED = "box_added"
+    REASK = "reask"
+    FINAL_ANSWER = "final_answer"
+    NOTE = "note"
+
+
+def coerce(enum_type: type[E], value: object, what: str) -> E:
+    """``value`` as a member of ``enum_type``; ValueError naming ``what`` and the choices."""
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(value)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in enum_type)  # type: ignore[attr-defined]
+        raise ValueError(f"{what}: {value!r} is not one of {choices}") from None
