@@ -51,7 +51,7 @@ def client_from_spec(spec: ModelSpec, consent: ConsentStore | None = None) -> Ch
     opts: dict[str, Any] = spec.options
     base_url = str(opts.get("endpoint") or opts.get("base_url") or "")
     if not base_url:
-        raise PipelineError(f"profile role {spec.role!r}: the remote backend needs endpoint = \"https://host/v1\"")
+        raise PipelineError(f"profile role {spec.role.value!r}: the remote backend needs endpoint = \"https://host/v1\"")
     return ChatClient(
         base_url,
         # `served_model`, not `model`: in profiles.toml `model = "<key>"` names a catalog entry.
@@ -81,7 +81,7 @@ class RemoteVLMBackend:
         self.logprobs = bool(opts.get("logprobs", True))
         self.top_logprobs = int(opts.get("top_logprobs", 0))
         self.info = ModelInfo(
-            role=spec.role,
+            role=str(spec.role),
             backend="remote",
             repo_id=self.client.model,
             revision=spec.revision,
