@@ -57,7 +57,9 @@ def _load():
         default = P.default_profile_name(path)
     except FileNotFoundError:
         raise _Abort(_fail(f"manifest not found: {path}", EXIT_UNREADABLE))
-    except Exception as exc:  # TOML syntax, bad catalog reference, ...
+    except P.ProfileError as exc:  # a typo in the manifest: its one line names file, profile and field
+        raise _Abort(_fail(str(exc), EXIT_USAGE))
+    except Exception as exc:  # unreadable file (permissions, not UTF-8, ...)
         raise _Abort(_fail(f"{path}: {exc}", EXIT_UNREADABLE))
     return profs, default, P.models_dir()
 

@@ -133,15 +133,15 @@ def _type_name(tp: Any) -> str:
             dict: "a table", list: "an array"}.get(origin, getattr(origin, "__name__", str(origin)))
 
 
-def option_problems(kind: BackendKind, role: Role, options: dict[str, Any]) -> list[tuple[str, str]]:
-    """(key, problem) for each option ``kind`` does not know in ``role`` or of the wrong type."""
+def option_problems(kind: BackendKind, role: Role, options: dict[str, Any]) -> list[str]:
+    """One phrase per option ``kind`` does not know in ``role``, or of the wrong type."""
     allowed = allowed_options(kind, role)
-    problems: list[tuple[str, str]] = []
+    problems: list[str] = []
     for key, value in options.items():
         if key not in allowed:
-            problems.append((key, f"unknown option for backend {kind.value!r}; known: {', '.join(sorted(allowed))}"))
+            problems.append(f"unknown option {key!r} for backend {kind.value!r}; known: {', '.join(sorted(allowed))}")
         elif not _type_ok(value, allowed[key]):
-            problems.append((key, f"must be {_type_name(allowed[key])}, not {value!r}"))
+            problems.append(f"option {key!r} must be {_type_name(allowed[key])}, not {value!r}")
     return problems
 
 

@@ -181,7 +181,7 @@ def _role_problems(role: str, raw: dict[str, Any]) -> list[str]:
             want = "a number" if float in types else "a table" if dict in types else "a string"
             problems.append(f"{name} must be {want}, not {value!r}")
     options = {k: v for k, v in raw.items() if k not in _SPEC_FIELDS}
-    problems += [f"option {key!r} {why}" for key, why in option_problems(kind, Role(role), options)]
+    problems += option_problems(kind, Role(role), options)
     if not raw.get("repo_id") and kind != BackendKind.REMOTE:
         problems.append("no repo_id")
     return problems
