@@ -37,7 +37,7 @@ from app.pipeline.vocab import BackendKind, Role, coerce
 # The profile roles, in stage order (Role.ENCODER, MiniLM, is not a profile role).
 ROLES = ("entity", "segmenter", "box_segmenter", "vqa", "coordinator")
 # Backends a profile may name (MiniLM is bundled with the app, never named by a profile).
-BACKENDS = ("internvl", "sam3", "litemedsam", "remote")
+BACKENDS = tuple(k.value for k in BackendKind if k != BackendKind.MINILM)
 _SPEC_FIELDS: dict[str, tuple[type, ...]] = {
     "backend": (str,), "repo_id": (str,), "revision": (str,), "local_dir": (str,), "files": (dict,),
     "size_gb": (int, float), "vram_gb": (int, float),

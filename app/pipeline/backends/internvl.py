@@ -158,7 +158,7 @@ class InternVLBackend:
         )
         self.info = ModelInfo(
             role=str(spec.role),
-            backend="internvl",
+            backend=BackendKind.INTERNVL.value,
             repo_id=spec.repo_id,
             revision=spec.revision,
             device=self.device_choice.device,

