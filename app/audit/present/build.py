@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from app.pipeline.record import Override, RunRecord
+from app.pipeline.record import MaskRecord, Override, RunRecord
 from app.pipeline.types import EvidenceType, Stage
 from app.pipeline.vocab import EntitySource, Mode, OverrideKind, RunStatus, TieBreak
 
@@ -84,24 +84,22 @@ def _entities(r: RunRecord) -> Entities:
                     len(st.final))
 
 
-def _masks(r: RunRecord) -> tuple[MaskRow, ...]:
-    out = []
-    for i, m in enumerate(r.masks):
-        out.append(MaskRow(
-            index=i, entity=m.entity, short_name=elide_name(m.entity, NAME_CHARS), backend=m.backend,
-            prompt_type=m.prompt_type,
-            route=f"{m.backend} \u00b7 {m.prompt_type} prompt" + (f" \u00b7 {m.area_px} px" if m.area_px else ""),
-            confidence=float(m.confidence), tau=float(m.tau), accepted=bool(m.accepted),
-            confidence_text=f"{m.confidence:.2f}",
-            confidence_tip=(f"Confidence C = 1 \u2212 H / log 2 = {float(m.confidence):.3f}; "
-                            f"threshold \u03c4 = {float(m.tau):.2f}"),
-            state_text=f"accepted (\u2265 \u03c4 {m.tau:.2f})" if m.accepted else f"below \u03c4 {m.tau:.2f}",
-            decision=f"accepted (≥ {m.tau:.2f})" if m.accepted else f"discarded (< {m.tau:.2f})",
-            verdict="accepted" if m.accepted else f"rejected (tau {m.tau:.2f})",
-            area_px=int(m.area_px), area_text=f"{m.area_px:,}", bbox_text=", ".join(str(v) for v in m.bbox) if m.bbox else "-",
-            colour_index=i,
-        ))
-    return tuple(out)
+def mask_row(i: int, m: MaskRecord) -> MaskRow:
+    """The row of one mask (``i``: its index in the run, or the next one for a box drawn since)."""
+    return MaskRow(
+        index=i, entity=m.entity, short_name=elide_name(m.entity, NAME_CHARS), backend=m.backend,
+        prompt_type=m.prompt_type,
+        route=f"{m.backend} \u00b7 {m.prompt_type} prompt" + (f" \u00b7 {m.area_px} px" if m.area_px else ""),
+        confidence=float(m.confidence), tau=float(m.tau), accepted=bool(m.accepted),
+        confidence_text=f"{m.confidence:.2f}",
+        confidence_tip=(f"Confidence C = 1 \u2212 H / log 2 = {float(m.confidence):.3f}; "
+                        f"threshold \u03c4 = {float(m.tau):.2f}"),
+        state_text=f"accepted (\u2265 \u03c4 {m.tau:.2f})" if m.accepted else f"below \u03c4 {m.tau:.2f}",
+        decision=f"accepted (≥ {m.tau:.2f})" if m.accepted else f"discarded (< {m.tau:.2f})",
+        verdict="accepted" if m.accepted else f"rejected (tau {m.tau:.2f})",
+        area_px=int(m.area_px), area_text=f"{m.area_px:,}",
+        bbox_text=", ".join(str(v) for v in m.bbox) if m.bbox else "-", colour_index=i,
+    )
 
 
 def _evidence(r: RunRecord) -> tuple[EvidenceRow, ...]:
@@ -191,7 +189,7 @@ def _vote(r: RunRecord) -> VoteSummary | None:
     )
 
 
-def _override_rows(overrides: Sequence[Override]) -> tuple[OverrideRow, ...]:
+def override_rows(overrides: Sequence[Override]) -> tuple[OverrideRow, ...]:
     out = []
     for o in overrides:
         out.append(OverrideRow(
@@ -234,11 +232,11 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
         input_text=(f"{inp.modality} slice {inp.slice_index + 1}/{inp.num_slices}, "
                     f"{inp.image_size[0]}\u00d7{inp.image_size[1]} px, window "
                     f"C {win.get('center', 0):g} / W {win.get('width', 0):g}, pixels sha256 {inp.pixel_sha256[:16]}"),
-        window_text=window, entities=_entities(r), masks=_masks(r),
+        window_text=window, entities=_entities(r), masks=tuple(mask_row(i, m) for i, m in enumerate(r.masks)),
         mask_note=(f"Confidence C = 1 \u2212 H/log 2 (mean over the mask); masks below \u03c4 = {r.tau:.2f} are not "
                    "used as evidence (greyed, hidden on the image unless ticked)."),
         evidence=_evidence(r), answers=_answers(r), vote=_vote(r), coordinator=coordinator(r), models=models,
         versions_text=f"app {r.app_version}, prompts {r.prompt_version}, record schema {r.schema_version}",
         timings=timings, timings_text=timings_text, total_seconds=total, warnings=tuple(r.warnings),
-        errors=tuple(r.errors), overrides=_override_rows(list(r.overrides) + list(overrides)), terminal_head=head,
+        errors=tuple(r.errors), overrides=override_rows(list(r.overrides) + list(overrides)), terminal_head=head,
     )
