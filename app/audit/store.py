@@ -33,13 +33,14 @@ import os
 import socket
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from app.pipeline.record import Override, RunRecord, utc_now
+from app.pipeline.vocab import OverrideKind
 from app.study.volume import PatientInfo
 
 from . import artifacts as art
@@ -59,30 +60,6 @@ class AuditStoreError(RuntimeError):
 class UnknownRunError(AuditStoreError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "unknown run"
-
-
-@dataclass(frozen=True)
-class StoredOverride:
-    """A clinician change appended after the run (never replaces the original record)."""
-
-    run_id: str
-    seq: int
-    time: str
-    kind: str  # e.g. "final_answer", "mask_accept", "mask_reject", "note"
-    detail: dict[str, Any] = field(default_factory=dict)
-    who: str = ""
-
-    def as_record_override(self) -> Override:
-        """The same change in the record's own :class:`Override` shape (for the UI/report)."""
-        d = self.detail
-        return Override(
-            time=self.time,
-            author=self.who,
-            target=str(d.get("target", self.kind)),
-            old=_text(d.get("old", "")),
-            new=_text(d.get("new", "")),
-            note=_text(d.get("note", "")),
-        )
 
 
 @dataclass(frozen=True)
@@ -110,16 +87,12 @@ class LoadedRun:
     """A stored run: the record (images re-attached), its overrides and the patient header."""
 
     record: RunRecord
-    overrides: list[StoredOverride]
+    overrides: list[Override]
     patient: PatientInfo | None
     parent_run_id: str | None = None
 
     def __iter__(self) -> Iterator[Any]:  # `record, overrides = store.load_run(id)`
         return iter((self.record, self.overrides))
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _patient_json(patient: PatientInfo | None) -> str:
@@ -290,10 +263,10 @@ class AuditStore:
              record.mode, record.profile, parent, _patient_json(patient), socket.gethostname(), os.getpid()),
         )
 
-    def append_override(self, run_id: str, kind: str, detail: Mapping[str, Any] | None = None,
-                        who: str = "") -> StoredOverride:
+    def append_override(self, run_id: str, kind: OverrideKind | str, detail: Mapping[str, Any] | None = None,
+                        who: str = "") -> Override:
         """Append a clinician override to a finished run; the original record is untouched."""
-        kind = kind.strip()
+        kind = str(kind).strip()
         if not kind:
             raise ValueError("an override needs a kind")
         detail_json = json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, default=str)
@@ -309,7 +282,7 @@ class AuditStore:
             return int(seq)
 
         seq = self._write(write)
-        return StoredOverride(run_id, seq, now, kind, json.loads(detail_json), who)
+        return Override.stored(run_id, seq, now, kind, json.loads(detail_json), who)
 
     # ----- reading ---------------------------------------------------------------------
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -370,10 +343,10 @@ class AuditStore:
             raise UnknownRunError(f"no run {key} in the audit trail ({self.path})")
         raise UnknownRunError(f"run id prefix {key} is ambiguous ({len(ids)} runs match)")
 
-    def overrides(self, run_id: str) -> list[StoredOverride]:
+    def overrides(self, run_id: str) -> list[Override]:
         rows = self._query("SELECT seq, time, kind, detail_json, who FROM overrides WHERE run_id = ? ORDER BY seq",
                            (run_id,))
-        return [StoredOverride(run_id, int(s), t, k, json.loads(d), w) for s, t, k, d, w in rows]
+        return [Override.stored(run_id, int(s), t, k, json.loads(d), w) for s, t, k, d, w in rows]
 
     def load_run(self, run_id: str, *, load_images: bool = True) -> LoadedRun:
         """The finished run (transient arrays restored from the PNG blobs) and its overrides."""

@@ -140,78 +140,16 @@ def _fmt_prob(p: float | None) -> str:
 
 def format_summary(record: Any, out_dir: Path | None = None) -> str:
     """A few lines a radiologist can read in a terminal; the record holds everything."""
-    from app.pipeline.record import STATUS_COMPLETED
+    from app.audit.present.terminal import summary_lines
 
-    lines = []
-    total = sum(t.seconds for t in record.timings)
-    lines.append(f"run {record.run_id}: {record.status} in {total:.1f} s (profile {record.profile}, {record.mode})")
-    inp = record.input
-    win = inp.window
-    lines.append(
-        f"slice {inp.slice_index + 1}/{inp.num_slices} of {inp.modality} series {inp.series_uid or '(no UID)'} "
-        f"(window {win.get('name') or ''} C{win.get('center', 0):g} W{win.get('width', 0):g})"
-    )
-    lines.append(f"question: {record.question}")
-    ent = record.entities
-    names = ", ".join(e.name for e in ent.final) or "(none)"
-    lines.append(f"entities: {names}")
-    for m in ent.merges:
-        lines.append(f"  merged {', '.join(m.merged)} -> {m.kept}")
-    if ent.discarded:
-        lines.append(f"  discarded by the clinician: {', '.join(ent.discarded)}")
-    if record.masks:
-        lines.append("masks:")
-        width = max(len(m.entity) for m in record.masks)
-        for m in record.masks:
-            verdict = "accepted" if m.accepted else f"rejected (tau {m.tau:.2f})"
-            lines.append(f"  {m.entity:<{width}}  {m.backend} {m.prompt_type:<4}  C={m.confidence:.3f}  "
-                         f"area={m.area_px} px  {verdict}")
-    if record.vote is not None:
-        lines.append("votes:")
-        for v in record.vote.votes:
-            shown = repr(_short(v.raw_answer)) if v.raw_answer else "(no answer)"
-            lines.append(f"  {v.evidence.value:<6}  {shown:<40}  {_fmt_prob(v.mean_prob)}")
-        if record.vote.tie_break != "none":
-            lines.append(f"  tie: {record.vote.detail}")
-    lines.extend(coordinator_lines(record))
-    if record.status == STATUS_COMPLETED:
-        lines.append(f"answer: {_short(record.final_answer, 200) or '(none)'}")
-    for w in record.warnings:
-        lines.append(f"warning: {w}")
-    for e in record.errors:
-        lines.append(f"error: {e}")
-    if out_dir is not None:
-        lines.append(f"record: {out_dir / 'run.json'}")
-    return "\n".join(lines)
+    return "\n".join(summary_lines(record, out_dir))
 
 
 def coordinator_lines(record: Any) -> list[str]:
     """The CARE-Coord timeline in a few lines (plan, rounds, re-grounding, reviews, decision)."""
-    lines = []
-    for ev in record.coordinator:
-        if ev.plan is not None:
-            lines.append(f"coordinator plan: {', '.join(e.value for e in ev.plan.evidence)} "
-                         f"({_short(ev.plan.rationale, 100)})")
-        elif ev.round is not None and ev.round.round > 0:
-            lines.append(f"  round {ev.round.round}: {', '.join(e.value for e in ev.round.evidence)} "
-                         f"({_short(ev.round.reason, 100)})")
-        elif ev.reground is not None:
-            lines.append(f"  re-ground: {ev.reground.action} ({_short(ev.reground.reason, 120)})")
-        elif ev.review is not None:
-            rv = ev.review
-            lines.append(f"  review: {rv.action} {rv.candidate} (rests on {', '.join(rv.rests_on)}; "
-                         f"{_short(rv.rationale, 80)})")
-        elif ev.kind == "failure":
-            lines.append(f"  coordinator failed: {_short(ev.error, 160)}")
-    d = record.coordinator_decision
-    if d is not None:
-        if d.source == "vote":
-            lines.append("coordinator: no usable decision; the CARE-Flow vote answer stands")
-        elif d.changed_vote:
-            lines.append(f"coordinator changed the vote answer {d.vote_answer!r} -> {_short(d.final_answer)!r}")
-        else:
-            lines.append(f"coordinator kept the vote answer {d.vote_answer!r}")
-    return lines
+    from app.audit.present.timeline import terminal_lines
+
+    return terminal_lines(record)
 
 
 def _progress(stage, message: str, fraction: float) -> None:

@@ -16,30 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="show at most N runs")
 
 
-def _short(text: str, limit: int) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def _tail(uid: str, limit: int = 14) -> str:
-    """UIDs differ at the end: keep that part."""
-    return uid if len(uid) <= limit else "\u2026" + uid[-(limit - 1):]
-
-
-def _local(iso: str) -> str:
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return iso
-
-
 def format_table(runs: list) -> str:
+    from app.audit.present import elide, fmt_local_minute, tail
+
     header = ("RUN", "TIME", "STATUS", "STUDY", "SERIES", "SLICE", "QUESTION", "ANSWER", "PROFILE", "MODE", "OVR")
     rows = [header] + [
-        (r.run_id[:8], _local(r.created), r.status, _tail(r.study_uid) or "-", _tail(r.series_uid) or "-",
-         str(r.slice_index), _short(r.question, 38), _short(r.final_answer, 28) or "-", r.profile or "-",
+        (r.run_id[:8], fmt_local_minute(r.created), r.status, tail(r.study_uid) or "-", tail(r.series_uid) or "-",
+         str(r.slice_index), elide(r.question, 38, trim=False), elide(r.final_answer, 28, trim=False) or "-",
+         r.profile or "-",
          r.mode or "-", str(r.overrides))
         for r in runs
     ]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .types import EvidenceType, ModelInfo, Stage
+from .vocab import OverrideKind
 
 SCHEMA_VERSION = 1
 
@@ -173,16 +174,55 @@ class StageTiming:
     model_seconds: float = 0.0  # of which inside model calls (the rest is pipeline overhead)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Override:
-    """A clinician change made after the run (appended by the audit UI)."""
+    """A clinician change made after the run: the one override type of the record, the audit
+    store (one ``overrides`` row each) and everything that shows them.
+
+    ``kind``/``detail``/``seq``/``run_id`` come from the audit store's row and are not written
+    to run.json (``transient``), so a record's JSON keeps the six fields it always had.
+    """
 
     time: str
     author: str = ""
-    target: str = ""  # e.g. "final_answer", "masks[2].accepted"
+    target: str = ""  # e.g. "final_answer", "masks[2]"
     old: str = ""
     new: str = ""
     note: str = ""
+    kind: OverrideKind | str = field(default="", metadata={"transient": True})
+    detail: dict[str, Any] = field(default_factory=dict, metadata={"transient": True})
+    seq: int = field(default=0, metadata={"transient": True})
+    run_id: str = field(default="", metadata={"transient": True})
+
+    @property
+    def who(self) -> str:
+        """The audit store's name for ``author``."""
+        return self.author
+
+    @classmethod
+    def stored(cls, run_id: str, seq: int, time: str, kind: str, detail: dict[str, Any] | None = None,
+               who: str = "") -> "Override":
+        """An audit-store row (``kind`` + free ``detail``) as an Override; target/old/new/note
+        come from the detail (the target defaults to the kind)."""
+        d = dict(detail or {})
+        return cls(time=time, author=who, target=str(d.get("target", kind)), old=_override_text(d.get("old", "")),
+                   new=_override_text(d.get("new", "")), note=_override_text(d.get("note", "")),
+                   kind=cls._kind(kind), detail=d, seq=int(seq), run_id=run_id)
+
+    @staticmethod
+    def _kind(kind: str) -> OverrideKind | str:
+        # Rows are never rewritten, so a kind this version does not know is shown as stored.
+        try:
+            return OverrideKind(kind)
+        except ValueError:
+            return kind
+
+
+def _override_text(value: Any) -> str:
+    """Override values are shown as text; the store's detail may hold JSON values (False, 3)."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 # ----- CARE-Coord timeline (app.pipeline.coordinator writes these) ---------------------

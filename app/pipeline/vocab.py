@@ -102,6 +102,8 @@ class OverrideKind(_StrEnum):
 
     MASK_DISCARD = "mask_discard"
     MASK_RESTORE = "mask_restore"
+    MASK_ACCEPT = "mask_accept"
+    MASK_REJECT = "mask_reject"
     BOX_ADDED = "box_added"
     REASK = "reask"
     FINAL_ANSWER = "final_answer"

@@ -77,7 +77,7 @@ class HistoryPanel(QWidget):
 
     def set_runs(self, runs: Sequence, caption: str, current_run_id: str | None = None) -> None:
         """``runs``: :class:`~app.audit.store.RunSummary` items, newest first."""
-        from .audit_panel import _fmt_time
+        from app.audit.present import fmt_time as _fmt_time
 
         self.runs = list(runs)
         self.caption.setText(caption)

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 
 from app.audit.report import DISCLAIMER, build_report
 from app.audit.report.composite import composite
-from app.audit.store import StoredOverride
+from app.pipeline.record import Override
 from tests.audit.audit_records import FAKE_PATIENT, coord_events, synthetic_record
 
 
@@ -41,7 +41,7 @@ def _xobject_images(pdf: Path) -> list[tuple[str, object]]:
 @pytest.fixture(scope="module")
 def synthetic_pdf(tmp_path_factory):
     record = synthetic_record(1)
-    ov = [StoredOverride(record.run_id, 1, "2025-03-16T08:00:00+00:00", "final_answer",
+    ov = [Override.stored(record.run_id, 1, "2025-03-16T08:00:00+00:00", "final_answer",
                          {"old": "Yes", "new": "Yes, 2 cm RUL mass", "note": "confirmed on prior CT"}, "Dr. Ada Example")]
     out = tmp_path_factory.mktemp("rep") / "synthetic.pdf"
     build_report(record, out, overrides=ov, patient=FAKE_PATIENT)

@@ -103,7 +103,7 @@ def test_overrides_are_appended_and_the_original_is_kept(data_dir):
         assert loaded.record.final_answer == "Yes" and loaded.record.masks[0].accepted  # untouched
         assert [(o.kind, o.who, o.detail.get("new")) for o in loaded.overrides] == [
             ("final_answer", "dr.a", "No"), ("mask_reject", "dr.b", False)]
-        as_record = loaded.overrides[0].as_record_override()
+        as_record = loaded.overrides[0]  # one Override type: the row's target/old/new/author
         assert (as_record.target, as_record.old, as_record.new, as_record.author) == ("final_answer", "Yes", "No", "dr.a")
         assert store.list_runs()[0].overrides == 2
         with pytest.raises(UnknownRunError):

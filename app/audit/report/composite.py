@@ -11,12 +11,10 @@ import numpy as np
 from app.pipeline.record import EvidenceItem, MaskRecord
 from app.pipeline.types import EvidenceType
 
-# Distinct, colour-blind-tolerant hues (Tol / Kelly); yellow is reserved for the crop box.
-PALETTE: list[tuple[int, int, int]] = [
-    (230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (170, 110, 40), (0, 128, 128), (128, 0, 0),
-]
-CROP_COLOUR = (255, 225, 25)
+from ..palette import CROP_COLOUR, PALETTE, mask_colour
+
+__all__ = ["CROP_COLOUR", "PALETTE", "LegendEntry", "composite", "crop_rects", "mask_colour"]
+
 FILL_ALPHA = 0.38
 
 
@@ -27,10 +25,6 @@ class LegendEntry:
     confidence: float | None
     accepted: bool | None  # None: not a mask (the crop rectangle)
     drawn: bool  # False when the mask image is missing
-
-
-def mask_colour(index: int) -> tuple[int, int, int]:
-    return PALETTE[index % len(PALETTE)]
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

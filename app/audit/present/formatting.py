@@ -1,0 +1,89 @@
+"""The shared text formatters: every renderer (audit panel, PDF, CLI) formats times,
+probabilities and long text through these, so a run reads the same everywhere."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+
+def fmt_time(iso: str) -> str:
+    """'2026-01-02T10:11:12.345+00:00' -> '2026-01-02 10:11:12 UTC' (unparseable: as is)."""
+    if not iso:
+        return "-"
+    try:
+        t = datetime.fromisoformat(iso)
+    except (ValueError, TypeError):
+        return iso
+    zone = "UTC" if t.utcoffset() is not None and t.utcoffset().total_seconds() == 0 else (t.strftime("%z") or "")
+    return f"{t:%Y-%m-%d %H:%M:%S} {zone}".strip()
+
+
+def fmt_local_minute(iso: str) -> str:
+    """The time in this computer's zone to the minute, for a table of runs (unparseable: as is)."""
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def fmt_prob(p: float | None) -> str:
+    """Two decimals for a report; a tiny non-zero probability is '<0.01', not '0.00'."""
+    if p is None:
+        return "n/a"
+    return "<0.01" if 0 < p < 0.005 else f"{p:.2f}"
+
+
+def fmt_prob3(p: float | None) -> str:
+    """Three decimals, where answers are compared side by side (vote table, terminal)."""
+    return "n/a" if p is None else f"{p:.3f}"
+
+
+def fmt_dicom_date(value: str) -> str:
+    v = (value or "").strip()
+    if re.fullmatch(r"\d{8}", v):
+        return f"{v[:4]}-{v[4:6]}-{v[6:]}"
+    return v
+
+
+def fmt_person_name(value: str) -> str:
+    """DICOM PN 'Family^Given^Middle' -> 'Family, Given Middle'."""
+    parts = [p.strip() for p in (value or "").split("=")[0].split("^")]
+    family, rest = (parts[0], [p for p in parts[1:] if p]) if parts else ("", [])
+    return f"{family}, {' '.join(rest)}" if family and rest else (family or " ".join(rest))
+
+
+def elide(text: str, n: int, *, trim: bool = True) -> str:
+    """Whitespace collapsed, cut to ``n`` characters with an ellipsis. ``trim=False`` keeps a
+    space before the ellipsis (the terminal output has always done so)."""
+    text = " ".join((text or "").split())
+    if len(text) <= n:
+        return text
+    head = text[: n - 1]
+    return (head.rstrip() if trim else head) + "\u2026"
+
+
+def elide_name(name: str, n: int) -> str:
+    """A name cut to ``n`` characters as typed (no whitespace folding), for row labels."""
+    return name if len(name) <= n else name[: n - 1] + "\u2026"
+
+
+def tail(uid: str, limit: int = 14) -> str:
+    """UIDs differ at the end: keep that part."""
+    return uid if len(uid) <= limit else "\u2026" + uid[-(limit - 1):]
+
+
+def breakable(text: str, every: int = 24) -> str:
+    """Zero-width spaces inside very long tokens so a label can wrap them: model output
+    (and a runaway generation in particular) must never widen the panel off screen."""
+    return re.sub(r"\S{%d,}" % (every + 1),
+                  lambda m: "\u200b".join(m.group(0)[i:i + every] for i in range(0, len(m.group(0)), every)), text)
+
+
+def sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+def names(items) -> str:
+    """Evidence types (or any enum values) as 'crop, mask'."""
+    return ", ".join(getattr(e, "value", str(e)) for e in items)

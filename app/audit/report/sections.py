@@ -1,0 +1,263 @@
+"""The report's sections, top to bottom: each lays out the run's presentation (all wording
+comes from :mod:`app.audit.present`) and the record's images."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from app.pipeline.types import EvidenceType
+from app.study.volume import PatientInfo
+
+from ..artifacts import encode_png
+from ..present import DEIDENTIFIED, fmt_dicom_date, fmt_person_name
+from .composite import LegendEntry, composite, mask_colour
+from .flowables import Ctx, image, para, rgb, table
+
+
+def title(ctx: Ctx) -> list[Any]:
+    h = ctx.pres.header
+    return [para(ctx, h.title, "title"), para(ctx, h.subtitle, "subtitle")]
+
+
+def study(ctx: Ctx, patient: PatientInfo | None) -> list[Any]:
+    from reportlab.lib import colors
+
+    inp = ctx.record.input
+
+    def ident(value: str, formatter: Any = str) -> str:
+        if ctx.deidentify:
+            return DEIDENTIFIED
+        if patient is None:
+            return "not recorded"
+        return formatter(value) if value else "-"
+
+    uid = (lambda v: DEIDENTIFIED if ctx.deidentify else (v or "-"))
+    rows = [
+        ["Patient name", ident(patient.name if patient else "", fmt_person_name),
+         "Patient ID", ident(patient.patient_id if patient else "")],
+        ["Birth date", ident(patient.birth_date if patient else "", fmt_dicom_date),
+         "Sex", ident(patient.sex if patient else "")],
+        ["Study date", ident(patient.study_date if patient else "", fmt_dicom_date),
+         "Accession", ident(patient.accession if patient else "")],
+        ["Institution", ident(patient.institution if patient else ""),
+         "Modality", inp.modality or "-"],
+        ["Study UID", uid(inp.study_uid), "", ""],
+        ["Series UID", uid(inp.series_uid), "", ""],
+        ["Slice", f"{inp.slice_index + 1} of {inp.num_slices} (index {inp.slice_index}), "
+                  f"{inp.image_size[0]}×{inp.image_size[1]} px", "Window", ctx.pres.window_text],
+    ]
+    fw = ctx.frame_width
+    widths = [0.15 * fw, 0.37 * fw, 0.13 * fw, 0.35 * fw]
+    cells = [[para(ctx, a, "label"), para(ctx, b, "cell"), para(ctx, c, "label"), para(ctx, d, "cell")]
+             for a, b, c, d in rows]
+    extra = [("SPAN", (1, 4), (3, 4)), ("SPAN", (1, 5), (3, 5)),
+             ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#F3F5F8")),
+             ("BACKGROUND", (2, 0), (2, 3), colors.HexColor("#F3F5F8")),
+             ("BACKGROUND", (2, 6), (2, 6), colors.HexColor("#F3F5F8"))]
+    return [table(ctx, cells, widths, header=False, extra=extra)]
+
+
+def question_and_answer(ctx: Ctx) -> list[Any]:
+    from reportlab.lib import colors
+    from reportlab.platypus import Spacer, Table, TableStyle
+
+    r, h = ctx.record, ctx.pres.header
+    out = [Spacer(1, 6), para(ctx, "Question", "label"), para(ctx, r.question, "question"), Spacer(1, 6)]
+    inner = [[para(ctx, f"Final answer ({h.answer_how})", "label")], [para(ctx, h.answer_or_status, "answer")]]
+    if h.agreement:
+        inner.append([para(ctx, h.agreement, "small")])
+    for o in ctx.pres.overrides:
+        if o.final_answer:
+            inner.append([para(ctx, f"Clinician override ({o.time}{', ' + o.who if o.who else ''}): "
+                                    f"{o.new}" + (f" ({o.note})" if o.note else ""), "cellb")])
+    box = Table(inner, colWidths=[ctx.frame_width])
+    box.setStyle(TableStyle([
+        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#EAF4EA" if r.final_answer else "#FBEAEA")),
+        ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#3C7A3C" if r.final_answer else "#A33")),
+        ("LEFTPADDING", (0, 0), (-1, -1), 8), ("RIGHTPADDING", (0, 0), (-1, -1), 8),
+        ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+    ]))
+    return out + [box]
+
+
+def _legend(ctx: Ctx, legend: list[LegendEntry], width: float) -> Any:
+    rows, extra = [], []
+    for i, e in enumerate(legend):
+        if e.accepted is None:
+            text = "evidence region given to the VQA model"
+        else:
+            text = (f"C = {e.confidence:.2f}, " + ("accepted (filled)" if e.accepted else "discarded (outline only)")
+                    + ("" if e.drawn else ", mask image missing"))
+        rows.append(["", para(ctx, e.label, "cellb"), para(ctx, text, "cell")])
+        extra.append(("BACKGROUND", (0, i), (0, i), rgb(e.colour)))
+    if not rows:
+        return para(ctx, "No masks were produced for this run.", "caption")
+    return table(ctx, rows, [10, 0.38 * width, 0.62 * width - 10], header=False, extra=extra)
+
+
+def figure(ctx: Ctx, slice_image: np.ndarray | None, note: str) -> list[Any]:
+    from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
+
+    r = ctx.record
+    out: list[Any] = [para(ctx, "Slice, masks and evidence", "h2")]
+    if slice_image is None:
+        return out + [para(ctx, f"The slice image is not available: {note or 'not recorded'}.", "body")]
+    img, legend = composite(slice_image, r.masks, r.evidence)
+    fw = ctx.frame_width
+    left_w = 0.56 * fw
+    left = [image(encode_png(img), left_w - 8, max_height=left_w),
+            para(ctx, f"Slice {r.input.slice_index + 1}/{r.input.num_slices} as the models saw it, "
+                      "with mask overlays and the zoom-in crop.", "caption"),
+            Spacer(1, 3), _legend(ctx, legend, left_w - 8)]
+    crop = next((e for e in r.evidence if e.type == EvidenceType.CROP and not e.fallback and len(e.images) > 1), None)
+    right_w = fw - left_w
+    if crop is not None:
+        x0, y0, x1, y1 = crop.crop_rect or (0, 0, 0, 0)
+        right = [image(encode_png(crop.images[1]), right_w - 8, max_height=right_w),
+                 para(ctx, f"Zoom-in crop evidence: slice pixels x {x0}–{x1}, y {y0}–{y1}, resampled to "
+                           f"{crop.images[1].shape[1]}×{crop.images[1].shape[0]} from the original intensities"
+                           + (f" (entities: {', '.join(crop.entities)})" if crop.entities else "") + ".", "caption")]
+    else:
+        why = next((e.fallback for e in r.evidence if e.type == EvidenceType.CROP and e.fallback), None)
+        right = [para(ctx, "No zoom-in crop evidence" + (f": {why}" if why else " in this run") + ".", "caption")]
+    t = Table([[left, right]], colWidths=[left_w, right_w], hAlign="LEFT")
+    t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+    return out + [KeepTogether([t])]
+
+
+def entities(ctx: Ctx) -> list[Any]:
+    out: list[Any] = [para(ctx, "Entities and masks", "h2")]
+    fw = ctx.frame_width
+    if ctx.pres.masks:
+        rows: list[list[Any]] = [["", "Entity", "Backend (prompt)", "Confidence", "Decision vs tau",
+                                  "Area (px)", "Mask box x0, y0, x1, y1"]]
+        extra = []
+        for i, m in enumerate(ctx.pres.masks):
+            rows.append(["", m.entity, f"{m.backend} ({m.prompt_type})", m.confidence_text, m.decision,
+                         m.area_text, m.bbox_text])
+            extra.append(("BACKGROUND", (0, i + 1), (0, i + 1), rgb(mask_colour(m.colour_index))))
+        out.append(table(ctx, rows, [10, 0.24 * fw, 0.17 * fw, 0.13 * fw, 0.17 * fw, 0.10 * fw, 0.19 * fw - 10],
+                         extra=extra))
+    else:
+        out.append(para(ctx, "No masks were produced.", "body"))
+    out.extend(para(ctx, n, "small") for n in ctx.pres.entities.notes)
+    return out
+
+
+def evidence_and_answers(ctx: Ctx) -> list[Any]:
+    from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
+
+    r = ctx.record
+    out: list[Any] = [para(ctx, "Evidence-grounded answers", "h2")]
+    if not ctx.pres.answers:
+        return out + [para(ctx, "No evidence pass produced an answer.", "body")]
+    fw = ctx.frame_width
+    for a in ctx.pres.answers:
+        item = next((e for e in r.evidence if e.type == a.evidence), None)
+        rows = [[para(ctx, k, "cellb"), para(ctx, v, "cell")] for k, v in a.facts]
+        if item is not None and len(item.images) > 1 and not item.fallback:
+            tw = 0.8 * fw
+            facts = table(ctx, rows, [0.26 * tw, 0.74 * tw], header=False)
+            thumb = [image(encode_png(item.images[1]), 0.2 * fw - 6, max_height=0.2 * fw),
+                     para(ctx, "second image input to the VQA model", "caption")]
+            block = Table([[facts, thumb]], colWidths=[tw, 0.2 * fw], hAlign="LEFT")
+            block.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                                       ("LEFTPADDING", (1, 0), (1, 0), 6)]))
+        else:
+            block = table(ctx, rows, [0.22 * fw, 0.78 * fw], header=False)
+        out.append(KeepTogether([para(ctx, a.heading, "h3"), block]))
+        out.append(Spacer(1, 3))
+        out.append(para(ctx, "Reasoning (<think>)", "label"))
+        out.append(para(ctx, a.think_report, "think"))
+        if a.raw_output:
+            out.append(para(ctx, "Raw model output (the answer did not follow the required format)", "label"))
+            out.append(para(ctx, a.raw_output, "think"))
+    return out
+
+
+def vote(ctx: Ctx) -> list[Any]:
+    out: list[Any] = [para(ctx, "Vote", "h2")]
+    v = ctx.pres.vote
+    if v is None:
+        return out + [para(ctx, "No vote was taken (the run ended before aggregation).", "body")]
+    fw = ctx.frame_width
+    rows: list[list[Any]] = [["Evidence", "Answer", "Normalised", "Mean p", "Counted for winner"]]
+    for x in v.rows:
+        rows.append([x.evidence_label, x.raw_answer or "(no answer)", x.normalized or "-", x.prob2,
+                     "yes" if x.winner else "no"])
+    out.append(table(ctx, rows, [0.16 * fw, 0.38 * fw, 0.22 * fw, 0.09 * fw, 0.15 * fw]))
+    out.append(para(ctx, v.counts_line, "small"))
+    return out
+
+
+def coordinator(ctx: Ctx) -> list[Any]:
+    c = ctx.pres.coordinator
+    out: list[Any] = [para(ctx, "Coordinator timeline", "h2")]
+    if not c.rows:
+        return out + [para(ctx, c.empty_text, "body")]
+    fw = ctx.frame_width
+    rows: list[list[Any]] = [["Time", "Step", "Detail"]]
+    rows += [[e.time, e.kind, e.detail_json] for e in c.rows]
+    return out + [table(ctx, rows, [0.22 * fw, 0.14 * fw, 0.64 * fw])]
+
+
+def overrides(ctx: Ctx) -> list[Any]:
+    out: list[Any] = [para(ctx, "Clinician overrides", "h2")]
+    if not ctx.pres.overrides:
+        return out + [para(ctx, "None.", "body")]
+    fw = ctx.frame_width
+    rows: list[list[Any]] = [["Time", "By", "Changed", "From", "To", "Note"]]
+    for o in ctx.pres.overrides:
+        rows.append([o.time, o.who or "-", o.target, o.old or "-", o.new or "-", o.note or "-"])
+    return out + [table(ctx, rows, [0.18 * fw, 0.12 * fw, 0.14 * fw, 0.2 * fw, 0.2 * fw, 0.16 * fw])]
+
+
+def models(ctx: Ctx) -> list[Any]:
+    out: list[Any] = [para(ctx, "Models", "h2")]
+    if not ctx.pres.models:
+        return out + [para(ctx, "No model was loaded in this run.", "body")]
+    fw = ctx.frame_width
+    rows: list[list[Any]] = [["Role", "Backend", "Repository", "Revision", "Weights sha256", "Device / dtype"]]
+    for m in ctx.pres.models:
+        rows.append([m.role, m.backend, m.repo_id or "-", m.revision,
+                     (m.sha_short + "…") if m.sha_short else "-", f"{m.device} / {m.dtype}"])
+    return out + [table(ctx, rows, [0.14 * fw, 0.12 * fw, 0.30 * fw, 0.12 * fw, 0.16 * fw, 0.16 * fw])]
+
+
+def timings(ctx: Ctx) -> list[Any]:
+    p = ctx.pres
+    fw = ctx.frame_width
+    out: list[Any] = [para(ctx, "Run time", "h2"),
+                      para(ctx, f"Asked {p.header.created}; finished {p.header.finished}; "
+                                f"{p.total_seconds:.2f} s in the pipeline stages.", "body")]
+    if p.timings:
+        rows: list[list[Any]] = [["Stage", "Started", "Wall (s)", "In models (s)", "Overhead (s)"]]
+        rows += [[t.stage, t.started, t.seconds, t.model_seconds, t.overhead] for t in p.timings]
+        out.append(table(ctx, rows, [0.18 * fw, 0.34 * fw, 0.16 * fw, 0.16 * fw, 0.16 * fw]))
+    return out
+
+
+def warnings(ctx: Ctx) -> list[Any]:
+    p = ctx.pres
+    out: list[Any] = [para(ctx, "Warnings and errors", "h2")]
+    if not p.warnings and not p.errors:
+        return out + [para(ctx, "None.", "body")]
+    out.extend(para(ctx, f"Error: {e}", "small") for e in p.errors)
+    out.extend(para(ctx, f"Warning: {w}", "small") for w in p.warnings)
+    return out
+
+
+def provenance(ctx: Ctx) -> list[Any]:
+    r, inp = ctx.record, ctx.record.input
+    fw = ctx.frame_width
+    source = "removed (de-identified)" if ctx.deidentify else (inp.source_path or "-")
+    rows = [
+        ["Run id", r.run_id],
+        ["App / record schema / prompts", f"{r.app_version or '-'} / {r.schema_version} / {r.prompt_version or '-'}"],
+        ["Mask threshold tau", f"{r.tau:.2f}"],
+        ["Slice pixels sha256", f"{inp.pixel_sha256 or '-'} ({inp.pixel_dtype or '?'})"],
+        ["Source file", source],
+    ]
+    cells = [[para(ctx, k, "label"), para(ctx, v, "mono" if k != "Source file" else "cell")] for k, v in rows]
+    return [para(ctx, "Provenance", "h2"), table(ctx, cells, [0.25 * fw, 0.75 * fw], header=False)]

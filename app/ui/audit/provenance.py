@@ -1,0 +1,32 @@
+"""The provenance section: models and revisions, the input slice, versions, timings, and
+the run's warnings and errors."""
+from __future__ import annotations
+
+from app.audit.present import RunPresentation, breakable
+
+from .widgets import DIM, ERROR, WARN, Section, esc, label, span
+
+
+def fill_provenance(sec: Section, p: RunPresentation) -> None:
+    rows = []
+    for m in p.models:
+        sha = f" \u00b7 sha256 {m.sha_short}" if m.sha_short else ""
+        rows.append(f"<b>{esc(m.role)}</b>: {esc(m.repo_id)} @ {esc(m.revision_short)} "
+                    f"({esc(m.backend)}, {esc(m.device)}/{esc(m.dtype)}){sha}")
+    if not rows:
+        rows.append(span("No model was loaded.", DIM))
+    rows.append(f"<b>Input</b>: {esc(p.input_text)}")
+    rows.append(f"<b>Versions</b>: {esc(p.versions_text)}")
+    if p.timings_text:
+        rows.append(f"<b>Timings</b>: {p.timings_text}")
+    sec.add(label("<br>".join(rows), rich=True))
+    if p.warnings:
+        sec.add(label("<b>Warnings</b><br>" + "<br>".join(f"\u2022 {esc(breakable(w))}" for w in p.warnings),
+                      rich=True, color=WARN))
+    if p.errors:
+        sec.add(label("<b>Errors</b><br>" + "<br>".join(f"\u2022 {esc(breakable(e))}" for e in p.errors),
+                      rich=True, color=ERROR))
+    n_warn = len(p.warnings) + len(p.errors)
+    sec.set_title("Provenance" + (f" ({n_warn} warnings)" if n_warn else ""))
+    if p.errors:
+        sec.set_expanded(True)
