@@ -10,17 +10,25 @@ never asks a question must not leave an empty audit file behind.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .paths import default_db_path
-from .store import AuditStore, LoadedRun, RunSummary, StoredOverride
+
+if TYPE_CHECKING:  # the store pulls in OpenCV (PNG codec): imported on first open, not at GUI start
+    from .store import AuditStore, LoadedRun, RunSummary, StoredOverride
 
 
 class AuditUnavailable(RuntimeError):
     """The audit database cannot be opened (one line: path and reason)."""
 
 
-StoreFactory = Callable[[], AuditStore]
+StoreFactory = Callable[[], "AuditStore"]
+
+
+def _default_store() -> "AuditStore":
+    from .store import AuditStore
+
+    return AuditStore()
 
 
 class AuditService:
@@ -31,8 +39,8 @@ class AuditService:
     """
 
     def __init__(self, store_factory: StoreFactory | None = None) -> None:
-        self._factory: StoreFactory = store_factory or AuditStore
-        self._store: AuditStore | None = None
+        self._factory: StoreFactory = store_factory or _default_store
+        self._store: "AuditStore | None" = None
         self._lock = threading.Lock()
 
     # ----- the store -------------------------------------------------------------------
@@ -48,7 +56,7 @@ class AuditService:
         except Exception:  # noqa: BLE001 - no data folder: nothing recorded yet
             return False
 
-    def store(self) -> AuditStore:
+    def store(self) -> "AuditStore":
         """The open store (opened now if needed); :class:`AuditUnavailable` if it cannot be."""
         with self._lock:
             if self._store is None:
@@ -68,16 +76,16 @@ class AuditService:
                 pass
 
     # ----- the calls the viewer makes --------------------------------------------------
-    def list_runs(self, study_uid: str | None = None) -> list[RunSummary]:
+    def list_runs(self, study_uid: str | None = None) -> "list[RunSummary]":
         return self.store().list_runs(study_uid=study_uid)
 
-    def load_run(self, run_id: str) -> LoadedRun:
+    def load_run(self, run_id: str) -> "LoadedRun":
         return self.store().load_run(run_id)
 
-    def overrides(self, run_id: str) -> list[StoredOverride]:
+    def overrides(self, run_id: str) -> "list[StoredOverride]":
         return self.store().overrides(run_id)
 
-    def append_override(self, run_id: str, kind: str, detail: Mapping[str, Any], who: str = "") -> list[StoredOverride]:
+    def append_override(self, run_id: str, kind: str, detail: Mapping[str, Any], who: str = "") -> "list[StoredOverride]":
         """Append one override; returns the run's overrides after it (what the panel shows)."""
         store = self.store()
         store.append_override(run_id, kind, detail, who=who)
