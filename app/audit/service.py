@@ -85,7 +85,8 @@ class AuditService:
     def overrides(self, run_id: str) -> "list[StoredOverride]":
         return self.store().overrides(run_id)
 
-    def append_override(self, run_id: str, kind: str, detail: Mapping[str, Any], who: str = "") -> "list[StoredOverride]":
+    def append_override(self, run_id: str, kind: str, detail: Mapping[str, Any],
+                        who: str = "") -> "list[StoredOverride]":
         """Append one override; returns the run's overrides after it (what the panel shows)."""
         store = self.store()
         store.append_override(run_id, kind, detail, who=who)

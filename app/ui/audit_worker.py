@@ -53,6 +53,7 @@ class AuditWorker(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # serial: order kept, one SQLite user at a time
         self._pending = 0
+        self._closed = False
 
     @property
     def idle(self) -> bool:
@@ -60,7 +61,11 @@ class AuditWorker(QObject):
         return self._pending == 0
 
     def submit(self, call: Callable[[AuditService], Any], on_done: OnDone = _ignore, on_error: OnError | None = None,
-               *, name: str = "audit") -> Worker:
+               *, name: str = "audit") -> Worker | None:
+        """Queue ``call``; None (nothing queued) once :meth:`shutdown` ran: a closing window's
+        late refresh must not reopen, and so re-create, the database."""
+        if self._closed:
+            return None
         service = self.service
 
         def task(_ctx) -> _Reply:  # audit thread: errors become values, never tracebacks in the GUI
@@ -88,5 +93,6 @@ class AuditWorker(QObject):
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Finish what is queued (appends must reach the database), then close the store."""
+        self._closed = True
         self._pool.waitForDone(int(timeout * 1000))
         self.service.close()

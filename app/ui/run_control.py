@@ -66,8 +66,9 @@ class RunControlMixin:
             self.ask.show_message("The audit trail cannot be opened, so no run was started (see the status bar).",
                                   "error", title="Audit trail unavailable")
 
-        self._opening_for_run = True
-        self.audit_io.submit(lambda s: s.store(), opened, refused, name="audit trail")
+        # Delivered later, on this thread: the flag is set before `opened` can clear it.
+        queued = self.audit_io.submit(lambda s: s.store(), opened, refused, name="audit trail")
+        self._opening_for_run = queued is not None
         return None
 
     def _launch_run(self: "AskAuditController", req: RunRequest) -> RunHandle | None:

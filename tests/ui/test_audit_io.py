@@ -94,6 +94,7 @@ def test_worker_keeps_the_order_and_delivers_failures(qtbot, tmp_path):
     assert threads and all(t is not main for t in threads) and len({t.ident for t in threads}) == 1
     io.shutdown()
     assert not io.service.is_open
+    assert io.submit(lambda s: s.list_runs()) is None and not io.service.is_open  # closed: no reopening
 
     blocked = tmp_path / "file"
     blocked.write_text("x")
@@ -130,3 +131,27 @@ def test_the_window_never_touches_the_audit_store_on_its_main_thread(qtbot, care
         assert call in names, call
     on_main = [n for n, t in RecordingStore.calls if t is threading.main_thread()]
     assert on_main == []
+
+
+@pytest.mark.slow
+def test_an_unopenable_audit_trail_refuses_the_run_and_unknown_runs_are_a_message(qtbot, care):
+    from app.audit.store import AuditStoreError
+
+    def broken():
+        raise AuditStoreError("/x/audit.sqlite3: cannot open the audit database (disk I/O error)")
+
+    care.audit_io.service = AuditService(broken)
+    care.ask.set_question(QUESTION)
+    assert care.start_run(QUESTION, "tiny") is None  # waits for the open, off the GUI thread
+    settle(qtbot, care)
+    assert care.handle is None and care.ask.run_button.isEnabled()
+    assert care.ask.message_level == "error"
+    assert "The audit trail cannot be opened, so no run was started" in care.ask.message_text()
+    assert care.window.status.currentMessage() == (
+        "Audit trail unavailable: /x/audit.sqlite3: cannot open the audit database (disk I/O error)")
+
+    care.audit_io.service = AuditService(RecordingStore)
+    care.reopen("no-such-run")
+    settle(qtbot, care)
+    assert care.window.status.currentMessage().startswith("Cannot open the run: no run no-such-run")
+    assert care.audit.record is None
