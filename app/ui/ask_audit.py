@@ -20,7 +20,7 @@ The controller is one object; its parts live in modules of their own: runs
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -41,6 +41,9 @@ from .run_history import RunHistoryMixin
 from .run_worker import PipelineCache, RunHandle
 from .theme import icon
 from .workers import Worker
+
+if TYPE_CHECKING:
+    from app.audit.store import AuditStore
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +152,7 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
 
     # ================================================================== storage ==
     @property
-    def store(self) -> Any:
+    def store(self) -> "AuditStore":
         """The audit store, opened on first use (tests and scripts; the GUI uses ``audit_io``)."""
         return self.audit_io.service.store()
 
@@ -206,7 +209,6 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
             if w is not None:
                 w.wait(timeout)
         self.audit_io.shutdown(timeout)  # queued overrides still reach the database
-
 
 
 def install_ask_audit(window) -> AskAuditController:
