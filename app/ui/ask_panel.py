@@ -28,7 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.pipeline.types import Stage
+from app.pipeline.vocab import BackendKind
 
+from .installed_code import coordinator_available
 from .run_worker import STAGES, Progress, RunOutcome, friendly_errors
 from .theme import icon
 
@@ -50,17 +52,6 @@ def settings() -> QSettings:
     return QSettings("CARE", "CARE Viewer")
 
 
-def coordinator_available() -> bool:
-    """CARE-Coord is offered once the coordinator package (and its factory, which the engine
-    calls for mode "coord") is installed. Checked on disk, not by importing it: the package
-    pulls in OpenCV, which start-up must not load."""
-    from pathlib import Path
-
-    import app.pipeline as pipeline_pkg
-
-    return (Path(pipeline_pkg.__file__).parent / "coordinator" / "factory.py").is_file()
-
-
 @dataclass(frozen=True)
 class ProfileChoice:
     name: str
@@ -78,8 +69,8 @@ def profile_choices() -> tuple[list[ProfileChoice], str]:
 
     out: list[ProfileChoice] = []
     for name, prof in load_profiles().items():
-        remote = any(s.backend == "remote" for s in prof.models.values())
-        states = [s for s in profile_states(prof) if s.spec.backend != "remote"]
+        remote = any(s.backend == BackendKind.REMOTE for s in prof.models.values())
+        states = [s for s in profile_states(prof) if s.spec.backend != BackendKind.REMOTE]
         missing = [s for s in states if not s.installed]
         detail = ""
         if missing:

@@ -1,55 +1,39 @@
 """The viewer's main window: series browser (left), slice view (centre), tabbed docks
 (right: DICOM tags; the Ask and Audit panels add themselves with :meth:`add_dock`),
-toolbar, menus, status bar, drag-and-drop and background loading."""
+toolbar, menus, status bar, drag-and-drop and background loading.
+
+This module holds the window's layout, state and view-following slots; its actions, menus
+and toolbar are in :mod:`.main_actions`, opening studies (dialogs, drag and drop,
+background loading) in :mod:`.study_opening`."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Sequence
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QFileDialog,
-    QMainWindow,
-    QMenu,
-    QMessageBox,
-    QToolButton,
-    QWidget,
-)
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QWidget
 
-from app.study.reformat import Plane, native_plane
-from app.study.volume import LoadResult, Volume
+from app.study.reformat import Plane
+from app.study.volume import Volume
 
-from .dialogs import ErrorsDialog, ShortcutsDialog
-from .loading import load_worker, sample_path
+from .dialogs import ErrorsDialog
+from .main_actions import PRESET_LABELS, MainActionsMixin
 from .series_browser import SeriesBrowser
-from .slice_view import DragMode, SliceView, window_presets
+from .slice_view import SliceView
 from .status_bar import ViewerStatusBar
+from .study_opening import FILE_FILTER, StudyOpeningMixin
 from .tag_browser import TagBrowser
-from .theme import app_icon, icon
+from .theme import app_icon
 from .workers import Worker
 
 log = logging.getLogger(__name__)
 
+__all__ = ["APP_NAME", "FILE_FILTER", "PRESET_LABELS", "MainWindow"]
+
 APP_NAME = "CARE Viewer"
-FILE_FILTER = (
-    "Medical images (*.dcm *.DCM *.ima *.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd *.png *.jpg *.jpeg *.tif *.tiff *.bmp);;"
-    "All files (*)"
-)
-PRESET_LABELS = {
-    "default": "Default (from file)",
-    "lung": "Lung  (C -600 / W 1500)",
-    "mediastinum": "Mediastinum  (C 50 / W 350)",
-    "abdomen": "Abdomen  (C 40 / W 400)",
-    "bone": "Bone  (C 400 / W 1800)",
-    "brain": "Brain  (C 40 / W 80)",
-    "auto": "Auto (from histogram)",
-}
 
 
-class MainWindow(QMainWindow):
+class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
     # After a load completes: every series read (the Ask panel lists these).
     series_loaded = Signal(object)  # list[Volume]
     # A volume became the displayed one. During loading this fires on the first slice,
@@ -155,43 +139,6 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def open_paths(self, paths: Sequence[str | Path]) -> None:
-        """Open files and/or folders in the background (replaces the current study)."""
-        paths = [str(p) for p in paths if str(p)]
-        if not paths:
-            return
-        self.cancel_loading()
-        self._partial_volume = None
-        self._partial_front = 0
-        label = Path(paths[0]).name + (f" and {len(paths) - 1} more" if len(paths) > 1 else "")
-        self.status.begin_task(f"Opening {label}…")
-        self.status.showMessage(f"Opening {label}…")
-        if self._current is None:
-            self.view.set_message(f"Opening {label}…")
-        worker = load_worker(paths)
-        self._worker = worker
-        s = worker.signals
-        s.progress.connect(lambda d, t, m, w=worker: self._on_progress(w, d, t, m))
-        s.partial.connect(lambda payload, w=worker: self._on_partial(w, payload))
-        s.finished.connect(lambda result, w=worker: self._on_loaded(w, result))
-        s.errored.connect(lambda msg, w=worker: self._on_load_error(w, msg))
-        s.cancelled.connect(lambda w=worker: self._on_cancelled(w))
-        worker.start()  # only now: a fast task must not emit before we listen
-
-    def open_sample(self) -> None:
-        try:
-            path = sample_path()
-        except Exception as exc:  # noqa: BLE001 - missing sample must not take the app down
-            self._show_failure(f"The sample study is not available: {exc}")
-            return
-        self.open_paths([path])
-
-    def cancel_loading(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            self._worker = None
-            self.status.end_task()
-
     def show_volume(self, volume: Volume | None) -> None:
         if volume is self._current:
             return
@@ -203,222 +150,6 @@ class MainWindow(QMainWindow):
         self._update_enabled()
         self._update_tags()
         self.volume_shown.emit(volume)
-
-    # ================================================================ loading ==
-    def _on_progress(self, worker: Worker, done: int, total: int, msg: str) -> None:
-        if worker is not self._worker:
-            return
-        self.status.task_progress(done, total, msg)
-        if self._partial_volume is not None and not self._partial_timer.isActive():
-            self._partial_timer.start()
-
-    def _on_partial(self, worker: Worker, payload) -> None:
-        if worker is not self._worker:
-            return
-        volume, done, total = payload
-        self._partial_front = max(0, int(done) - 1)
-        if self._partial_volume is not volume:
-            self._partial_volume = volume
-            self.show_volume(volume)
-            self.view.set_slice(min(self._partial_front, volume.num_slices // 2))
-        if not self._partial_timer.isActive():
-            self._partial_timer.start()
-
-    def _refresh_partial(self) -> None:
-        v = self._partial_volume
-        if v is None or v is not self._current:
-            return
-        follow = None
-        if not self.view.user_navigated:
-            # Follow the fill front up to the middle slice, where a finished series opens.
-            follow = min(self._partial_front, v.num_slices // 2)
-        self.view.refresh_data(follow_slice=follow)
-
-    def _on_loaded(self, worker: Worker, result: LoadResult) -> None:
-        if worker is not self._worker:
-            return
-        self._worker = None
-        self.status.end_task()
-        self._partial_timer.stop()
-        self._volumes = list(result.volumes)
-        current_index = 0
-        if self._partial_volume is not None and self._partial_volume in self._volumes:
-            current_index = self._volumes.index(self._partial_volume)
-        self._partial_volume = None
-        self.series_browser.set_volumes(self._volumes, current_index)
-        if self._volumes:
-            shown = self._volumes[current_index]
-            if shown is self._current:
-                self.view.loading_finished()
-                if not self.view.user_navigated:
-                    self.view.set_slice(shown.num_slices // 2, plane=native_plane(shown))
-            else:
-                self.show_volume(shown)
-            n = len(self._volumes)
-            self.status.showMessage(f"Opened {n} series" + (f", {len(result.errors)} item(s) skipped" if result.errors else ""), 8000)
-            self.series_loaded.emit(self.volumes)
-            self.view.setFocus()
-        else:
-            self.show_volume(None)
-        if result.errors:
-            self._show_errors(result)
-
-    def _on_load_error(self, worker: Worker, message: str) -> None:
-        if worker is not self._worker:
-            return
-        self._worker = None
-        self.status.end_task()
-        self._show_failure(message)
-
-    def _on_cancelled(self, worker: Worker) -> None:
-        self.status.showMessage("Loading cancelled", 5000)
-        if self._current is None:
-            self.view.set_message("")
-
-    def _show_errors(self, result: LoadResult) -> None:
-        lines = [str(e) for e in result.errors]
-        if not result.volumes:
-            text = "Could not open " + ("\n".join(lines) if len(lines) <= 6 else "\n".join(lines[:6]) + f"\n… and {len(lines) - 6} more")
-            self._show_failure(text)
-        else:
-            self.status.showMessage(f"{len(lines)} item(s) could not be opened (see list)", 10000)
-        if len(lines) > 1 or result.volumes:
-            if self._error_dialog is not None:
-                self._error_dialog.close()
-            self._error_dialog = ErrorsDialog(result.errors, self)
-            self._error_dialog.destroyed.connect(lambda *_: setattr(self, "_error_dialog", None))
-            self._error_dialog.show()
-
-    def _show_failure(self, text: str) -> None:
-        """A load that produced nothing: the reason goes into the viewport and status bar."""
-        log.warning("%s", text)
-        self.status.showMessage(text.splitlines()[0], 15000)
-        if self._current is None:
-            self.view.set_message(text, error=True)
-        self.load_failed.emit(text)
-
-    # ================================================================ actions ==
-    def _action(self, text: str, icon_name: str | None = None, shortcut=None, slot=None, checkable=False, tip: str = "") -> QAction:
-        a = QAction(text, self)
-        if icon_name:
-            a.setIcon(icon(icon_name))
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        a.setCheckable(checkable)
-        if tip or shortcut is not None:
-            keys = QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText) if shortcut is not None else ""
-            a.setToolTip(f"{tip or text.replace('&', '').rstrip('…')}" + (f"  ({keys})" if keys else ""))
-        if slot is not None:
-            a.triggered.connect(slot)
-        self.addAction(a)  # shortcuts work whatever has focus in the window
-        return a
-
-    def _build_actions(self) -> None:
-        K = QKeySequence.StandardKey
-        v = self.view
-        self.act_open_file = self._action("&Open File…", "mdi6.file-outline", K.Open, self._open_file_dialog, tip="Open file(s)")
-        self.act_open_folder = self._action("Open &Folder…", "mdi6.folder-open-outline", "Ctrl+Shift+O", self._open_folder_dialog, tip="Open a DICOM folder")
-        self.act_open_sample = self._action("Open &Sample Study", "mdi6.flask-outline", None, self.open_sample, tip="Open the bundled sample CT")
-        self.act_quit = self._action("&Quit", "mdi6.exit-to-app", "Ctrl+Q", self.close)
-
-        self.act_zoom_in = self._action("Zoom &In", "mdi6.magnify-plus-outline", "+", v.zoom_in)
-        self.act_zoom_out = self._action("Zoom &Out", "mdi6.magnify-minus-outline", "-", v.zoom_out)
-        self.act_fit = self._action("&Fit to Window", "mdi6.fit-to-screen-outline", "F", v.fit)
-        self.act_reset_wl = self._action("&Reset Window/Level", "mdi6.restore", "R", v.reset_window)
-        self.act_overlays = self._action("Show &Overlays", "mdi6.layers-outline", "O", self._toggle_overlays, checkable=True)
-        self.act_overlays.setChecked(True)
-        self.act_annotations = self._action("Show &Annotations", "mdi6.information-outline", None, self._toggle_annotations, checkable=True)
-        self.act_annotations.setChecked(True)
-
-        self.plane_group = QActionGroup(self)
-        self.act_planes: dict[Plane, QAction] = {}
-        for plane, key, ic in (
-            (Plane.AXIAL, "1", "mdi6.alpha-a-box-outline"),
-            (Plane.CORONAL, "2", "mdi6.alpha-c-box-outline"),
-            (Plane.SAGITTAL, "3", "mdi6.alpha-s-box-outline"),
-        ):
-            a = self._action(plane.value.capitalize(), ic, key, lambda _=False, p=plane: v.set_plane(p), checkable=True)
-            self.plane_group.addAction(a)
-            self.act_planes[plane] = a
-        self.act_planes[Plane.AXIAL].setChecked(True)
-
-        self.tool_group = QActionGroup(self)
-        self.act_tools: dict[str, QAction] = {}
-        for mode, text, ic, tip in (
-            (DragMode.PAN, "Pan", "mdi6.cursor-move", "Left-drag pans"),
-            (DragMode.WINDOW, "Window/Level", "mdi6.contrast-circle", "Left-drag sets window/level (right-drag always does)"),
-            (DragMode.ZOOM, "Zoom", "mdi6.magnify", "Left-drag up/down zooms"),
-        ):
-            a = self._action(text, ic, None, lambda _=False, m=mode: setattr(v, "drag_mode", m), checkable=True, tip=tip)
-            self.tool_group.addAction(a)
-            self.act_tools[mode] = a
-        self.act_tools[v.drag_mode].setChecked(True)
-
-        self.act_shortcuts = self._action("&Keyboard and Mouse…", "mdi6.keyboard-outline", None, lambda: ShortcutsDialog(self).exec())
-        self.act_about = self._action("&About CARE Viewer", "mdi6.information-outline", None, self._about)
-
-    def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addActions([self.act_open_file, self.act_open_folder, self.act_open_sample])
-        m.addSeparator()
-        m.addAction(self.act_quit)
-
-        m = mb.addMenu("&View")
-        m.addActions(list(self.act_planes.values()))
-        m.addSeparator()
-        m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit])
-        m.addSeparator()
-        self.preset_menu = QMenu("Window &Presets", self)
-        self.preset_menu.setIcon(icon("mdi6.tune-vertical"))
-        m.addMenu(self.preset_menu)
-        m.addAction(self.act_reset_wl)
-        m.addSeparator()
-        m.addActions([self.act_overlays, self.act_annotations])
-        m.addSeparator()
-        self.panels_menu = m.addMenu("&Panels")
-        for d in (self.series_dock, self.tags_dock):
-            self.panels_menu.addAction(d.toggleViewAction())
-
-        m = mb.addMenu("&Tools")
-        m.addActions(list(self.act_tools.values()))
-
-        m = mb.addMenu("&Help")
-        m.addActions([self.act_shortcuts, self.act_about])
-
-    def _build_toolbar(self) -> None:
-        tb = self.addToolBar("Main")
-        tb.setObjectName("toolbar-main")
-        tb.setMovable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        tb.setIconSize(QSize(22, 22))
-        tb.addActions([self.act_open_file, self.act_open_folder, self.act_open_sample])
-        tb.addSeparator()
-        tb.addActions(list(self.act_planes.values()))
-        tb.addSeparator()
-        tb.addActions(list(self.act_tools.values()))
-        tb.addSeparator()
-        tb.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit])
-        tb.addSeparator()
-        self.preset_button = QToolButton(self)
-        self.preset_button.setIcon(icon("mdi6.tune-vertical"))
-        self.preset_button.setText("Presets")
-        self.preset_button.setToolTip("Window/level presets")
-        self.preset_button.setMenu(self.preset_menu)
-        self.preset_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        tb.addWidget(self.preset_button)
-        tb.addAction(self.act_reset_wl)
-        tb.addSeparator()
-        tb.addAction(self.act_overlays)
-        self.toolbar = tb
-
-    def _sync_presets(self) -> None:
-        self.preset_menu.clear()
-        for name in window_presets(self._current):
-            a = self.preset_menu.addAction(PRESET_LABELS.get(name, name.capitalize()))
-            a.setData(name)
-            a.triggered.connect(lambda _=False, n=name: self.view.apply_preset(n))
-        self.preset_menu.setEnabled(bool(self.preset_menu.actions()))
 
     def _wire(self) -> None:
         v = self.view
@@ -490,24 +221,7 @@ class MainWindow(QMainWindow):
         self.view.show_annotations = bool(on)
         self.view.update()
 
-    # ================================================================ dialogs ==
-    def _settings(self) -> QSettings:
-        return QSettings("CARE", "CARE Viewer")
-
-    def _open_file_dialog(self) -> None:
-        start = str(self._settings().value("last_dir", str(Path.home())))
-        files, _ = QFileDialog.getOpenFileNames(self, "Open image files", start, FILE_FILTER)
-        if files:
-            self._settings().setValue("last_dir", str(Path(files[0]).parent))
-            self.open_paths(files)
-
-    def _open_folder_dialog(self) -> None:
-        start = str(self._settings().value("last_dir", str(Path.home())))
-        folder = QFileDialog.getExistingDirectory(self, "Open a DICOM folder", start)
-        if folder:
-            self._settings().setValue("last_dir", folder)
-            self.open_paths([folder])
-
+    # ================================================================== about ==
     def _about(self) -> None:
         from app import __version__ as version  # type: ignore[attr-defined]
 
@@ -517,23 +231,6 @@ class MainWindow(QMainWindow):
             f"<b>CARE Viewer</b> {version}<br>Auditable, evidence-grounded medical VQA "
             "(CARE, ICLR 2026).<br><br>For research use; not a medical device.",
         )
-
-    # ========================================================== drag and drop ==
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if _local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dragMoveEvent(self, event) -> None:  # noqa: N802
-        if _local_paths(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        paths = _local_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
-            self.open_paths(paths)
 
     # ================================================================ closing ==
     def keyPressEvent(self, event) -> None:  # noqa: N802
@@ -552,10 +249,3 @@ class MainWindow(QMainWindow):
             worker.wait(5.0)  # the loader polls cancel between files
         self.care.shutdown()  # a running question stops at its next stage and is recorded
         super().closeEvent(event)
-
-
-def _local_paths(mime) -> list[str]:
-    if not mime.hasUrls():
-        return []
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
-

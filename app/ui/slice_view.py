@@ -1,6 +1,10 @@
 """The central 2-D slice viewport: scroll, zoom, pan, window/level, reformats, overlays,
 orientation labels, scale bar and corner annotations.
 
+This module holds the view's state and geometry; its drawing helpers are in
+:mod:`.slice_painting`, its mouse/keyboard handling in :mod:`.slice_interaction` and the
+cursor readout and presets in :mod:`.slice_readout`.
+
 Screen mapping: the slice image (``geom.image_size`` voxels) is drawn as a rectangle of
 ``physical_size`` mm scaled by ``self._scale`` screen pixels per mm, centred on the
 viewport centre plus ``self._pan``. Everything else (cursor readout, boxes, the scale bar)
@@ -8,82 +12,29 @@ goes through :meth:`widget_to_image` / :meth:`image_to_widget`.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
+from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.study.display import CT_PRESETS, auto_window, default_window
+from app.study.display import auto_window, default_window
 from app.study.reformat import Plane, SliceGeometry, is_single_image, native_plane, slice_geometry
-from app.study.volume import SourceFormat, Volume, Window
+from app.study.volume import Volume, Window
 
 from .overlays import OverlayManager
+from .slice_interaction import ZOOM_STEP, DragMode, SliceInteractionMixin
+from .slice_painting import SlicePaintingMixin
+from .slice_readout import CursorInfo, modality_unit, window_presets
 from .slice_renderer import Frame, SliceRenderer
+
+__all__ = ["CursorInfo", "DragMode", "MAX_ZOOM", "MIN_ZOOM", "SliceView", "ZOOM_STEP", "modality_unit",
+           "window_presets"]
 
 MIN_ZOOM = 0.05  # fraction of "one voxel per screen pixel"
 MAX_ZOOM = 40.0
-ZOOM_STEP = 1.25
 
 
-class DragMode:
-    PAN = "pan"
-    WINDOW = "window"
-    ZOOM = "zoom"
-
-
-@dataclass(frozen=True)
-class CursorInfo:
-    """What is under the mouse (for the status bar)."""
-
-    ijk: tuple[int, int, int]  # voxel index (x, y, z)
-    lps: tuple[float, float, float]  # mm
-    value: float | tuple[int, int, int]  # modality units, or RGB
-    unit: str  # "HU" for CT, "" otherwise
-
-    def value_text(self) -> str:
-        if isinstance(self.value, tuple):
-            return "RGB ({}, {}, {})".format(*self.value)
-        v = self.value
-        txt = f"{v:.0f}" if float(v).is_integer() or abs(v) >= 100 else f"{v:.2f}"
-        return f"{self.unit} {txt}" if self.unit else f"Value {txt}"
-
-
-def modality_unit(volume: Volume) -> str:
-    return "HU" if volume.modality.upper() == "CT" and not volume.is_rgb else ""
-
-
-def window_presets(volume: Volume | None) -> dict[str, Window]:
-    """Presets offered for a volume: the CT ones for CT, always 'default' and 'auto'."""
-    out: dict[str, Window] = {}
-    if volume is None or volume.is_rgb:
-        return out
-    out["default"] = Window(volume.window.center, volume.window.width, "default")
-    if volume.modality.upper() == "CT":
-        out.update(CT_PRESETS)
-    out["auto"] = Window(0.0, 0.0, "auto")  # computed on demand from the voxels
-    return out
-
-
-def _nice_length(max_mm: float) -> float:
-    """Largest 1/2/5 x 10^n mm not above ``max_mm``."""
-    if max_mm <= 0:
-        return 0.0
-    exp = math.floor(math.log10(max_mm))
-    for m in (5, 2, 1):
-        v = m * 10**exp
-        if v <= max_mm:
-            return float(v)
-    return float(10 ** (exp - 1) * 5)
-
-
-def _format_mm(mm: float) -> str:
-    return f"{mm / 10:g} cm" if mm >= 10 else f"{mm:g} mm"
-
-
-class SliceView(QWidget):
+class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
     slice_changed = Signal(int, int)  # index, count
     window_changed = Signal(object)  # Window
     zoom_changed = Signal(float)  # fraction (1.0 = one voxel column per screen pixel)
@@ -440,248 +391,6 @@ class SliceView(QWidget):
         if self.show_annotations:
             self._paint_annotations(p)
         p.end()
-
-    def _paint_message(self, p: QPainter) -> None:
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        f = QFont(self.font())
-        f.setPointSizeF(f.pointSizeF() * 1.15)
-        p.setFont(f)
-        if self._message:
-            text, color = self._message, QColor(255, 120, 110) if self._message_is_error else QColor(170, 178, 189)
-        else:
-            text = (
-                "No study open\n\nOpen a file (Ctrl+O) or a DICOM folder (Ctrl+Shift+O),\n"
-                "or drop files or folders here."
-            )
-            color = QColor(140, 148, 160)
-        p.setPen(color)
-        r = self.rect().adjusted(40, 40, -40, -40)
-        p.drawText(r, int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), text)
-
-    def _paint_boxes(self, p: QPainter) -> None:
-        g = self.geometry_
-        if g is None:
-            return
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        for box in self.overlays.stack.boxes_for(g.slice_axis, self.slice_index):
-            c0, r0, c1, r1 = g.array_rect_to_screen(*box.rect)
-            tl, br = self.image_to_widget(c0, r0), self.image_to_widget(c1, r1)
-            color = QColor(*box.color)
-            color.setAlphaF(box.opacity)
-            pen = QPen(color, box.line_width)
-            pen.setCosmetic(True)
-            p.setPen(pen)
-            p.setBrush(Qt.BrushStyle.NoBrush)
-            p.drawRect(QRectF(tl, br))
-            if box.label:
-                self._shadow_text(p, QPointF(tl.x(), tl.y() - 4), box.label, color)
-
-    def _shadow_text(self, p: QPainter, at: QPointF, text: str, color: QColor) -> None:
-        p.setPen(QColor(0, 0, 0, 200))
-        p.drawText(at + QPointF(1, 1), text)
-        p.setPen(color)
-        p.drawText(at, text)
-
-    def _text_block(self, p: QPainter, lines: list[str], corner: str) -> None:
-        fm = p.fontMetrics()
-        lh = fm.height()
-        pad = 8
-        n = len(lines)
-        for idx, line in enumerate(lines):
-            if not line:
-                continue
-            w = fm.horizontalAdvance(line)
-            x = pad if corner in ("tl", "bl") else self.width() - pad - w
-            y = pad + fm.ascent() + idx * lh if corner in ("tl", "tr") else self.height() - pad - (n - 1 - idx) * lh - fm.descent()
-            self._shadow_text(p, QPointF(x, y), line, QColor(222, 226, 232))
-
-    def _paint_annotations(self, p: QPainter) -> None:
-        v, g = self._volume, self.geometry_
-        assert v is not None and g is not None
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        f = QFont(self.font())
-        f.setPointSizeF(max(8.0, f.pointSizeF() * 0.95))
-        p.setFont(f)
-        pat = v.patient
-        self._text_block(p, [pat.name, f"ID: {pat.patient_id}" if pat.patient_id else "", _format_date(pat.study_date)], "tr")
-        desc = v.description or "(no description)"
-        self._text_block(p, [desc, f"{v.modality}  {self._plane.value.capitalize()}"], "tl")
-        k, n = self.slice_index, self.slice_count
-        lines = [f"Im: {k + 1}/{n}"]
-        if not v.is_rgb:
-            lines.append(f"W: {self._window.width:.0f}  L: {self._window.center:.0f}")
-        self._text_block(p, lines, "bl")
-        sx, sy = g.pixel_spacing
-        thick = g.spacing[2 - g.slice_axis]
-        self._text_block(p, [f"Zoom: {self.zoom * 100:.0f}%", f"{sx:.2f} x {sy:.2f} mm  Thk {thick:.2f} mm"], "br")
-        if v.source_format != SourceFormat.IMAGE2D:
-            self._paint_orientation(p, g)
-        self._paint_scale_bar(p)
-
-    def _paint_orientation(self, p: QPainter, g: SliceGeometry) -> None:
-        labels = g.edge_labels()
-        f = QFont(p.font())
-        f.setBold(True)
-        f.setPointSizeF(f.pointSizeF() * 1.2)
-        p.setFont(f)
-        fm = p.fontMetrics()
-        color = QColor(255, 214, 102)
-        r = self.rect()
-        cx, cy = r.width() / 2, r.height() / 2
-        pad = 8
-        for text, x, y in (
-            (labels.left, pad, cy + fm.ascent() / 2),
-            (labels.right, r.width() - pad - fm.horizontalAdvance(labels.right), cy + fm.ascent() / 2),
-            (labels.top, cx - fm.horizontalAdvance(labels.top) / 2, pad + fm.ascent()),
-            (labels.bottom, cx - fm.horizontalAdvance(labels.bottom) / 2, r.height() - pad - fm.descent()),
-        ):
-            self._shadow_text(p, QPointF(x, y), text, color)
-        p.setFont(self.font())
-
-    def scale_bar(self) -> tuple[float, float]:
-        """(length in mm, length in screen px) of the scale bar for the current zoom."""
-        if self.geometry_ is None or self._scale <= 0:
-            return 0.0, 0.0
-        target_px = min(160.0, self.width() * 0.25)
-        mm = _nice_length(target_px / self._scale)
-        return mm, mm * self._scale
-
-    def _paint_scale_bar(self, p: QPainter) -> None:
-        mm, px = self.scale_bar()
-        if px < 8:
-            return
-        fm = p.fontMetrics()
-        x1 = self.width() - 12
-        x0 = x1 - px
-        y = self.height() - 12 - 2 * fm.height() - 10
-        pen = QPen(QColor(222, 226, 232), 2)
-        pen.setCosmetic(True)
-        shadow = QPen(QColor(0, 0, 0, 180), 4)
-        for pn in (shadow, pen):
-            p.setPen(pn)
-            p.drawLine(QPointF(x0, y), QPointF(x1, y))
-            p.drawLine(QPointF(x0, y - 5), QPointF(x0, y + 1))
-            p.drawLine(QPointF(x1, y - 5), QPointF(x1, y + 1))
-            p.drawLine(QPointF((x0 + x1) / 2, y - 3), QPointF((x0 + x1) / 2, y))
-        label = _format_mm(mm)
-        self._shadow_text(p, QPointF(x1 - fm.horizontalAdvance(label), y - 8), label, QColor(222, 226, 232))
-
-    # ===================================================================== input ==
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
-        steps = event.angleDelta().y() / 120.0
-        if steps == 0:
-            return
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self.zoom_by(ZOOM_STEP**steps, event.position())
-        else:
-            self.user_navigated = True
-            # Wheel towards the user (negative delta) = next slice, as in most viewers.
-            self.scroll(-int(math.copysign(max(1, round(abs(steps))), steps)))
-        event.accept()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
-        key = event.key()
-        K = Qt.Key
-        if key in (K.Key_PageDown, K.Key_Down, K.Key_Right, K.Key_PageUp, K.Key_Up, K.Key_Left, K.Key_Home, K.Key_End):
-            self.user_navigated = True
-        if key in (K.Key_PageDown, K.Key_Down, K.Key_Right):
-            self.scroll(+1 if key != K.Key_PageDown else max(1, self.slice_count // 10))
-        elif key in (K.Key_PageUp, K.Key_Up, K.Key_Left):
-            self.scroll(-1 if key != K.Key_PageUp else -max(1, self.slice_count // 10))
-        elif key == K.Key_Home:
-            self.set_slice(0)
-        elif key == K.Key_End:
-            self.set_slice(self.slice_count - 1)
-        elif key in (K.Key_Plus, K.Key_Equal):
-            self.zoom_in()
-        elif key == K.Key_Minus:
-            self.zoom_out()
-        elif key == K.Key_F:
-            self.fit()
-        elif key == K.Key_R:
-            self.reset_window()
-        elif key == K.Key_1:
-            self.set_plane(Plane.AXIAL)
-        elif key == K.Key_2:
-            self.set_plane(Plane.CORONAL)
-        elif key == K.Key_3:
-            self.set_plane(Plane.SAGITTAL)
-        else:
-            super().keyPressEvent(event)
-            return
-        event.accept()
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        self.setFocus(Qt.FocusReason.MouseFocusReason)
-        if self._volume is None or self._drag_button is not None:
-            return
-        self._drag_button = event.button()
-        self._drag_start = event.position()
-        self._drag_window = self._window
-        self._drag_pan = QPointF(self._pan)
-        self._drag_scale = self.zoom
-        mode = self._mode_for(event.button())
-        if mode == DragMode.PAN:
-            self.setCursor(Qt.CursorShape.ClosedHandCursor)
-        elif mode == DragMode.WINDOW:
-            self.setCursor(Qt.CursorShape.SizeAllCursor)
-        elif mode == DragMode.ZOOM:
-            self.setCursor(Qt.CursorShape.SizeVerCursor)
-        event.accept()
-
-    def _mode_for(self, button: Qt.MouseButton) -> str | None:
-        if button == Qt.MouseButton.RightButton:
-            return DragMode.WINDOW
-        if button == Qt.MouseButton.MiddleButton:
-            return DragMode.PAN
-        if button == Qt.MouseButton.LeftButton:
-            return self.drag_mode
-        return None
-
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        pos = event.position()
-        self._last_cursor = pos
-        if self._drag_button is not None:
-            d = pos - self._drag_start
-            mode = self._mode_for(self._drag_button)
-            if mode == DragMode.PAN:
-                self._pan = self._drag_pan + d
-                self._fit = False
-                self.update()
-            elif mode == DragMode.WINDOW:
-                self._drag_window_to(d.x(), d.y())
-            elif mode == DragMode.ZOOM:
-                self.set_zoom(self._drag_scale * (1.01 ** (-d.y())), self._drag_start)
-        self.cursor_moved.emit(self.cursor_info_at(pos))
-        event.accept()
-
-    def _drag_window_to(self, dx: float, dy: float) -> None:
-        """Right-drag: right widens the window (less contrast), down raises the level
-        (darker image). Sensitivity follows the window at drag start, so fine tuning a
-        narrow brain window and sweeping a lung window both feel right."""
-        w0 = self._drag_window
-        step = max(w0.width, 20.0) / 250.0
-        self.set_window(Window(w0.center + dy * step, max(1.0, w0.width + dx * step), "custom"))
-
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if event.button() == self._drag_button:
-            self._drag_button = None
-            self.unsetCursor()
-        event.accept()
-
-    def leaveEvent(self, event) -> None:  # noqa: N802
-        self._last_cursor = None
-        self.cursor_moved.emit(None)
-        super().leaveEvent(event)
-
-    def contextMenuEvent(self, event) -> None:  # noqa: N802
-        event.accept()  # right button is window/level, never a context menu
-
-
-def _format_date(d: str) -> str:
-    if len(d) == 8 and d.isdigit():
-        return f"{d[0:4]}-{d[4:6]}-{d[6:8]}"
-    return d
 
 
 class _EmptyStack:

@@ -49,6 +49,12 @@ class TaskContext:
         return self._cancel.is_set()
 
 
+def failure_message(name: str, reason: str, error_type: str = "Error") -> str:
+    """The one line a failed task shows: its name and the first line of the reason."""
+    first = reason.strip().splitlines()[0] if reason.strip() else error_type
+    return f"{name} failed: {first}"
+
+
 def _is_cancellation(exc: BaseException) -> bool:
     # app.pipeline.types.Cancelled, without importing the pipeline here.
     return type(exc).__name__ == "Cancelled"
@@ -110,8 +116,7 @@ class Worker:
                 self.signals.cancelled.emit()
             else:
                 log.error("%s failed:\n%s", self.name, traceback.format_exc())
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                self.signals.errored.emit(f"{self.name} failed: {reason}")
+                self.signals.errored.emit(failure_message(self.name, str(exc), type(exc).__name__))
         else:
             if self._cancel.is_set():
                 self.signals.cancelled.emit()

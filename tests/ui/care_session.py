@@ -42,6 +42,11 @@ def open_ct(qtbot, window, ct_dicom_dir) -> None:
     window.view.set_slice(TUMOUR_SLICE)
 
 
+def settle(qtbot, care, timeout: int = 30_000) -> None:
+    """Wait until every queued audit-store call has run and its result reached the GUI."""
+    qtbot.waitUntil(lambda: care.audit_io.idle, timeout=timeout)
+
+
 def screen_point(view, col: float, row: float):
     """Widget point of ``volume.slice(k)`` pixel (col, row) on the axial view."""
     from PySide6.QtCore import QPoint

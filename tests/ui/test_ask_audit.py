@@ -12,6 +12,7 @@ from tests.ui.care_session import (
     TUMOUR_SLICE,
     mask_centre,
     screen_point,
+    settle,
 )
 from tests.ui.ui_helpers import grab_rgb
 
@@ -103,6 +104,7 @@ def test_run_end_to_end_fills_the_audit_and_draws_overlays(qtbot, care):
     qtbot.waitUntil(lambda: not view.overlays.get(key).outline, timeout=3000)
 
     # Persisted with the store, and listed in the history.
+    settle(qtbot, care)
     runs = care.store.list_runs(rec.input.study_uid)
     assert [r.run_id for r in runs] == [rec.run_id] and runs[0].status == "completed"
     assert care.history.run_ids() == [rec.run_id]
@@ -119,9 +121,10 @@ def test_cancel_records_a_cancelled_run(qtbot, care):
             cancelled_at.append(p.stage)
             qtbot.mouseClick(care.ask.cancel_button, Qt.MouseButton.LeftButton)
 
+    # The run starts once the audit trail is open (off the GUI thread): listen from its start.
+    care.run_started.connect(lambda handle: handle.signals.partial.connect(on_progress))
     with qtbot.waitSignal(care.run_finished, timeout=120_000) as sig:
         qtbot.mouseClick(care.ask.run_button, Qt.MouseButton.LeftButton)
-        care.handle.signals.partial.connect(on_progress)
     outcome = sig.args[0]
     rec = outcome.record
     assert rec.status == "cancelled" and outcome.persisted
@@ -179,6 +182,7 @@ def test_discard_and_drawn_box_are_overrides_and_reask_links_the_runs(qtbot, car
     assert row2.entry.discarded and not care.view.overlays.get(row2.entry.key).visible
     assert row2.name.font().strikeOut()
 
+    settle(qtbot, care)  # the overrides are appended off the GUI thread
     ovr = care.store.overrides(first.run_id)
     assert [o.kind for o in ovr] == kinds + ["box_added", "box_added", "mask_discard"]
     added = [o for o in ovr if o.kind == "box_added"]
@@ -191,6 +195,7 @@ def test_discard_and_drawn_box_are_overrides_and_reask_links_the_runs(qtbot, car
         panel.reask_button.click()
     second = sig.args[0].record
     assert second.status == "completed" and second.run_id != first.run_id
+    settle(qtbot, care)
     assert [e.box for e in second.entities.final if e.source == "clinician"] == [out.box]
     boxed = [x for x in second.masks if x.backend == "litemedsam"]
     assert len(boxed) == 1 and boxed[0].accepted == m.accepted

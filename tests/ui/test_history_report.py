@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from tests.ui.care_session import QUESTION, TUMOUR_BOX, TUMOUR_SLICE
+from tests.ui.care_session import QUESTION, TUMOUR_BOX, TUMOUR_SLICE, settle
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +20,7 @@ def _ask_with_box(qtbot, care):
 
 def test_history_lists_runs_and_reopening_restores_overlays(qtbot, care):
     rec = _ask_with_box(qtbot, care)
+    settle(qtbot, care)  # the history is listed off the GUI thread
     view = care.view
     tree = care.history.tree
     assert tree.topLevelItemCount() == 1
@@ -38,7 +39,8 @@ def test_history_lists_runs_and_reopening_restores_overlays(qtbot, care):
     qtbot.waitUntil(tree.isVisible)
     rect = tree.visualItemRect(item)
     qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # a real double-click
-    qtbot.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # starts with a press
+    with qtbot.waitSignal(care.run_reopened, timeout=30_000):  # the run is loaded off the GUI thread
+        qtbot.mouseDClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # starts with a press
     assert care.audit.record is not None and care.audit.record.run_id == rec.run_id
     assert view.slice_index == TUMOUR_SLICE
     assert sorted(n for n in view.overlays.names() if n.startswith("care:mask:")) == sorted(masks)
@@ -47,6 +49,7 @@ def test_history_lists_runs_and_reopening_restores_overlays(qtbot, care):
     assert (restored.mask == rec.masks[i].mask).all() and restored.visible == rec.masks[i].accepted
     # Overrides made after reopening are counted in the history.
     care.audit.mask_rows[i].discard.click()
+    settle(qtbot, care)
     assert tree.topLevelItem(0).text(4) == "1"
 
 

@@ -39,9 +39,10 @@ def test_event_loop_keeps_running_during_a_slow_run(qtbot, tmp_path, monkeypatch
     timer.setInterval(5)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     stages = []
+    # The run starts once the audit trail is open (off the GUI thread): listen from its start.
+    w.care.run_started.connect(lambda handle: handle.signals.partial.connect(lambda p: stages.append(p.stage)))
     with qtbot.waitSignal(w.care.run_finished, timeout=120_000) as sig:
         w.care.start_run(QUESTION, "tiny")
-        w.care.handle.signals.partial.connect(lambda p: stages.append(p.stage))
         timer.start()
     timer.stop()
     rec = sig.args[0].record
