@@ -21,6 +21,9 @@ class _StrEnum(str, enum.Enum):
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)
 
+    def __repr__(self) -> str:  # messages written with {x!r} read 'sam3', as the plain string did
+        return repr(str(self.value))
+
 
 class RunStatus(_StrEnum):
     RUNNING = "running"
