@@ -2,7 +2,7 @@
 
 Two setups, each measured in the same run so the ratio means something on a busy machine:
 
-1. tiny: the tiny random-weights profile (tests/tiny_models.py; its text-route segmenter left
+1. tiny: the tiny random-weights profile (app/devtools/tiny_models.py; its text-route segmenter left
    out, LiteMedSAM segments a clinician box). The local coordinator is the already-loaded VQA
    model; its random output is never valid JSON, so this measures the worst local case: a plan
    call, its corrective retry, then the CARE-Flow fallback.
@@ -65,7 +65,7 @@ def interleaved(flow_fn, coord_fn, repeats: int) -> tuple[float, float, list]:
 def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import Profile, load_profile
-    from tests.tiny_models import ensure_tiny_models
+    from app.devtools.tiny_models import ensure_tiny_models
 
     ensure_tiny_models()
     tiny = load_profile("tiny")

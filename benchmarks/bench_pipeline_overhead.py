@@ -40,7 +40,7 @@ def main() -> int:
     from app.pipeline.profiles import load_profile
     from app.pipeline.run_io import write_run
     from app.study.loader import load
-    from tests.tiny_models import ensure_tiny_models
+    from app.devtools.tiny_models import ensure_tiny_models
 
     data = Path(REPO.parent / "shared" / "data" / "ct-chest-lung1")
     ensure_tiny_models()

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
 
     if not args.no_sam3:
         from app.pipeline.segmentation.sam3 import Sam3Segmenter
-        from tests.tiny_sam3 import ensure_tiny_sam3
+        from app.devtools.tiny_sam3 import ensure_tiny_sam3
 
         with tempfile.TemporaryDirectory() as tmp:
             seg = Sam3Segmenter(ensure_tiny_sam3(Path(tmp)), repo_id="local/tiny-sam3")

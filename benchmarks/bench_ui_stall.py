@@ -2,7 +2,7 @@
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_ui_stall.py [--sleep 2.0] [--runs 3]
 
-A real tiny-profile pipeline (tests/tiny_models.py checkpoints, real LiteMedSAM for a box
+A real tiny-profile pipeline (app/devtools/tiny_models.py checkpoints, real LiteMedSAM for a box
 around the tumour) answers a question on the shared chest CT from the Ask panel; the VQA
 backend's ``generate`` is wrapped to sleep first, standing in for a slow model. A QTimer on
 the GUI thread ticks every 5 ms and records the largest gap between ticks, during the run
@@ -67,7 +67,7 @@ def main() -> int:
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import load_profile
     from app.ui.main_window import MainWindow
-    from tests.tiny_models import ensure_tiny_models
+    from app.devtools.tiny_models import ensure_tiny_models
 
     ensure_tiny_models()
     w = MainWindow()
