@@ -29,9 +29,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-for p in (REPO, REPO / "tests" / "remote", REPO / "tests" / "coordinator"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 QUESTION = "Is there a mass in the right lung?"
 
@@ -63,9 +62,9 @@ def interleaved(flow_fn, coord_fn, repeats: int) -> tuple[float, float, list]:
 
 
 def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
+    from app.devtools.tiny_models import ensure_tiny_models
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import Profile, load_profile
-    from app.devtools.tiny_models import ensure_tiny_models
 
     ensure_tiny_models()
     tiny = load_profile("tiny")
@@ -79,9 +78,8 @@ def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
 
 
 def bench_loopback(volume, k, box, repeats: int, delay: float) -> tuple[float, float, float]:
-    from conftest import CoordScript, ExpertScript, plan, review
-    from loopback_server import LoopbackChatServer
-
+    from app.devtools.chat_scripts import CoordScript, ExpertScript, plan, review
+    from app.devtools.loopback_server import LoopbackChatServer
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import ModelSpec, Profile
     from app.pipeline.remote.consent import ConsentStore
