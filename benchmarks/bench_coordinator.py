@@ -19,6 +19,7 @@ Prints medians (s) and the ratio coord / flow for each setup.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import statistics
 import sys
@@ -40,7 +41,7 @@ def ct_case():
 
     from app.study.loader import load
 
-    data = REPO.parent / "shared" / "data" / "ct-chest-lung1"
+    data = Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1"
     volume = load([data / "dicom"]).volumes[0]
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "lung1_label.nrrd"))) > 0
     k = int(label.reshape(label.shape[0], -1).sum(axis=1).argmax())
@@ -116,7 +117,6 @@ def main() -> int:
     ap.add_argument("--service-delay", type=float, default=0.3, help="loopback seconds per request")
     ap.add_argument("--skip-tiny", action="store_true")
     args = ap.parse_args()
-    import os
 
     os.environ["CARE_CONFIG_DIR"] = tempfile.mkdtemp(prefix="care-bench-cfg-")
     volume, k, box = ct_case()

@@ -11,6 +11,7 @@ weights; SAM3 uses the tiny random checkpoint (code-path cost only, not the real
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-DATA = REPO.parent / "shared" / "data" / "ct-chest-lung1" / "lung1_image.nrrd"
+DATA = Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1" / "lung1_image.nrrd"
 
 
 def ct_slice():

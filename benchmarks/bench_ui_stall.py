@@ -54,7 +54,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sleep", type=float, default=2.0, help="seconds the VQA backend sleeps per call")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "ct-chest-lung1" / "dicom"))
+    ap.add_argument("--data", default=str(Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1" / "dicom"))
     args = ap.parse_args()
 
     import tempfile
