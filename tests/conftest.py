@@ -3,6 +3,7 @@ real state: every test gets its own data, config, QSettings and keyring, and the
 if anything appeared under the real HOME's care-viewer folders anyway."""
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -27,6 +28,7 @@ _REAL_STATE = user_state.real_state_paths()
 _REAL_SNAPSHOT = user_state.snapshot(_REAL_STATE)
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="care-test-session-"))
 user_state.redirect_env(_SESSION_DIR)
+atexit.register(shutil.rmtree, _SESSION_DIR, True)  # also after --collect-only or a crash
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,7 +36,6 @@ def real_state_guard():
     """Fails the run, naming the paths, if the session wrote to the user's real data or settings."""
     yield
     changed = user_state.changes_since(_REAL_SNAPSHOT, _REAL_STATE)
-    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
     if changed:
         pytest.fail("tests wrote to the user's real care-viewer state:\n  " + "\n  ".join(changed), pytrace=False)
 
