@@ -16,7 +16,7 @@ unreadable, 3 weights missing, 4 any other failed check) and a one-line reason p
 
 Inside a PyInstaller bundle the tiny checkpoints are the ones the build wrote into the bundle
 (``<bundle>/models/tiny-*``). From a source checkout they are taken from the models folder
-(``models_dir()``) and, when absent, written there once by ``tests/tiny_models.py``.
+(``models_dir()``) and, when absent, written there once by ``app/devtools/tiny_models.py``.
 Nothing is written to the audit trail; the PDF goes to a fresh temporary folder (or ``--out``).
 """
 from __future__ import annotations
@@ -92,16 +92,13 @@ def tiny_models_dir() -> Path:
 
 
 def _ensure_tiny_from_source(folder: Path, say: Callable[[str], None]) -> None:
-    """From a checkout, write missing tiny checkpoints with tests/tiny_models.py (offline, ~10 s)."""
+    """From a checkout, write missing tiny checkpoints with app/devtools/tiny_models.py (offline, ~10 s)."""
     if bundle_dir() is not None:
         return
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "tests" / "tiny_models.py").is_file() and str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))  # the console script does not put the checkout on sys.path
-    try:
-        from tests.tiny_models import ensure_tiny_models, tiny_internvl_up_to_date
-    except ImportError:
-        return  # an installed wheel without tests/: the weights check below explains what is missing
+    if not (Path(__file__).resolve().parents[1] / "pyproject.toml").is_file():
+        return  # an installed wheel, not a checkout: the weights check below explains what is missing
+    from app.devtools.tiny_models import ensure_tiny_models, tiny_internvl_up_to_date
+
     if not tiny_internvl_up_to_date(folder) or not (folder / "tiny-sam3").is_dir():
         say(f"writing the tiny test checkpoints to {folder} (once) ...")
         ensure_tiny_models(folder)

@@ -2,7 +2,7 @@
 
 Two setups, each measured in the same run so the ratio means something on a busy machine:
 
-1. tiny: the tiny random-weights profile (tests/tiny_models.py; its text-route segmenter left
+1. tiny: the tiny random-weights profile (app/devtools/tiny_models.py; its text-route segmenter left
    out, LiteMedSAM segments a clinician box). The local coordinator is the already-loaded VQA
    model; its random output is never valid JSON, so this measures the worst local case: a plan
    call, its corrective retry, then the CARE-Flow fallback.
@@ -19,6 +19,7 @@ Prints medians (s) and the ratio coord / flow for each setup.
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import statistics
 import sys
@@ -29,9 +30,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-for p in (REPO, REPO / "tests" / "remote", REPO / "tests" / "coordinator"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 QUESTION = "Is there a mass in the right lung?"
 
@@ -41,7 +41,7 @@ def ct_case():
 
     from app.study.loader import load
 
-    data = REPO.parent / "shared" / "data" / "ct-chest-lung1"
+    data = Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1"
     volume = load([data / "dicom"]).volumes[0]
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "lung1_label.nrrd"))) > 0
     k = int(label.reshape(label.shape[0], -1).sum(axis=1).argmax())
@@ -63,9 +63,9 @@ def interleaved(flow_fn, coord_fn, repeats: int) -> tuple[float, float, list]:
 
 
 def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
+    from app.devtools.tiny_models import ensure_tiny_models
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import Profile, load_profile
-    from tests.tiny_models import ensure_tiny_models
 
     ensure_tiny_models()
     tiny = load_profile("tiny")
@@ -79,9 +79,8 @@ def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
 
 
 def bench_loopback(volume, k, box, repeats: int, delay: float) -> tuple[float, float, float]:
-    from conftest import CoordScript, ExpertScript, plan, review
-    from loopback_server import LoopbackChatServer
-
+    from app.devtools.chat_scripts import CoordScript, ExpertScript, plan, review
+    from app.devtools.loopback_server import LoopbackChatServer
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import ModelSpec, Profile
     from app.pipeline.remote.consent import ConsentStore
@@ -118,7 +117,6 @@ def main() -> int:
     ap.add_argument("--service-delay", type=float, default=0.3, help="loopback seconds per request")
     ap.add_argument("--skip-tiny", action="store_true")
     args = ap.parse_args()
-    import os
 
     os.environ["CARE_CONFIG_DIR"] = tempfile.mkdtemp(prefix="care-bench-cfg-")
     volume, k, box = ct_case()

@@ -45,7 +45,7 @@ def write_deep_model(folder: Path) -> Path:
     import torch
     from transformers import AutoProcessor, InternVLForConditionalGeneration
 
-    from tests import tiny_models
+    from app.devtools import tiny_models
 
     tiny = tiny_models.ensure_tiny_models() / tiny_models.TINY_INTERNVL_DIR
     processor = AutoProcessor.from_pretrained(tiny)

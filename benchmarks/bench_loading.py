@@ -13,6 +13,7 @@ Reports, as medians over several runs in this process:
 from __future__ import annotations
 
 import argparse
+import os
 import gc
 import statistics
 import sys
@@ -27,7 +28,7 @@ import SimpleITK as sitk  # noqa: E402
 
 from app.study.loader import load  # noqa: E402
 
-DEFAULT = REPO.parent / "shared" / "data" / "ct-chest-lung1" / "dicom"
+DEFAULT = Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1" / "dicom"
 
 
 def _sitk_full(folder: str) -> float:

@@ -13,6 +13,7 @@ Writing the run folder (PNG encoding) is reported apart: it is I/O after the run
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import statistics
 import sys
@@ -40,9 +41,9 @@ def main() -> int:
     from app.pipeline.profiles import load_profile
     from app.pipeline.run_io import write_run
     from app.study.loader import load
-    from tests.tiny_models import ensure_tiny_models
+    from app.devtools.tiny_models import ensure_tiny_models
 
-    data = Path(REPO.parent / "shared" / "data" / "ct-chest-lung1")
+    data = Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1"
     ensure_tiny_models()
     volume = load([data / "dicom"]).volumes[0]
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "lung1_label.nrrd"))) > 0

@@ -1,6 +1,6 @@
 """Remote CARE-Flow wall time: the three evidence passes sent concurrently vs the same three
 sent one after another vs a single request, against the loopback chat-completions server
-(tests/remote/loopback_server.py) with a fixed per-request service delay standing in for
+(app/devtools/loopback_server.py) with a fixed per-request service delay standing in for
 model time on a batching server (vLLM runs concurrent requests in one batch).
 
     .venv/bin/python benchmarks/bench_remote_flow.py [--delay 0.25] [--repeats 5] [--json]
@@ -22,13 +22,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "remote"))
 
+from app.devtools.loopback_server import LoopbackChatServer  # noqa: E402
 from app.pipeline.profiles import ModelSpec  # noqa: E402
 from app.pipeline.remote.backend import RemoteVLMBackend  # noqa: E402
 from app.pipeline.remote.consent import ConsentStore  # noqa: E402
 from app.pipeline.types import VLMRequest  # noqa: E402
-from loopback_server import LoopbackChatServer  # noqa: E402
 
 
 def _ct_images() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ weights; SAM3 uses the tiny random checkpoint (code-path cost only, not the real
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-DATA = REPO.parent / "shared" / "data" / "ct-chest-lung1" / "lung1_image.nrrd"
+DATA = Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1" / "lung1_image.nrrd"
 
 
 def ct_slice():
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
 
     if not args.no_sam3:
         from app.pipeline.segmentation.sam3 import Sam3Segmenter
-        from tests.tiny_sam3 import ensure_tiny_sam3
+        from app.devtools.tiny_sam3 import ensure_tiny_sam3
 
         with tempfile.TemporaryDirectory() as tmp:
             seg = Sam3Segmenter(ensure_tiny_sam3(Path(tmp)), repo_id="local/tiny-sam3")

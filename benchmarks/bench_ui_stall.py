@@ -2,7 +2,7 @@
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_ui_stall.py [--sleep 2.0] [--runs 3]
 
-A real tiny-profile pipeline (tests/tiny_models.py checkpoints, real LiteMedSAM for a box
+A real tiny-profile pipeline (app/devtools/tiny_models.py checkpoints, real LiteMedSAM for a box
 around the tumour) answers a question on the shared chest CT from the Ask panel; the VQA
 backend's ``generate`` is wrapped to sleep first, standing in for a slow model. A QTimer on
 the GUI thread ticks every 5 ms and records the largest gap between ticks, during the run
@@ -54,7 +54,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sleep", type=float, default=2.0, help="seconds the VQA backend sleeps per call")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "ct-chest-lung1" / "dicom"))
+    ap.add_argument("--data", default=str(Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1" / "dicom"))
     args = ap.parse_args()
 
     import tempfile
@@ -67,7 +67,7 @@ def main() -> int:
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import load_profile
     from app.ui.main_window import MainWindow
-    from tests.tiny_models import ensure_tiny_models
+    from app.devtools.tiny_models import ensure_tiny_models
 
     ensure_tiny_models()
     w = MainWindow()

@@ -86,7 +86,7 @@ HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "$PY" - "$TINY" <<'PYEOF'
 import sys
 from pathlib import Path
 sys.path.insert(0, ".")
-from tests.tiny_models import ensure_tiny_models
+from app.devtools.tiny_models import ensure_tiny_models
 out = ensure_tiny_models(Path(sys.argv[1]))
 print("\n".join(str(p) for p in sorted(out.glob("tiny-*"))))
 PYEOF

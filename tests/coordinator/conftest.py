@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,14 +27,9 @@ def isolated_config(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tumour(shared_data) -> tuple[int, tuple[int, int, int, int]]:
+def tumour(ct_tumour) -> tuple[int, tuple[int, int, int, int]]:
     """(slice index, bbox) of the lung tumour where its label is largest (same grid as the DICOM)."""
-    import SimpleITK as sitk
-
-    label = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data / "ct-chest-lung1" / "lung1_label.nrrd"))) > 0
-    k = int(label.reshape(label.shape[0], -1).sum(axis=1).argmax())
-    ys, xs = np.nonzero(label[k])
-    return k, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    return ct_tumour.slice_index, ct_tumour.box
 
 
 @pytest.fixture()

@@ -7,8 +7,6 @@ import dataclasses
 
 import pytest
 
-from app.pipeline.engine import CarePipeline
-from app.pipeline.profiles import Profile, load_profile
 from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage
 
@@ -19,20 +17,10 @@ TOKENS = 24
 
 
 @pytest.fixture(scope="module")
-def tiny_pipeline(tiny_models_dir):
+def tiny_pipeline(tiny_pipeline_factory):
     """The tiny profile without its text-route segmenter (tiny SAM3 costs ~10 s per run on a
     shared CPU and is covered by tests/pipeline); LiteMedSAM segments the clinician box."""
-    tiny = load_profile("tiny")
-    models = {r: s for r, s in tiny.models.items() if r != "segmenter"}
-    return CarePipeline(Profile("tiny", tiny.description, 0, models),
-                        max_new_tokens=TOKENS, entity_max_new_tokens=TOKENS)
-
-
-@pytest.fixture(scope="session")
-def tiny_models_dir():
-    from tests.tiny_models import ensure_tiny_models
-
-    return ensure_tiny_models()
+    return tiny_pipeline_factory(TOKENS, with_text_segmenter=False)
 
 
 _DATA_KEYED = {"counts", "prob_stats", "window", "detail", "models"}  # keyed by data (or by what ran)

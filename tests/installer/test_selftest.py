@@ -15,14 +15,6 @@ from app.cli.main import main as cli_main
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def tiny_models_dir() -> Path:
-    """The tiny checkpoints (tests/tiny_models.py; written once, cached by recipe hash)."""
-    from tests.tiny_models import ensure_tiny_models
-
-    return ensure_tiny_models()
-
-
 @pytest.fixture(scope="module")
 def passed(tiny_models_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("self-test")

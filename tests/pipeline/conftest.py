@@ -1,17 +1,9 @@
-"""Pipeline fixtures: the tiny random-initialised checkpoints (written once per session)."""
+"""Pipeline fixtures (the tiny checkpoints' ``tiny_models_dir`` is in the root conftest)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_models_dir() -> Path:
-    """``models_dir()`` holding tiny-internvl and tiny-sam3 (built offline, cached by recipe hash)."""
-    from tests.tiny_models import ensure_tiny_models
-
-    return ensure_tiny_models()
 
 
 @pytest.fixture()

@@ -18,11 +18,8 @@ TOKENS = ["--max-new-tokens", "24"]
 
 
 @pytest.fixture(scope="module")
-def tumour_box(shared_data):
-    label = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data / "ct-chest-lung1" / "lung1_label.nrrd"))) > 0
-    k = int(label.reshape(label.shape[0], -1).sum(axis=1).argmax())
-    ys, xs = np.nonzero(label[k])
-    return k, f"{xs.min()},{ys.min()},{xs.max() + 1},{ys.max() + 1}"
+def tumour_box(ct_tumour):
+    return ct_tumour.slice_index, ct_tumour.box_arg
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ import hashlib
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from app.pipeline.engine import CarePipeline
 from app.pipeline.profiles import load_profile
@@ -19,17 +18,13 @@ TOKENS = 24  # the tiny model's text is noise: a short budget keeps the tests qu
 
 
 @pytest.fixture(scope="module")
-def pipeline(tiny_models_dir):
-    return CarePipeline(load_profile("tiny"), max_new_tokens=TOKENS, entity_max_new_tokens=TOKENS)
+def pipeline(tiny_pipeline_factory):
+    return tiny_pipeline_factory(TOKENS)
 
 
 @pytest.fixture(scope="module")
-def tumour(shared_data):
-    """(slice index, bbox) of the lung tumour where its label is largest (same grid as the DICOM)."""
-    label = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data / "ct-chest-lung1" / "lung1_label.nrrd"))) > 0
-    k = int(label.reshape(label.shape[0], -1).sum(axis=1).argmax())
-    ys, xs = np.nonzero(label[k])
-    return k, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+def tumour(ct_tumour):
+    return ct_tumour.slice_index, ct_tumour.box
 
 
 @pytest.fixture(scope="module")

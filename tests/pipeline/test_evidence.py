@@ -18,13 +18,10 @@ from app.study.display import CT_PRESETS, apply_window
 
 
 @pytest.fixture(scope="module")
-def ct_slice(shared_data):
+def ct_slice(shared_data, ct_tumour):
     """(HU slice, tumour mask) on the slice where the label is largest."""
-    d = shared_data / "ct-chest-lung1"
-    image = sitk.GetArrayFromImage(sitk.ReadImage(str(d / "lung1_image.nrrd")))
-    label = sitk.GetArrayFromImage(sitk.ReadImage(str(d / "lung1_label.nrrd"))) > 0
-    k = int(label.reshape(label.shape[0], -1).sum(axis=1).argmax())
-    return image[k].astype(np.int16), label[k]
+    image = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data / "ct-chest-lung1" / "lung1_image.nrrd")))
+    return image[ct_tumour.slice_index].astype(np.int16), ct_tumour.mask
 
 
 def rgb(pixels, window):

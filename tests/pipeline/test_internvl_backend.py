@@ -25,8 +25,8 @@ MAX_NEW = 24
 
 
 @pytest.fixture(scope="module")
-def tiny_dir() -> Path:
-    return ensure_tiny_models()
+def tiny_dir(tiny_models_dir) -> Path:
+    return tiny_models_dir
 
 
 @pytest.fixture(scope="module")

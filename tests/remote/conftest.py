@@ -28,7 +28,7 @@ def server():
 
 
 @pytest.fixture(scope="session")
-def ct_slice_and_mask(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
+def ct_slice_and_mask(shared_data: Path, ct_tumour) -> tuple[np.ndarray, np.ndarray]:
     """The lung CT slice with the most tumour voxels (lung window, RGB uint8) and its
     tumour mask as a separate 0/255 RGB image: the two images a CARE mask-evidence request sends."""
     import SimpleITK as sitk
@@ -37,8 +37,6 @@ def ct_slice_and_mask(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
 
     folder = shared_data / "ct-chest-lung1"
     vol = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "lung1_image.nrrd")))
-    lab = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "lung1_label.nrrd")))
-    k = int(np.argmax((lab > 0).reshape(lab.shape[0], -1).sum(axis=1)))
-    img = apply_window(vol[k], CT_PRESETS["lung"])
-    mask = np.where(lab[k] > 0, 255, 0).astype(np.uint8)
+    img = apply_window(vol[ct_tumour.slice_index], CT_PRESETS["lung"])
+    mask = np.where(ct_tumour.mask, 255, 0).astype(np.uint8)
     return np.repeat(img[:, :, None], 3, axis=2), np.repeat(mask[:, :, None], 3, axis=2)

@@ -2,25 +2,19 @@
 session (real tiny checkpoints, real LiteMedSAM) and a main window on the real chest CT."""
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
+
+from tests.fixtures import tiny
+from tests.fixtures.ct_tumour import TUMOUR_DRAWN_BOX as TUMOUR_BOX  # noqa: F401 (x0, y0, x1, y1)
+from tests.fixtures.ct_tumour import TUMOUR_SLICE
 
 TOKENS = 16  # the tiny model's text is noise; a short budget keeps the runs quick
 QUESTION = "Is there a mass in the right lung?"
-TUMOUR_SLICE = 33
-TUMOUR_BOX = (198, 339, 236, 377)  # (x0, y0, x1, y1) around the right-lung tumour on slice 33
 
 
-@lru_cache(maxsize=None)
 def tiny_pipeline():
     """The tiny-profile CarePipeline, created once per test session (models stay loaded)."""
-    from app.pipeline.engine import CarePipeline
-    from app.pipeline.profiles import load_profile
-    from tests.tiny_models import ensure_tiny_models
-
-    ensure_tiny_models()
-    return CarePipeline(load_profile("tiny"), max_new_tokens=TOKENS, entity_max_new_tokens=TOKENS)
+    return tiny.tiny_pipeline(TOKENS)
 
 
 def isolate_settings(monkeypatch, tmp_path) -> None:

@@ -18,7 +18,8 @@ from ..display import default_window
 from ..volume import LoadError, PatientInfo, SourceFormat, Volume, Window
 from .errors import ReadFailure
 from .geometry import Stack
-from .header import FrameRef, _text
+from .attributes import _text
+from .frame_ref import FrameRef
 from .pixels import can_read_native, is_color, iter_file_frames, modality_values, read_frame, stored_range, to_rgb8
 
 PartialCallback = Callable[[Volume, int, int], None]

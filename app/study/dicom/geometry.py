@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .header import FrameRef, _floats
+from .attributes import _floats
+from .frame_ref import FrameRef
 from .multiframe import TEMPORAL_KEYS
 
 # Modalities whose images without a position are still slices of one volume.

@@ -8,7 +8,6 @@ array without holding a series twice in memory.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import pydicom
@@ -16,7 +15,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from .attributes import _num, _text
 from .errors import ReadFailure, one_line
+from .frame_ref import FrameRef
+from .multiframe import frames_of
 
 # Transfer syntaxes whose pixel data we read ourselves (seek + readinto), skipping
 # pydicom's decode machinery: the common case of uncompressed little-endian series.
@@ -26,83 +28,6 @@ NATIVE_LE = {
 }
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float, Double Float Pixel Data
-
-
-@dataclass(slots=True)
-class FrameRef:
-    """One 2D image (a file, or one frame of a multi-frame file) and its geometry."""
-
-    path: str
-    frame: int  # frame index inside the file (0 for single-frame files)
-    n_frames: int  # NumberOfFrames of the file
-    header: Dataset  # shared by all frames of one file; no pixel data
-    study_uid: str
-    series_uid: str
-    instance_uid: str
-    modality: str
-    rows: int
-    cols: int
-    samples: int
-    photometric: str
-    bits_allocated: int
-    bits_stored: int
-    pixel_rep: int
-    float_pixels: bool
-    transfer_syntax: UID
-    orientation: tuple[float, ...] | None  # 6 direction cosines (row, col)
-    position: tuple[float, float, float] | None
-    pixel_spacing: tuple[float, float]  # (row spacing = y, column spacing = x)
-    slice_thickness: float | None
-    spacing_between: float | None
-    slope: float
-    intercept: float
-    window: tuple[float, float] | None  # (center, width) from the file
-    echo: str  # echo number/time; frames with different echoes never share a volume
-    stack: str  # extra split key (enhanced StackID / temporal index)
-    instance_number: int
-    temporal: dict[str, str]  # candidate keys that can separate duplicate positions
-    pixel_offset: int | None  # file offset of the first native LE pixel value
-    has_modality_lut: bool
-
-
-def _first(value: Any) -> Any:
-    if isinstance(value, (list, tuple)) or value.__class__.__name__ == "MultiValue":
-        return value[0] if len(value) else None
-    return value
-
-
-def _num(ds: Dataset | None, keyword: str, default: float | None = None) -> float | None:
-    """A numeric attribute, tolerant of missing, empty or malformed values."""
-    if ds is None:
-        return default
-    try:
-        v = _first(ds.get(keyword))
-        if v is None or v == "":
-            return default
-        return float(v)
-    except (TypeError, ValueError, IndexError):
-        return default
-
-
-def _floats(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
-    if ds is None:
-        return None
-    try:
-        v = ds.get(keyword)
-        if v is None:
-            return None
-        vals = tuple(float(x) for x in (v if not isinstance(v, (str, bytes)) else [v]))
-        return vals if len(vals) == n else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _text(ds: Dataset, keyword: str) -> str:
-    try:
-        v = ds.get(keyword)
-        return "" if v is None else str(_first(v) if not isinstance(v, str) else v).strip()
-    except Exception:  # malformed values in odd files must not stop the scan
-        return ""
 
 
 def read_header(path: str) -> tuple[Dataset, int | None]:
@@ -232,8 +157,6 @@ def scan_file(path: str) -> list[FrameRef]:
         pixel_offset=native_offset,
         has_modality_lut="ModalityLUTSequence" in ds,
     )
-    from .multiframe import frames_of  # local: multiframe imports FrameRef from here
-
     return frames_of(ds, common)
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from .header import FrameRef, _first, _floats, _num, _text
+from .attributes import _first, _floats, _num, _text
+from .frame_ref import FrameRef
 
 # Attributes that can tell apart frames stored at the same position (phases, repeats).
 TEMPORAL_KEYS = ("TemporalPositionIdentifier", "TriggerTime", "AcquisitionNumber", "AcquisitionTime", "ContentTime")

@@ -14,7 +14,7 @@ import pydicom.pixels
 from pydicom.pixels.processing import apply_color_lut, apply_modality_lut
 
 from .errors import ReadFailure, one_line
-from .header import FrameRef
+from .frame_ref import FrameRef
 
 _UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32}
 _INT = {8: np.int8, 16: np.int16, 32: np.int32}
