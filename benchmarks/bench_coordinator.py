@@ -64,6 +64,8 @@ def interleaved(flow_fn, coord_fn, repeats: int) -> tuple[float, float, list]:
 
 def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
     from app.pipeline.engine import CarePipeline
+    from app.pipeline.strategies import strategy_for
+    from app.pipeline.vocab import Mode
     from app.pipeline.profiles import Profile, load_profile
     from tests.tiny_models import ensure_tiny_models
 
@@ -71,9 +73,10 @@ def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
     tiny = load_profile("tiny")
     prof = Profile("tiny", "", 0, {r: s for r, s in tiny.models.items() if r != "segmenter"})
     pipe = CarePipeline(prof, max_new_tokens=24, entity_max_new_tokens=24)
+    care_coord = strategy_for(Mode.COORD, pipe)
     pipe.run(volume, k, QUESTION, boxes=[box])  # warm: load models, embed the slice
     flow, coord, recs = interleaved(lambda: pipe.run(volume, k, QUESTION, boxes=[box]),
-                                    lambda: pipe.run(volume, k, QUESTION, boxes=[box], mode="coord"), repeats)
+                                    lambda: pipe.run(volume, k, QUESTION, boxes=[box], strategy=care_coord), repeats)
     assert all(r.coordinator_decision is not None for r in recs)
     return flow, coord
 
@@ -85,6 +88,8 @@ def bench_loopback(volume, k, box, repeats: int, delay: float) -> tuple[float, f
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import ModelSpec, Profile
     from app.pipeline.remote.consent import ConsentStore
+    from app.pipeline.strategies import strategy_for
+    from app.pipeline.vocab import Mode
 
     with LoopbackChatServer(service_delay_s=delay) as experts, \
             LoopbackChatServer(model="gpt-5", service_delay_s=delay) as coord:
@@ -104,9 +109,10 @@ def bench_loopback(volume, k, box, repeats: int, delay: float) -> tuple[float, f
                                                    "coordinator": spec(coord, "coordinator")}))
         n = repeats + 1
         coord.set_responder(CoordScript([plan("crop", "mask", "global")] * n, [review("accept", "A1")] * n))
+        care_coord = strategy_for(Mode.COORD, pipe)
         pipe.run(volume, k, QUESTION)  # warm
         flow, coord_s, recs = interleaved(lambda: pipe.run(volume, k, QUESTION),
-                                          lambda: pipe.run(volume, k, QUESTION, mode="coord"), repeats)
+                                          lambda: pipe.run(volume, k, QUESTION, strategy=care_coord), repeats)
         assert all(r.coordinator_decision.source == "review" for r in recs), [r.coordinator for r in recs]
         in_coord = statistics.median(sum(c.seconds for c in r.calls if c.role == "coordinator") for r in recs)
     return flow, coord_s, in_coord

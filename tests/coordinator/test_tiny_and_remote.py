@@ -12,7 +12,7 @@ from app.pipeline.profiles import Profile, load_profile
 from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage
 
-from coord_support import QUESTION
+from coord_support import QUESTION, coord_strategy, run_coord
 
 pytestmark = pytest.mark.slow
 TOKENS = 24
@@ -56,9 +56,9 @@ def _same_structure(a, b, where="record") -> None:
 
 def test_tiny_local_coordinator_falls_back_to_care_flow(tiny_pipeline, ct_volume, tumour):
     k, box = tumour
-    record = tiny_pipeline.run(ct_volume, k, QUESTION, mode="coord", boxes=[box])
+    record = run_coord(tiny_pipeline, ct_volume, k, QUESTION, boxes=[box])
     assert record.status == "completed", record.errors
-    coordinator = tiny_pipeline.coordinator
+    coordinator = coord_strategy(tiny_pipeline).coordinator
     assert coordinator.backend.vlm is tiny_pipeline.backend("vqa")  # nothing extra loaded
     assert coordinator.config.max_new_tokens == 48  # from the tiny profile's coordinator role
     kinds = [e.kind for e in record.coordinator]

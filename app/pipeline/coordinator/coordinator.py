@@ -1,7 +1,7 @@
 """CARE-Coord: a coordinator that plans the evidence, re-grounds on uncertainty, and reviews
 the experts' chains of thought against their answers.
 
-One run (``CareCoordinator.run(pipeline, ctx)``), every step appended to the record's
+One run (``CareCoordinator.run(stages, ctx)``, driven by app.pipeline.strategies.CoordStrategy), every step appended to the record's
 coordinator timeline::
 
     entities -> masks                       (the pipeline's stage methods, as in CARE-Flow)
@@ -61,7 +61,8 @@ from .schemas import (
 from .uncertainty import DEFAULT_THRESHOLD, GroundingHistory, answer_uncertainty, choose_reground, round_uncertainty
 
 if TYPE_CHECKING:
-    from app.pipeline.engine import CarePipeline, RunContext
+    from app.pipeline.context import RunContext
+    from app.pipeline.stages import Stages
 
 DEFAULT_MAX_EXTRA_ROUNDS = 2
 DEFAULT_MAX_NEW_TOKENS = 768
@@ -100,7 +101,7 @@ class _Round:
 class _Run:
     """Per-run state (the coordinator object itself is reused across questions)."""
 
-    def __init__(self, pipeline: "CarePipeline", ctx: "RunContext") -> None:
+    def __init__(self, pipeline: "Stages", ctx: "RunContext") -> None:
         self.pipeline, self.ctx, self.record = pipeline, ctx, ctx.record
         self.rounds: list[_Round] = []
         self.round_of: dict[int, int] = {}  # answer index -> round number
@@ -119,7 +120,7 @@ class CareCoordinator:
         return dataclasses.replace(self.backend.info, role="coordinator")
 
     # ------------------------------------------------------------------------------ run
-    def run(self, pipeline: "CarePipeline", ctx: "RunContext") -> None:
+    def run(self, pipeline: "Stages", ctx: "RunContext") -> None:
         run = _Run(pipeline, ctx)
         progress = ctx.progress
         ctx.progress = _monotone(progress)  # extra rounds re-enter the ANSWER span: never go backwards
