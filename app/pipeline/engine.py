@@ -62,7 +62,7 @@ from .types import (
     VLMRequest,
     WeightsMissingError,
 )
-from .vocab import EntitySource, Role
+from .vocab import EntitySource, Mode, Role, coerce
 
 if TYPE_CHECKING:
     from .lifecycle import RunObserver
@@ -156,7 +156,7 @@ class CarePipeline:
         question: str,
         *,
         window: Window | None = None,
-        mode: str = "flow",  # written to the record as the strategy names it
+        mode: Mode | str = Mode.FLOW,  # written to the record as the strategy names it
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         boxes: Sequence[Box] | None = None,
@@ -177,7 +177,7 @@ class CarePipeline:
         record = RunRecord(
             question=question,
             app_version=__version__,
-            mode=mode,
+            mode=coerce(Mode, mode, "mode"),
             profile=self.profile.name,
             tau=self.tau,
             prompt_version=prompts.PROMPT_VERSION,
@@ -210,7 +210,7 @@ class CarePipeline:
         record = ctx.record
         stage = record.entities
         ctx.report(Stage.ENTITIES, "loading the entity model")
-        vlm = self.backend("entity")
+        vlm = self.backend(Role.ENTITY)
         if vlm is None:
             raise PipelineError(f"profile '{self.profile.name}' has no entity model")
         with StageClock(record, Stage.ENTITIES) as clock:
@@ -218,8 +218,8 @@ class CarePipeline:
             request = prompts.entity_request(ctx.question, ctx.image_rgb)
             with clock.model():
                 gen = _generate(vlm, [request], self.entity_max_new_tokens)[0]
-            self._note_model(record, "entity", vlm)
-            record.calls.append(_call(Stage.ENTITIES, "entity", request, gen, ["slice.png"]))
+            self._note_model(record, Role.ENTITY, vlm)
+            record.calls.append(_call(Stage.ENTITIES, Role.ENTITY, request, gen, ["slice.png"]))
             h, w = ctx.image_rgb.shape[:2]
             proposed, violations = entities_from_reply(gen.text, (w, h))
             stage.format_violations.extend(violations)
@@ -239,7 +239,7 @@ class CarePipeline:
                 dedup = self.dedup()
                 with clock.model():
                     final_names, merges = dedup(x.name for x in kept)
-                self._note_model(record, "encoder", dedup)
+                self._note_model(record, Role.ENCODER, dedup)
                 stage.merges = merges
                 for b in dedup.last_blocked:
                     record.warn(f"entities {b.kept!r} and {b.merged!r} look alike (cosine {b.cosine:.2f}) "
@@ -324,7 +324,7 @@ class CarePipeline:
         coordinator re-grounds on; ``margin``: a looser or tighter crop than the default)."""
         record = ctx.record
         extra = {} if margin is None else {"margin": float(margin)}
-        vlm = self.backend("vqa")
+        vlm = self.backend(Role.VQA)
         size = int(getattr(vlm, "image_size", 0) or ev.DEFAULT_INPUT_SIZE) if vlm is not None else ev.DEFAULT_INPUT_SIZE
         items: list[EvidenceItem] = []
         with StageClock(record, Stage.EVIDENCE):
@@ -353,7 +353,7 @@ class CarePipeline:
         if not items:
             return []
         ctx.report(Stage.ANSWER, "loading the VQA model")
-        vlm = self.backend("vqa")
+        vlm = self.backend(Role.VQA)
         if vlm is None:
             raise PipelineError(f"profile '{self.profile.name}' has no VQA model")
         answers: list[Answer] = []
@@ -362,11 +362,11 @@ class CarePipeline:
             ctx.report(Stage.ANSWER, f"answering with {len(items)} evidence types", 0.05)
             with clock.model():
                 gens = _generate(vlm, requests, self.max_new_tokens)
-            self._note_model(record, "vqa", vlm)
+            self._note_model(record, Role.VQA, vlm)
             if len(gens) != len(requests):
                 raise PipelineError(f"the VQA model returned {len(gens)} answers for {len(requests)} requests")
             for it, req, gen in zip(items, requests, gens):
-                record.calls.append(_call(Stage.ANSWER, "vqa", req, gen, it.image_files, it.type))
+                record.calls.append(_call(Stage.ANSWER, Role.VQA, req, gen, it.image_files, it.type))
                 parsed = parse_think_answer(gen.text)
                 think, text, violations, chars = parsed.think, parsed.answer, list(parsed.violations), parsed.answer_span
                 span = answer_token_span(gen.tokens, gen.text, *chars) if chars else None
@@ -431,7 +431,7 @@ def _canonical(name: str, merges: Sequence[EntityMerge]) -> str:
     return name
 
 
-def _call(stage: Stage, role: str, req: VLMRequest, gen: Generation, files: list[str],
+def _call(stage: Stage, role: Role, req: VLMRequest, gen: Generation, files: list[str],
           evidence: EvidenceType | None = None) -> ModelCall:
     return ModelCall(
         stage=stage, role=role, prompt=req.prompt, system=req.system, prompt_text=gen.prompt_text,
