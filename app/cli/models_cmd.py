@@ -57,7 +57,9 @@ def _load():
         default = P.default_profile_name(path)
     except FileNotFoundError:
         raise _Abort(_fail(f"manifest not found: {path}", EXIT_UNREADABLE))
-    except Exception as exc:  # TOML syntax, bad catalog reference, ...
+    except P.ProfileError as exc:  # a typo in the manifest: its one line names file, profile and field
+        raise _Abort(_fail(str(exc), EXIT_USAGE))
+    except Exception as exc:  # unreadable file (permissions, not UTF-8, ...)
         raise _Abort(_fail(f"{path}: {exc}", EXIT_UNREADABLE))
     return profs, default, P.models_dir()
 
@@ -91,23 +93,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 # --- list --------------------------------------------------------------------------------------
+def _health_key(st) -> str:
+    """One health check per endpoint + served model."""
+    from app.pipeline.model_store import served_model
+
+    return f"{st.endpoint}#{served_model(st.spec)}"
+
+
 def _health(states: list, timeout_s: float) -> dict[str, dict]:
     """Health of every distinct remote endpoint+model, checked concurrently; a check that
     outlives its timeout (a DNS lookup is not bounded by the socket timeout) is reported as
     such rather than waited for."""
     import threading
 
-    from app.pipeline.model_store import check_remote
+    from app.pipeline.model_store import check_remote, served_model
 
     jobs = {}
     for st in states:
         if st.status == "remote":
-            jobs.setdefault(f"{st.endpoint}#{st.spec.options.get('served_model') or st.spec.repo_id}", st.spec)
+            jobs.setdefault(_health_key(st), st.spec)
     results: dict[str, dict] = {}
 
     def one(key: str, spec) -> None:
         h = check_remote(spec, timeout_s)
-        want = str(spec.options.get("served_model") or spec.repo_id)
+        want = served_model(spec)
         results[key] = {"reachable": h.reachable, "latency_ms": round(h.latency_ms, 1), "error": h.error,
                         "served_models": h.served_models, "serves_model": h.serves(want) if h.reachable else None}
 
@@ -147,7 +156,7 @@ def _list(args: argparse.Namespace) -> int:
         for st in states:
             d = st.to_dict()
             if st.status == "remote":
-                d["health"] = health.get(f"{st.endpoint}#{st.spec.options.get('served_model') or st.spec.repo_id}")
+                d["health"] = health.get(_health_key(st))
             models.append(d)
         out.append({"name": prof.name, "default": prof.name == default, "description": prof.description,
                     "vram_gb": prof.vram_gb, "installed": all(s.installed for s in states),

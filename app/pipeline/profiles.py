@@ -31,7 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.pipeline.profile_options import option_problems
+from app.pipeline.vocab import BackendKind, Role, coerce
+
+# The profile roles, in stage order (Role.ENCODER, MiniLM, is not a profile role).
 ROLES = ("entity", "segmenter", "box_segmenter", "vqa", "coordinator")
+# Backends a profile may name (MiniLM is bundled with the app, never named by a profile).
+BACKENDS = tuple(k.value for k in BackendKind if k != BackendKind.MINILM)
+_SPEC_FIELDS: dict[str, tuple[type, ...]] = {
+    "backend": (str,), "repo_id": (str,), "revision": (str,), "local_dir": (str,), "files": (dict,),
+    "size_gb": (int, float), "vram_gb": (int, float),
+}
+
+
+class ProfileError(ValueError):
+    """A malformed profiles.toml: one line naming the file, the profile and the field."""
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 # Inside a PyInstaller bundle the manifest ships at <bundle data dir>/models/profiles.toml
@@ -65,8 +79,8 @@ def models_dir() -> Path:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    role: str
-    backend: str  # internvl | sam3 | litemedsam | remote
+    role: Role
+    backend: BackendKind  # str enum: compares and serialises as "internvl", "remote", ...
     repo_id: str = ""
     revision: str = ""
     local_dir: str = ""
@@ -76,6 +90,12 @@ class ModelSpec:
     vram_gb: float = 0.0
     # Backend-specific settings (endpoint, max_new_tokens, ...).
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Code and tests build specs from plain strings: coerce once here, so every reader
+        # compares enums (ValueError naming the field for a string that is not a member).
+        object.__setattr__(self, "role", coerce(Role, self.role, "role"))
+        object.__setattr__(self, "backend", coerce(BackendKind, self.backend, "backend"))
 
     @property
     def folder_name(self) -> str:
@@ -87,7 +107,7 @@ class ModelSpec:
     @property
     def bundled(self) -> bool:
         """Weights ship inside a Python package (LiteMedSAM): nothing to download."""
-        return self.backend == "litemedsam"
+        return self.backend == BackendKind.LITEMEDSAM
 
     @property
     def gated(self) -> bool:
@@ -123,7 +143,6 @@ class Profile:
 
 
 def _spec(role: str, raw: dict[str, Any]) -> ModelSpec:
-    known = {"backend", "repo_id", "revision", "local_dir", "files", "size_gb", "vram_gb"}
     return ModelSpec(
         role=role,
         backend=str(raw["backend"]),
@@ -133,7 +152,7 @@ def _spec(role: str, raw: dict[str, Any]) -> ModelSpec:
         files=dict(raw.get("files", {})),
         size_gb=float(raw.get("size_gb", 0.0)),
         vram_gb=float(raw.get("vram_gb", 0.0)),
-        options={k: v for k, v in raw.items() if k not in known},
+        options={k: v for k, v in raw.items() if k not in _SPEC_FIELDS},
     )
 
 
@@ -142,18 +161,80 @@ def _resolve_role(raw: dict[str, Any], catalog: dict[str, Any]) -> dict[str, Any
     key = raw.get("model")
     if key is None:
         return raw
-    if key not in catalog:
+    if not isinstance(key, str) or key not in catalog:
         raise KeyError(f"model {key!r} is not in the [models] catalog; known: {', '.join(sorted(catalog))}")
     return {**catalog[key], **{k: v for k, v in raw.items() if k != "model"}}
 
 
+def _role_problems(role: str, raw: dict[str, Any]) -> list[str]:
+    """What is wrong with a resolved role table: backend, spec field types, options, repo_id."""
+    backend = raw.get("backend")
+    if backend is None:
+        return [f"no backend; one of {', '.join(BACKENDS)}"]
+    if backend not in BACKENDS:
+        return [f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}"]
+    kind = BackendKind(backend)
+    problems: list[str] = []
+    for name, types in _SPEC_FIELDS.items():
+        value = raw.get(name)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            want = "a number" if float in types else "a table" if dict in types else "a string"
+            problems.append(f"{name} must be {want}, not {value!r}")
+    options = {k: v for k, v in raw.items() if k not in _SPEC_FIELDS}
+    problems += option_problems(kind, Role(role), options)
+    if not raw.get("repo_id") and kind != BackendKind.REMOTE:
+        problems.append("no repo_id")
+    return problems
+
+
+def _profile_problems(name: str, raw: Any, catalog: dict[str, Any]) -> list[str]:
+    """Problems of one ``[profiles.<name>]`` table, each starting with the profile (and role)."""
+    if not isinstance(raw, dict):
+        return [f"profile {name}: must be a table"]
+    problems: list[str] = []
+    extra = sorted(k for k, v in raw.items() if isinstance(v, dict) and k not in ROLES)
+    if extra:
+        problems.append(f"profile {name}: unknown role(s) {', '.join(extra)}; roles are {', '.join(ROLES)}")
+    if not isinstance(raw.get("description", ""), str):
+        problems.append(f"profile {name}: description must be a string, not {raw['description']!r}")
+    vram = raw.get("vram_gb", 0.0)
+    if not isinstance(vram, (int, float)) or isinstance(vram, bool):
+        problems.append(f"profile {name}: vram_gb must be a number, not {vram!r}")
+    for role in ROLES:
+        if not isinstance(raw.get(role), dict):
+            continue
+        try:
+            resolved = _resolve_role(raw[role], catalog)
+        except KeyError as exc:
+            problems.append(f"profile {name}.{role}: {exc.args[0]}")
+            continue
+        problems += [f"profile {name}.{role}: {why}" for why in _role_problems(role, resolved)]
+    return problems
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+
+
 def load_profiles(path: Path | None = None) -> dict[str, Profile]:
+    """Every profile of the manifest, validated: ProfileError (one line) on the first problem."""
     path = path or manifest_path()
-    with open(path, "rb") as fh:
-        data = tomllib.load(fh)
+    data = _read(path)
     catalog = data.get("models", {})
+    if not isinstance(catalog, dict):
+        raise ProfileError(f"{path}: [models] must be a table of catalog entries")
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ProfileError(f"{path}: [profiles] must be a table of profiles")
     out: dict[str, Profile] = {}
-    for name, raw in data.get("profiles", {}).items():
+    for name, raw in profiles.items():
+        problems = _profile_problems(name, raw, catalog)
+        if problems:
+            raise ProfileError(f"{path}: {problems[0]}")
         models = {
             role: _spec(role, _resolve_role(raw[role], catalog))
             for role in ROLES
@@ -165,8 +246,7 @@ def load_profiles(path: Path | None = None) -> dict[str, Profile]:
 
 def default_profile_name(path: Path | None = None) -> str:
     path = path or manifest_path()
-    with open(path, "rb") as fh:
-        return str(tomllib.load(fh).get("default_profile", "workstation"))
+    return str(_read(path).get("default_profile", "workstation"))
 
 
 def load_profile(name: str | None = None, path: Path | None = None) -> Profile:
@@ -175,9 +255,6 @@ def load_profile(name: str | None = None, path: Path | None = None) -> Profile:
     if name not in profiles:
         raise KeyError(f"unknown profile {name!r}; known: {', '.join(sorted(profiles))}")
     return profiles[name]
-
-
-BACKENDS = ("internvl", "sam3", "litemedsam", "remote")
 
 
 def validate_manifest(path: Path | None = None) -> list[str]:
@@ -203,26 +280,25 @@ def validate_manifest(path: Path | None = None) -> list[str]:
         problems.append(f"default_profile {default!r} is not a profile")
     hex40, hex64 = re.compile(r"^[0-9a-f]{40}$"), re.compile(r"^[0-9a-f]{64}$")
     for pname, raw in raw_profiles.items():
-        extra = sorted(k for k, v in raw.items() if isinstance(v, dict) and k not in ROLES)
-        if extra:
-            problems.append(f"profile {pname}: unknown role(s) {', '.join(extra)}; roles are {', '.join(ROLES)}")
+        problems += _profile_problems(pname, raw, catalog)
+        if not isinstance(raw, dict):
+            continue
         for role in ROLES:
             if not isinstance(raw.get(role), dict):
                 continue
             where = f"profile {pname}.{role}"
             try:
-                spec = _spec(role, _resolve_role(raw[role], catalog))
-            except KeyError as exc:
-                problems.append(f"{where}: {exc.args[0]}")
-                continue
-            if spec.backend not in BACKENDS:
-                problems.append(f"{where}: unknown backend {spec.backend!r}; known: {', '.join(BACKENDS)}")
-            if not spec.repo_id and spec.backend != "remote":
-                problems.append(f"{where}: no repo_id")
-            hub = not (spec.bundled or spec.local_only or spec.backend == "remote")
-            if hub and not hex40.match(spec.revision):
-                problems.append(f"{where}: revision {spec.revision or '(none)'!r} is not a pinned 40-hex commit")
-            for fname, digest in spec.files.items():
+                resolved = _resolve_role(raw[role], catalog)
+            except KeyError:
+                continue  # reported above
+            kind = resolved.get("backend")
+            bundled, remote = kind == BackendKind.LITEMEDSAM, kind == BackendKind.REMOTE
+            local_only = str(resolved.get("repo_id", "")).startswith("local/")
+            if not (bundled or remote or local_only) and not hex40.match(str(resolved.get("revision", ""))):
+                problems.append(f"{where}: revision {str(resolved.get('revision', '')) or '(none)'!r} "
+                                "is not a pinned 40-hex commit")
+            files = resolved.get("files", {})
+            for fname, digest in (files.items() if isinstance(files, dict) else ()):
                 if digest and not hex64.match(str(digest)):
                     problems.append(f"{where}: files[{fname!r}] is not a sha256 hex digest")
         if not any(isinstance(raw.get(r), dict) for r in ROLES):

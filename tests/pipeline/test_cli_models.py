@@ -202,3 +202,22 @@ def test_list_human_readable_mentions_gating_and_default(setup, capsys, monkeypa
     out = capsys.readouterr().out
     assert "workstation (default)" in out
     assert "facebook/sam3@3c879f39826c" in out and "[gated: needs HF login]" in out
+
+
+@pytest.mark.parametrize("role_text, line", [
+    ('backend = "interlvl"\nrepo_id = "acme/vlm"\n',
+     "profile demo.entity: unknown backend 'interlvl'; known: internvl, sam3, litemedsam, remote"),
+    ('backend = "internvl"\nrepo_id = "acme/vlm"\nmax_patchs = 6\n',
+     "profile demo.entity: unknown option 'max_patchs' for backend 'internvl'; known: allow_patterns, "
+     "crop_to_patches, device, dtype, gated, max_patches, min_patches, sizes"),
+    ('backend = "internvl"\nrepo_id = "acme/vlm"\nsize_gb = "big"\n',
+     "profile demo.entity: size_gb must be a number, not 'big'"),
+])
+def test_a_broken_manifest_is_one_line_and_a_usage_error(tmp_path, monkeypatch, capsys, role_text, line):
+    manifest = tmp_path / "broken.toml"
+    manifest.write_text('default_profile = "demo"\n[profiles.demo]\ndescription = "typo"\n'
+                        f'[profiles.demo.entity]\n{role_text}', encoding="utf-8")
+    monkeypatch.setenv("CARE_MANIFEST", str(manifest))
+    assert main(["models", "list"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"care-viewer models: {manifest}: {line}\n" and captured.out == ""

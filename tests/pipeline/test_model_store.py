@@ -1,4 +1,4 @@
-"""Model install state, air-gapped import, verify and fetch error handling (app/pipeline/model_store.py).
+"""Model install state, air-gapped import, verify and fetch error handling (app/pipeline/model_store/).
 
 Every test builds its own models folder and manifest in tmp_path from small real files (a JSON
 config and a safetensors checkpoint written with ``safetensors``), so nothing here depends on
@@ -19,6 +19,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from app.pipeline import model_store as ms
+from app.pipeline.model_store import importing as ms_importing
 from app.pipeline import profiles as P
 
 REV = "0123456789abcdef0123456789abcdef01234567"
@@ -227,7 +228,7 @@ def test_hf_cache_blob_whose_bytes_do_not_match_its_sha256_name_is_rejected(tmp_
 
 def test_interrupted_copy_never_looks_installed(env, monkeypatch):
     src = make_folder_layout(env["tmp"] / "usb", env["src"])
-    real_copy = ms._copy_file
+    real_copy = ms_importing._copy_file
     calls = []
 
     def copy_then_fill_disk(a: Path, b: Path):
@@ -237,7 +238,7 @@ def test_interrupted_copy_never_looks_installed(env, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device", str(b))
         return real_copy(a, b)
 
-    monkeypatch.setattr(ms, "_copy_file", copy_then_fill_disk)
+    monkeypatch.setattr(ms_importing, "_copy_file", copy_then_fill_disk)
     result = ms.import_model(src, env["vlm"], env["base"])
     assert result.status == "failed" and "disk full" in result.reason
     assert ms.model_state(env["vlm"], env["base"]).status == "missing"
@@ -330,7 +331,7 @@ def test_fetch_gated_repo_without_token_says_how_to_get_access(env, offline_hub)
 
 
 def test_fetch_refuses_when_the_disk_is_too_small(env, offline_hub, monkeypatch):
-    monkeypatch.setattr(ms.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
     with pytest.raises(ms.ModelStoreError, match="not enough disk space"):
         ms.fetch_model(env["vlm"], env["base"])
 

@@ -23,8 +23,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from app.pipeline.backends.device import DeviceChoice, choose_device, is_out_of_memory, release_cuda_memory
+from app.pipeline.backends.instances import instance_key, release_instances, shared_instance
 from app.pipeline.profiles import ModelSpec, models_dir
 from app.pipeline.types import Generation, ModelInfo, PipelineError, VLMRequest, WeightsMissingError
+from app.pipeline.vocab import BackendKind
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,17 @@ _CONTROL_TOKENS = (
 
 def weight_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
+
+
+def folder_missing(folder: Path) -> str | None:
+    """None when ``folder`` holds an InternVL checkpoint (config + weights), else why not."""
+    if not folder.is_dir():
+        return f"no folder {folder}"
+    if not (folder / "config.json").is_file():
+        return f"no config.json in {folder}"
+    if not weight_files(folder):
+        return f"no weight files ({', '.join('*' + s for s in WEIGHT_SUFFIXES)}) in {folder}"
+    return None
 
 
 def _sha256_file(path: Path) -> str:
@@ -144,8 +157,8 @@ class InternVLBackend:
             device or spec.options.get("device"), dtype or spec.options.get("dtype")
         )
         self.info = ModelInfo(
-            role=spec.role,
-            backend="internvl",
+            role=str(spec.role),
+            backend=BackendKind.INTERNVL.value,
             repo_id=spec.repo_id,
             revision=spec.revision,
             device=self.device_choice.device,
@@ -176,7 +189,7 @@ class InternVLBackend:
 
     def check_weights(self) -> None:
         """Raise WeightsMissingError unless the folder holds a config and weights."""
-        if not self.path.is_dir() or not (self.path / "config.json").is_file() or not weight_files(self.path):
+        if folder_missing(self.path) is not None:
             raise WeightsMissingError(_missing_message(self.spec, self.path, self.profile))
 
     def ensure_loaded(self) -> None:
@@ -385,9 +398,6 @@ def _token_pieces(tokenizer, ids: list[int]) -> list[str]:
 
 # --------------------------------------------------------------------------- sharing
 
-_CACHE: dict[tuple[str, str, str], InternVLBackend] = {}
-_CACHE_LOCK = threading.Lock()
-
 
 def get_vlm(
     spec: ModelSpec,
@@ -396,23 +406,18 @@ def get_vlm(
     dtype: str | None = None,
     profile: str | None = None,
 ) -> InternVLBackend:
-    """The shared backend for this checkpoint folder on this device (created, not loaded)."""
-    if spec.backend != "internvl":
-        raise PipelineError(f"role {spec.role!r} uses backend {spec.backend!r}, not internvl")
+    """The shared backend for this checkpoint folder on this device (created, not loaded).
+
+    Lives in the process-wide cache of ``backends.instances`` (the registry's ``load_backend``
+    comes here), so every role, pipeline and coordinator naming the folder shares one model.
+    """
+    if spec.backend != BackendKind.INTERNVL:
+        raise PipelineError(f"role {spec.role.value!r} uses backend {spec.backend.value!r}, not internvl")
     choice = choose_device(device or spec.options.get("device"), dtype or spec.options.get("dtype"))
-    key = (str(spec.path(base_dir or models_dir()).resolve()), choice.device, choice.dtype)
-    with _CACHE_LOCK:
-        backend = _CACHE.get(key)
-        if backend is None:
-            backend = InternVLBackend(spec, base_dir, choice.device, choice.dtype, profile)
-            _CACHE[key] = backend
-        return backend
+    key = instance_key(spec, base_dir or models_dir(), (choice.device, choice.dtype))
+    return shared_instance(key, lambda: InternVLBackend(spec, base_dir, choice.device, choice.dtype, profile))
 
 
 def clear_vlm_cache() -> None:
-    """Drop every shared backend (frees their weights); used on profile switch and in tests."""
-    with _CACHE_LOCK:
-        backends = list(_CACHE.values())
-        _CACHE.clear()
-    for backend in backends:
-        backend.unload()
+    """Drop every shared InternVL backend (frees their weights); used on profile switch and in tests."""
+    release_instances({BackendKind.INTERNVL})

@@ -10,8 +10,9 @@ import json
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, Sequence
+from typing import Sequence
 
+from app.pipeline.profile_options import RemoteOptions, typed_options
 from app.pipeline.profiles import ModelSpec
 from app.pipeline.remote.chat_schema import ChatResult, Message, redact_images, system_message, user_message
 from app.pipeline.remote.consent import ConsentStore
@@ -20,6 +21,7 @@ from app.pipeline.remote.images import png_data_url
 from app.pipeline.remote.http_client import ChatClient, model_matches
 from app.pipeline.remote.secrets import ApiKeyRef
 from app.pipeline.types import Generation, ModelInfo, PipelineError, VLMRequest
+from app.pipeline.vocab import BackendKind
 
 
 def request_messages(req: VLMRequest, image_urls: dict[int, str] | None = None) -> list[Message]:
@@ -48,23 +50,23 @@ def _encode_distinct(requests: Sequence[VLMRequest], pool: ThreadPoolExecutor | 
 
 def client_from_spec(spec: ModelSpec, consent: ConsentStore | None = None) -> ChatClient:
     """Build the shared chat client from a profile entry (also used by the CARE-Coord coordinator)."""
-    opts: dict[str, Any] = spec.options
-    base_url = str(opts.get("endpoint") or opts.get("base_url") or "")
+    opts = typed_options(spec.options, RemoteOptions)  # absent keys take RemoteOptions' defaults
+    base_url = str(opts.endpoint or opts.base_url or "")
     if not base_url:
-        raise PipelineError(f"profile role {spec.role!r}: the remote backend needs endpoint = \"https://host/v1\"")
+        raise PipelineError(f"profile role {spec.role.value!r}: the remote backend needs endpoint = \"https://host/v1\"")
     return ChatClient(
         base_url,
         # `served_model`, not `model`: in profiles.toml `model = "<key>"` names a catalog entry.
-        str(opts.get("served_model") or spec.repo_id),
-        ApiKeyRef(env=str(opts.get("api_key_env", "")), use_keyring=bool(opts.get("use_keyring", True))),
-        timeout_s=float(opts.get("timeout_s", 120.0)),
-        max_retries=int(opts.get("max_retries", 2)),
-        backoff_s=float(opts.get("backoff_s", 0.5)),
-        allow_insecure_http=bool(opts.get("allow_insecure_http", False)),
-        deadline_s=float(opts["deadline_s"]) if "deadline_s" in opts else None,
+        str(opts.served_model or spec.repo_id),
+        ApiKeyRef(env=str(opts.api_key_env), use_keyring=bool(opts.use_keyring)),
+        timeout_s=float(opts.timeout_s),
+        max_retries=int(opts.max_retries),
+        backoff_s=float(opts.backoff_s),
+        allow_insecure_http=bool(opts.allow_insecure_http),
+        deadline_s=float(opts.deadline_s) if "deadline_s" in spec.options else None,
         consent=consent,
-        ca_file=str(opts["ca_file"]) if opts.get("ca_file") else None,
-        check_model=bool(opts.get("check_model", True)),
+        ca_file=str(opts.ca_file) if opts.ca_file else None,
+        check_model=bool(opts.check_model),
     )
 
 
@@ -73,16 +75,16 @@ class RemoteVLMBackend:
     CARE-Flow evidence passes) are sent concurrently so a batching server runs them together."""
 
     def __init__(self, spec: ModelSpec, *, consent: ConsentStore | None = None, client: ChatClient | None = None) -> None:
-        opts = spec.options
+        opts = typed_options(spec.options, RemoteOptions)
         self.spec = spec
         self.client = client or client_from_spec(spec, consent)
-        self.max_concurrency = max(1, int(opts.get("max_concurrency", 3)))
-        self.temperature = float(opts.get("temperature", 0.0))
-        self.logprobs = bool(opts.get("logprobs", True))
-        self.top_logprobs = int(opts.get("top_logprobs", 0))
+        self.max_concurrency = max(1, int(opts.max_concurrency))
+        self.temperature = float(opts.temperature)
+        self.logprobs = bool(opts.logprobs)
+        self.top_logprobs = int(opts.top_logprobs)
         self.info = ModelInfo(
-            role=spec.role,
-            backend="remote",
+            role=str(spec.role),
+            backend=BackendKind.REMOTE.value,
             repo_id=self.client.model,
             revision=spec.revision,
             device="remote",

@@ -37,10 +37,19 @@ _PROMPT_CHUNK = 4  # prompts decoded together against one (expanded, not copied)
 _HASH_LIMIT = 256 * 1024 * 1024  # hash small checkpoints at load; big ones use the manifest's sha
 
 
+def weights_missing(path: Path) -> str | None:
+    """None when ``path`` holds a transformers SAM3 checkpoint, else what is missing there."""
+    if not (path / "config.json").is_file():
+        return f"no config.json in {path}"
+    if not any(path.glob("*.safetensors")):
+        return f"no *.safetensors weights in {path}"
+    if not ((path / "processor_config.json").is_file() or (path / "preprocessor_config.json").is_file()):
+        return f"no processor_config.json in {path}"
+    return None
+
+
 def weights_present(path: Path) -> bool:
-    return (path / "config.json").is_file() and any(path.glob("*.safetensors")) and (
-        (path / "processor_config.json").is_file() or (path / "preprocessor_config.json").is_file()
-    )
+    return weights_missing(path) is None
 
 
 def missing_message(path: Path, repo_id: str = REPO_ID) -> str:

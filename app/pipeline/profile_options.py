@@ -1,0 +1,151 @@
+"""The options a profile role may carry, per backend kind, as typed dataclasses (no torch, no Qt).
+
+A role table in ``models/profiles.toml`` holds the spec fields (``backend``, ``repo_id``,
+``revision``, ``local_dir``, ``files``, ``size_gb``, ``vram_gb``) and the backend's own options
+beside them. Each dataclass here lists the options one backend kind reads; its defaults are
+the ones the backend applies when the key is absent. :func:`option_problems` checks a role's
+options against them when the profile loads, so a typo is one line at start-up instead of a
+silently ignored key or a failure mid-run.
+
+The dataclasses are the reference for what each key means and its type; the options stay a
+plain dict on :class:`~app.pipeline.profiles.ModelSpec` so run.json and every reader of
+``spec.options`` are unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.pipeline.vocab import BackendKind, Role
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Read by the model store (fetch, import, verify) whatever the backend."""
+
+    gated: bool = False  # the hub repo needs an accepted licence and a token
+    sizes: dict[str, int] = field(default_factory=dict)  # exact byte sizes of expected files
+    allow_patterns: list[str] = field(default_factory=list)  # what fetch downloads / import copies
+
+
+@dataclass(frozen=True)
+class InternVLOptions:
+    device: str = ""  # "" = CARE_DEVICE, else CUDA when available, else CPU
+    dtype: str = ""  # "" = bf16/fp16 on CUDA, fp32 on CPU
+    # Image tiling, passed to the processor only when set.
+    max_patches: int = 0
+    min_patches: int = 0
+    crop_to_patches: bool = False
+
+
+@dataclass(frozen=True)
+class Sam3Options:
+    pass
+
+
+@dataclass(frozen=True)
+class LiteMedSAMOptions:
+    pass
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """An OpenAI-compatible chat endpoint (app.pipeline.remote)."""
+
+    endpoint: str = ""  # https://host/v1
+    base_url: str = ""  # older spelling of endpoint
+    served_model: str = ""  # the name the server serves; "" = repo_id
+    api_key_env: str = ""  # else the OS keyring (service "care-viewer", user = endpoint URL)
+    use_keyring: bool = True
+    timeout_s: float = 120.0
+    max_retries: int = 2
+    backoff_s: float = 0.5
+    deadline_s: float = 0.0  # absent = no overall deadline
+    allow_insecure_http: bool = False
+    ca_file: str = ""
+    check_model: bool = True  # GET /models once to confirm the server serves served_model
+    max_concurrency: int = 3  # requests of one generate call sent together
+    temperature: float = 0.0
+    logprobs: bool = True
+    top_logprobs: int = 0
+
+
+@dataclass(frozen=True)
+class CoordinatorOptions:
+    """The CARE-Coord coordinator itself (any backend), role ``coordinator`` only."""
+
+    uncertainty_threshold: float = 0.4
+    reground: bool = True
+    max_extra_rounds: int = 2
+    max_new_tokens: int = 768
+
+
+@dataclass(frozen=True)
+class RemoteCoordinatorOptions:
+    """How the coordinator talks to a remote endpoint, role ``coordinator`` with backend remote."""
+
+    send_images: bool = False  # only with the user's consent for the endpoint
+    token_param: str = "max_tokens"  # OpenAI reasoning models want max_completion_tokens
+    send_temperature: bool = True
+    response_format: bool = True  # guided JSON decoding
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+OPTIONS_BY_KIND: dict[BackendKind, type] = {
+    BackendKind.INTERNVL: InternVLOptions,
+    BackendKind.SAM3: Sam3Options,
+    BackendKind.LITEMEDSAM: LiteMedSAMOptions,
+    BackendKind.REMOTE: RemoteOptions,
+}
+
+
+def allowed_options(kind: BackendKind, role: Role) -> dict[str, Any]:
+    """Option name -> its annotated type, for one backend kind in one role."""
+    classes: list[type] = [StoreOptions, OPTIONS_BY_KIND.get(kind, StoreOptions)]
+    if role == Role.COORDINATOR:
+        classes.append(CoordinatorOptions)
+        if kind == BackendKind.REMOTE:
+            classes.append(RemoteCoordinatorOptions)
+    out: dict[str, Any] = {}
+    for cls in classes:
+        out.update(typing.get_type_hints(cls))
+    return out
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp) or tp
+    if origin is bool:
+        return isinstance(value, bool)
+    if origin is float:  # TOML writes 10 for 10.0
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is Any:
+        return True
+    return isinstance(value, origin)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp) or tp
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            dict: "a table", list: "an array"}.get(origin, getattr(origin, "__name__", str(origin)))
+
+
+def option_problems(kind: BackendKind, role: Role, options: dict[str, Any]) -> list[str]:
+    """One phrase per option ``kind`` does not know in ``role``, or of the wrong type."""
+    allowed = allowed_options(kind, role)
+    problems: list[str] = []
+    for key, value in options.items():
+        if key not in allowed:
+            problems.append(f"unknown option {key!r} for backend {kind.value!r}; known: {', '.join(sorted(allowed))}")
+        elif not _type_ok(value, allowed[key]):
+            problems.append(f"option {key!r} must be {_type_name(allowed[key])}, not {value!r}")
+    return problems
+
+
+def typed_options(spec_options: dict[str, Any], cls: type) -> Any:
+    """``cls`` filled from the matching keys of a spec's options (the rest keep defaults)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in spec_options.items() if k in names})
