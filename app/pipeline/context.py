@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -97,14 +97,3 @@ class ModelClock:
     def __exit__(self, *exc: Any) -> None:
         self.seconds = time.perf_counter() - self.t0
         self.stage.model_seconds += self.seconds
-
-
-def note_model(record: RunRecord, role: str, backend: Any) -> None:
-    """Copy a backend's provenance into the record (after it loaded: revision + hash known)."""
-    info = getattr(backend, "info", None)
-    if info is None:
-        return
-    record.models[role] = replace(info, role=role)
-    warning = getattr(backend, "warning", None)
-    if isinstance(warning, str) and warning:
-        record.warn(f"{role} model: {warning}")

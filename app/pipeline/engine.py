@@ -33,8 +33,8 @@ from app.study.volume import Volume, Window
 
 from . import evidence as ev
 from . import prompts
-from .context import CancelFn, ProgressFn, RunContext, StageClock, note_model
-from .model_roles import ModelRoles
+from .backends.roles import WARM_UP_ROLES, ModelRoles
+from .context import CancelFn, ProgressFn, RunContext, StageClock
 from .flow import EVIDENCE_ORDER, answer_token_span, mean_prob, vote
 from .parsing import entities_from_reply, normalize_answer, parse_think_answer
 from .profiles import Profile
@@ -102,7 +102,7 @@ class CarePipeline:
         self.models = ModelRoles(profile, device=device, dtype=dtype)
 
     # ----------------------------------------------------------------------------------
-    # Models (app.pipeline.model_roles)
+    # Models (app.pipeline.backends.roles)
     # ----------------------------------------------------------------------------------
     def check_weights(self) -> None:
         """Raise WeightsMissingError before any work when a role's weights are absent."""
@@ -115,11 +115,12 @@ class CarePipeline:
     def dedup(self) -> Any:
         return self.models.dedup()
 
-    def warm_up(self, roles: Sequence[str] = ("entity", "segmenter", "box_segmenter", "vqa")) -> None:
+    def warm_up(self, roles: Sequence[str] = WARM_UP_ROLES) -> None:
         self.models.warm_up(roles)
 
-    def _note_model(self, record: RunRecord, role: str, backend: Any) -> None:
-        note_model(record, role, backend)
+    def note_model(self, record: RunRecord, role: str, backend: Any) -> None:
+        """Copy a backend's provenance (and its load warning) into the record."""
+        self.models.note_model(record, role, backend)
 
 
     # ----------------------------------------------------------------------------------
@@ -218,7 +219,7 @@ class CarePipeline:
             request = prompts.entity_request(ctx.question, ctx.image_rgb)
             with clock.model():
                 gen = _generate(vlm, [request], self.entity_max_new_tokens)[0]
-            self._note_model(record, Role.ENTITY, vlm)
+            self.note_model(record, Role.ENTITY, vlm)
             record.calls.append(_call(Stage.ENTITIES, Role.ENTITY, request, gen, ["slice.png"]))
             h, w = ctx.image_rgb.shape[:2]
             proposed, violations = entities_from_reply(gen.text, (w, h))
@@ -239,7 +240,7 @@ class CarePipeline:
                 dedup = self.dedup()
                 with clock.model():
                     final_names, merges = dedup(x.name for x in kept)
-                self._note_model(record, Role.ENCODER, dedup)
+                self.note_model(record, Role.ENCODER, dedup)
                 stage.merges = merges
                 for b in dedup.last_blocked:
                     record.warn(f"entities {b.kept!r} and {b.merged!r} look alike (cosine {b.cosine:.2f}) "
@@ -303,7 +304,7 @@ class CarePipeline:
                     record.errors.append(f"{seg.info.backend} segmentation failed for {names}: {exc}")
                     continue
                 clock.model_seconds += done.model_seconds
-                self._note_model(record, route.role, seg)
+                self.note_model(record, route.role, seg)
                 per_mask = done.model_seconds / max(len(jobs), 1)
                 for m in done.masks:
                     m.seconds = per_mask
@@ -362,7 +363,7 @@ class CarePipeline:
             ctx.report(Stage.ANSWER, f"answering with {len(items)} evidence types", 0.05)
             with clock.model():
                 gens = _generate(vlm, requests, self.max_new_tokens)
-            self._note_model(record, Role.VQA, vlm)
+            self.note_model(record, Role.VQA, vlm)
             if len(gens) != len(requests):
                 raise PipelineError(f"the VQA model returned {len(gens)} answers for {len(requests)} requests")
             for it, req, gen in zip(items, requests, gens):

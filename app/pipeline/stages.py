@@ -13,7 +13,7 @@ from .types import EvidenceType
 if TYPE_CHECKING:
     from .context import RunContext
     from .profiles import Profile
-    from .record import Answer, Entity, EvidenceItem, MaskRecord, VoteResult
+    from .record import Answer, Entity, EvidenceItem, MaskRecord, RunRecord, VoteResult
 
 
 class Stages(Protocol):
@@ -36,7 +36,8 @@ class Stages(Protocol):
 
 
 class PipelineHost(Stages, Protocol):
-    """Stages plus what a coordinator factory reads to wire a coordinator to the same models."""
+    """Stages plus what a coordinator factory reads to wire a coordinator to the same models,
+    and where a strategy records a model's provenance."""
 
     profile: "Profile"
     max_new_tokens: int | None
@@ -44,6 +45,8 @@ class PipelineHost(Stages, Protocol):
     dtype: str | None
 
     def backend(self, role: str) -> Any: ...
+
+    def note_model(self, record: "RunRecord", role: str, backend: Any) -> None: ...
 
 
 class RunPreparer(Protocol):

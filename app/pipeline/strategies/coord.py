@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from app.pipeline.context import note_model
 from app.pipeline.types import ModelInfo
 from app.pipeline.vocab import Mode, Role
 
@@ -40,5 +39,5 @@ class CoordStrategy:
 
     def run(self, ctx: "RunContext") -> None:
         coordinator = self.ensure_coordinator()
-        note_model(ctx.record, Role.COORDINATOR, coordinator)
+        self.stages.note_model(ctx.record, Role.COORDINATOR, coordinator)
         coordinator.run(self.stages, ctx)
