@@ -299,8 +299,8 @@ def run_seg(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     import numpy as np
 
     from app.pipeline.engine import CarePipeline
-    from app.pipeline.segmentation.service import score_mask_record
     from app.pipeline.segmentation.confidence import mask_bbox
+    from app.pipeline.segmentation.service import image_key
     from app.pipeline.profiles import load_profile
     from app.pipeline.types import PipelineError, SegPrompt, WeightsMissingError
     from app.study.display import slice_rgb
@@ -327,9 +327,8 @@ def run_seg(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
             if seg is None:
                 raise ValueError(f"profile {profile.name} has no box segmenter")
             image = slice_rgb(volume, k)
-            seg.set_image(image, f"eval-{i}-{k}")
-            prob = seg.predict([SegPrompt(box=box)])[0]
-            m = score_mask_record(prob, "label", seg.info.backend, "box", box, args.tau)
+            key = image_key(volume.slice(k), volume.window)  # slice_rgb's default window
+            (m,) = pipeline.segmentation().segment(seg, image, key, [("label", SegPrompt(box=box))]).masks
         except WeightsMissingError as exc:
             return _fail(str(exc), EXIT_WEIGHTS_MISSING)
         except (ValueError, PipelineError) as exc:

@@ -122,7 +122,6 @@ class CarePipeline:
         """Copy a backend's provenance (and its load warning) into the record."""
         self.models.note_model(record, role, backend)
 
-
     # ----------------------------------------------------------------------------------
     # Run
     # ----------------------------------------------------------------------------------

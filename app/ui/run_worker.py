@@ -30,6 +30,7 @@ from app.pipeline.record import MaskRecord, RunRecord
 from app.pipeline.segmentation.service import image_key
 from app.pipeline.strategies import RunStrategy, strategy_for
 from app.pipeline.types import Box, PipelineError, Stage, WeightsMissingError
+from app.pipeline.vocab import Mode
 from app.study.volume import PatientInfo, Volume, Window
 
 from .workers import Worker
@@ -111,7 +112,7 @@ class RunRequest:
     slice_index: int
     question: str
     profile: str
-    mode: str = "flow"
+    mode: Mode = Mode.FLOW  # the caller's choice; strategy_for picks the strategy for it
     window: Window | None = None
     boxes: list[Box] = field(default_factory=list)
     discarded: set[str] = field(default_factory=set)
