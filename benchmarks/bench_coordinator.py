@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -41,7 +42,7 @@ def ct_case():
 
     from app.study.loader import load
 
-    data = REPO.parent / "shared" / "data" / "ct-chest-lung1"
+    data = Path(os.environ.get("CARE_SHARED_DATA") or REPO.parent / "shared" / "data") / "ct-chest-lung1"
     volume = load([data / "dicom"]).volumes[0]
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "lung1_label.nrrd"))) > 0
     k = int(label.reshape(label.shape[0], -1).sum(axis=1).argmax())
@@ -82,7 +83,7 @@ def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
 
 
 def bench_loopback(volume, k, box, repeats: int, delay: float) -> tuple[float, float, float]:
-    from conftest import CoordScript, ExpertScript, plan, review
+    from coord_support import CoordScript, ExpertScript, plan, review
     from loopback_server import LoopbackChatServer
 
     from app.pipeline.engine import CarePipeline
