@@ -1,8 +1,8 @@
 """CARE-Coord: a coordinator that plans the evidence, re-grounds on uncertainty, and reviews
 the experts' chains of thought against their answers.
 
-One run (``CareCoordinator.run(stages, ctx)``, driven by app.pipeline.strategies.CoordStrategy), every step appended to the record's
-coordinator timeline::
+One run (``CareCoordinator.run(stages, ctx)``, driven by app.pipeline.strategies.CoordStrategy),
+every step appended to the record's coordinator timeline::
 
     entities -> masks                       (the pipeline's stage methods, as in CARE-Flow)
     PLAN      which evidence types to run   (structured reply, schema-validated)
@@ -103,8 +103,8 @@ class _Round:
 class _Run:
     """Per-run state (the coordinator object itself is reused across questions)."""
 
-    def __init__(self, pipeline: "Stages", ctx: "RunContext") -> None:
-        self.pipeline, self.ctx, self.record = pipeline, ctx, ctx.record
+    def __init__(self, stages: "Stages", ctx: "RunContext") -> None:
+        self.stages, self.ctx, self.record = stages, ctx, ctx.record
         self.rounds: list[_Round] = []
         self.round_of: dict[int, int] = {}  # answer index -> round number
         self.entities_of: dict[int, list[str]] = {}  # answer index -> entities its evidence used
@@ -122,8 +122,8 @@ class CareCoordinator:
         return dataclasses.replace(self.backend.info, role="coordinator")
 
     # ------------------------------------------------------------------------------ run
-    def run(self, pipeline: "Stages", ctx: "RunContext") -> None:
-        run = _Run(pipeline, ctx)
+    def run(self, stages: "Stages", ctx: "RunContext") -> None:
+        run = _Run(stages, ctx)
         progress = ctx.progress
         ctx.progress = _monotone(progress)  # extra rounds re-enter the ANSWER span: never go backwards
         try:
@@ -136,11 +136,11 @@ class CareCoordinator:
                 pass
 
     def _run(self, run: _Run) -> None:
-        pipeline, ctx = run.pipeline, run.ctx
+        stages, ctx = run.stages, run.ctx
         ctx.check_cancel()
-        entities = pipeline.propose_entities(ctx)
+        entities = stages.propose_entities(ctx)
         ctx.check_cancel()
-        pipeline.segment(ctx, entities)
+        stages.segment(ctx, entities)
         ctx.check_cancel()
 
         failure: CoordinatorFailure | None = None
@@ -149,9 +149,9 @@ class CareCoordinator:
             evidence, reason = plan.evidence, "plan"
         except CoordinatorFailure as exc:
             failure = exc
-            evidence, reason = list(pipeline.evidence_types), "the coordinator could not plan: CARE-Flow evidence"
+            evidence, reason = list(stages.evidence_types), "the coordinator could not plan: CARE-Flow evidence"
         current = self._round(run, evidence, [], None, reason)
-        pipeline.aggregate(ctx, self._answers(run, current))
+        stages.aggregate(ctx, self._answers(run, current))
         if failure is not None:
             self._fallback(run, failure)
             return
@@ -197,15 +197,15 @@ class CareCoordinator:
 
     def _round(self, run: _Run, evidence: Sequence[EvidenceType], focus: Sequence[str], margin: float | None,
                reason: str) -> _Round:
-        pipeline, ctx, record = run.pipeline, run.ctx, run.record
+        stages, ctx, record = run.stages, run.ctx, run.record
         number = len(run.rounds)
         if number > 0:
             run.extra += 1
         masks = self._focus_masks(run, focus) if focus else None
-        items = pipeline.build_evidence(ctx, list(evidence), masks=masks, margin=margin)
+        items = stages.build_evidence(ctx, list(evidence), masks=masks, margin=margin)
         ctx.check_cancel()
         first = len(record.answers)
-        answers = pipeline.answer(ctx, items)
+        answers = stages.answer(ctx, items)
         indices = list(range(first, first + len(answers)))
         used: list[str] = []
         for i, item in zip(indices, items):
@@ -239,7 +239,7 @@ class CareCoordinator:
         known = {m.entity.strip().lower() for m in record.masks}
         new = [Entity(n.strip(), None, "coordinator") for n in dict.fromkeys(names) if n.strip().lower() not in known]
         if new:
-            run.pipeline.segment(run.ctx, new)
+            run.stages.segment(run.ctx, new)
         masks = [m for m in record.masks if m.accepted and m.entity.strip().lower() in wanted]
         if not masks:
             record.warn(f"CARE-Coord: no accepted mask for {', '.join(names)}; the round used every accepted mask")
@@ -332,14 +332,14 @@ class CareCoordinator:
     def _fallback(self, run: _Run, failure: CoordinatorFailure) -> None:
         """The coordinator gave no usable reply: the CARE-Flow answer (every evidence type of
         the pipeline on the unfocused masks, majority vote) is the answer."""
-        pipeline, ctx, record = run.pipeline, run.ctx, run.record
+        stages, ctx, record = run.stages, run.ctx, run.record
         round0 = run.rounds[0]
-        missing = [e for e in pipeline.evidence_types if e not in round0.evidence]
+        missing = [e for e in stages.evidence_types if e not in round0.evidence]
         if missing:
             ctx.check_cancel()
-            items = pipeline.build_evidence(ctx, missing)
+            items = stages.build_evidence(ctx, missing)
             first = len(record.answers)
-            answers = pipeline.answer(ctx, items)
+            answers = stages.answer(ctx, items)
             added = list(range(first, first + len(answers)))
             for i, item in zip(added, items):
                 run.round_of[i], run.entities_of[i] = 0, list(item.entities)
@@ -349,7 +349,7 @@ class CareCoordinator:
                                        "reason": "completing the CARE-Flow evidence after the coordinator failed"},
                         round=CoordRound(0, list(missing), [], None, added,
                                          "completing the CARE-Flow evidence after the coordinator failed"))
-        vote = pipeline.aggregate(ctx, self._answers(run, round0))
+        vote = stages.aggregate(ctx, self._answers(run, round0))
         message = f"{failure.kind}: {failure.message}"
         record.warn(f"CARE-Coord: the coordinator failed ({failure.message}); the answer is the CARE-Flow majority vote")
         self._finish(run, CoordDecision(vote.winner_raw, DecisionSource.VOTE, "", [], vote.winner_raw, False, run.extra, message))
