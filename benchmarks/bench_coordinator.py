@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -42,7 +41,7 @@ def ct_case():
 
     from app.study.loader import load
 
-    data = Path(os.environ.get("CARE_SHARED_DATA") or REPO.parent / "shared" / "data") / "ct-chest-lung1"
+    data = REPO.parent / "shared" / "data" / "ct-chest-lung1"
     volume = load([data / "dicom"]).volumes[0]
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "lung1_label.nrrd"))) > 0
     k = int(label.reshape(label.shape[0], -1).sum(axis=1).argmax())
@@ -65,8 +64,6 @@ def interleaved(flow_fn, coord_fn, repeats: int) -> tuple[float, float, list]:
 
 def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
     from app.pipeline.engine import CarePipeline
-    from app.pipeline.strategies import strategy_for
-    from app.pipeline.vocab import Mode
     from app.pipeline.profiles import Profile, load_profile
     from tests.tiny_models import ensure_tiny_models
 
@@ -74,7 +71,9 @@ def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
     tiny = load_profile("tiny")
     prof = Profile("tiny", "", 0, {r: s for r, s in tiny.models.items() if r != "segmenter"})
     pipe = CarePipeline(prof, max_new_tokens=24, entity_max_new_tokens=24)
-    care_coord = strategy_for(Mode.COORD, pipe)
+    from app.pipeline.strategies import strategy_for  # the caller picks CARE-Coord
+
+    care_coord = strategy_for("coord", pipe)
     pipe.run(volume, k, QUESTION, boxes=[box])  # warm: load models, embed the slice
     flow, coord, recs = interleaved(lambda: pipe.run(volume, k, QUESTION, boxes=[box]),
                                     lambda: pipe.run(volume, k, QUESTION, boxes=[box], strategy=care_coord), repeats)
@@ -83,14 +82,12 @@ def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
 
 
 def bench_loopback(volume, k, box, repeats: int, delay: float) -> tuple[float, float, float]:
-    from coord_support import CoordScript, ExpertScript, plan, review
+    from conftest import CoordScript, ExpertScript, plan, review
     from loopback_server import LoopbackChatServer
 
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import ModelSpec, Profile
     from app.pipeline.remote.consent import ConsentStore
-    from app.pipeline.strategies import strategy_for
-    from app.pipeline.vocab import Mode
 
     with LoopbackChatServer(service_delay_s=delay) as experts, \
             LoopbackChatServer(model="gpt-5", service_delay_s=delay) as coord:
@@ -110,7 +107,9 @@ def bench_loopback(volume, k, box, repeats: int, delay: float) -> tuple[float, f
                                                    "coordinator": spec(coord, "coordinator")}))
         n = repeats + 1
         coord.set_responder(CoordScript([plan("crop", "mask", "global")] * n, [review("accept", "A1")] * n))
-        care_coord = strategy_for(Mode.COORD, pipe)
+        from app.pipeline.strategies import strategy_for  # the caller picks CARE-Coord
+
+        care_coord = strategy_for("coord", pipe)
         pipe.run(volume, k, QUESTION)  # warm
         flow, coord_s, recs = interleaved(lambda: pipe.run(volume, k, QUESTION),
                                           lambda: pipe.run(volume, k, QUESTION, strategy=care_coord), repeats)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,23 +15,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
 from loopback_server import Behaviour, LoopbackChatServer  # noqa: E402
 
 from app.pipeline.profiles import ModelSpec, Profile  # noqa: E402
-from app.pipeline.strategies import CoordStrategy, strategy_for  # noqa: E402
-from app.pipeline.vocab import Mode  # noqa: E402
-
-# One CARE-Coord strategy per pipeline, as the GUI's PipelineCache keeps it: the coordinator is
-# built on the first coord run and reused by the next (consent, provenance).
-_COORD: "weakref.WeakKeyDictionary[Any, CoordStrategy]" = weakref.WeakKeyDictionary()
-
-
-def coord_strategy(pipeline: Any) -> CoordStrategy:
-    if pipeline not in _COORD:
-        _COORD[pipeline] = strategy_for(Mode.COORD, pipeline)  # type: ignore[assignment]
-    return _COORD[pipeline]
-
-
-def run_coord(pipeline: Any, volume: Any, slice_index: int, question: str, **kwargs: Any) -> Any:
-    """One CARE-Coord run: the caller picks the strategy, the engine runs the stages."""
-    return pipeline.run(volume, slice_index, question, strategy=coord_strategy(pipeline), **kwargs)
 
 QUESTION = "Is there a mass in the right lung?"
 # Boxes on the tumour's largest slice of the lung1 CT (slice pixels): LiteMedSAM accepts the

@@ -14,7 +14,8 @@ from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage
 from loopback_server import Behaviour
 
-from coord_support import QUESTION, CoordScript, coord_strategy, norm1000, plan, review, run_coord
+from coord_strategy import coord_strategy, run_coord
+from coord_support import QUESTION, CoordScript, norm1000, plan, review
 
 pytestmark = pytest.mark.slow
 

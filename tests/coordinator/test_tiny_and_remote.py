@@ -12,7 +12,8 @@ from app.pipeline.profiles import Profile, load_profile
 from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage
 
-from coord_support import QUESTION, coord_strategy, run_coord
+from coord_strategy import coord_strategy, run_coord
+from coord_support import QUESTION
 
 pytestmark = pytest.mark.slow
 TOKENS = 24
