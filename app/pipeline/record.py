@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import EvidenceType, ModelInfo, Stage
-from .vocab import (
+from app.pipeline.vocab import (
     CoordEventKind,
     DecisionSource,
     EntitySource,
@@ -35,6 +34,8 @@ from .vocab import (
     RunStatus,
     TieBreak,
 )
+
+from .types import EvidenceType, ModelInfo, Stage
 
 SCHEMA_VERSION = 1
 
