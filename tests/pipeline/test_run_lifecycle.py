@@ -96,6 +96,15 @@ def test_engine_knows_no_modes_and_no_coordinator():
     assert "mode ==" not in src and "self.coordinator" not in src and "build_coordinator" not in src
 
 
+def test_the_engine_provides_every_member_of_the_stages_host():
+    from app.pipeline.stages import PipelineHost, RunPreparer, Stages
+
+    pipe_members = set(dir(CarePipeline)) | set(CarePipeline.__init__.__code__.co_names)
+    for proto in (Stages, PipelineHost, RunPreparer):
+        wanted = {n for n in vars(proto) if not n.startswith("_")} | set(getattr(proto, "__annotations__", {}))
+        assert wanted <= pipe_members, (proto.__name__, wanted - pipe_members)
+
+
 def test_coordinator_package_never_imports_the_engine():
     for path in (PIPELINE / "coordinator").glob("*.py"):
         assert not any(m.endswith("engine") for m in _imports(path)), path
