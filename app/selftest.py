@@ -160,7 +160,9 @@ def check_sample(state: dict[str, Any]) -> str:
 
 def check_pipeline(state: dict[str, Any], folder: Path, max_new_tokens: int) -> str:
     from app.pipeline.engine import CarePipeline
+    from app.pipeline.strategies import strategy_for
     from app.pipeline.types import WeightsMissingError
+    from app.pipeline.vocab import Mode, RunStatus
 
     vol = state["volume"]
     try:
@@ -174,11 +176,11 @@ def check_pipeline(state: dict[str, Any], folder: Path, max_new_tokens: int) -> 
     box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)
     pipeline = CarePipeline(profile, max_new_tokens=max_new_tokens, entity_max_new_tokens=max_new_tokens, device="cpu")
     try:
-        record = pipeline.run(vol, k, QUESTION, boxes=[box])
+        record = pipeline.run(vol, k, QUESTION, strategy=strategy_for(Mode.FLOW, pipeline), boxes=[box])
     except WeightsMissingError as exc:
         raise SelfTestFailure(f"tiny checkpoints missing: {exc}", EXIT_WEIGHTS_MISSING) from exc
     state["record"] = record
-    if record.status != "completed":
+    if record.status != RunStatus.COMPLETED:
         raise SelfTestFailure(f"pipeline run {record.status}: {'; '.join(record.errors) or 'no reason recorded'}")
     if record.errors:
         # A route that failed (e.g. a model library that did not load) leaves the run

@@ -71,9 +71,12 @@ def bench_tiny(volume, k, box, repeats: int) -> tuple[float, float]:
     tiny = load_profile("tiny")
     prof = Profile("tiny", "", 0, {r: s for r, s in tiny.models.items() if r != "segmenter"})
     pipe = CarePipeline(prof, max_new_tokens=24, entity_max_new_tokens=24)
+    from app.pipeline.strategies import strategy_for  # the caller picks CARE-Coord
+
+    care_coord = strategy_for("coord", pipe)
     pipe.run(volume, k, QUESTION, boxes=[box])  # warm: load models, embed the slice
     flow, coord, recs = interleaved(lambda: pipe.run(volume, k, QUESTION, boxes=[box]),
-                                    lambda: pipe.run(volume, k, QUESTION, boxes=[box], mode="coord"), repeats)
+                                    lambda: pipe.run(volume, k, QUESTION, boxes=[box], strategy=care_coord), repeats)
     assert all(r.coordinator_decision is not None for r in recs)
     return flow, coord
 
@@ -103,9 +106,12 @@ def bench_loopback(volume, k, box, repeats: int, delay: float) -> tuple[float, f
                                                    "coordinator": spec(coord, "coordinator")}))
         n = repeats + 1
         coord.set_responder(CoordScript([plan("crop", "mask", "global")] * n, [review("accept", "A1")] * n))
+        from app.pipeline.strategies import strategy_for  # the caller picks CARE-Coord
+
+        care_coord = strategy_for("coord", pipe)
         pipe.run(volume, k, QUESTION)  # warm
         flow, coord_s, recs = interleaved(lambda: pipe.run(volume, k, QUESTION),
-                                          lambda: pipe.run(volume, k, QUESTION, mode="coord"), repeats)
+                                          lambda: pipe.run(volume, k, QUESTION, strategy=care_coord), repeats)
         assert all(r.coordinator_decision.source == "review" for r in recs), [r.coordinator for r in recs]
         in_coord = statistics.median(sum(c.seconds for c in r.calls if c.role == "coordinator") for r in recs)
     return flow, coord_s, in_coord

@@ -159,9 +159,10 @@ def _progress(stage, message: str, fraction: float) -> None:
 def run(args: argparse.Namespace) -> int:
     from app.pipeline.engine import CarePipeline
     from app.pipeline.profiles import load_profile
-    from app.pipeline.record import STATUS_COMPLETED
     from app.pipeline.run_io import write_run
+    from app.pipeline.strategies import strategy_for
     from app.pipeline.types import PipelineError, WeightsMissingError
+    from app.pipeline.vocab import RunStatus
 
     try:
         window = parse_window(args.window)
@@ -191,12 +192,9 @@ def run(args: argparse.Namespace) -> int:
     out_dir = args.out or Path.cwd() / datetime.now().strftime("care-run-%Y%m%d-%H%M%S")
     try:
         pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
-        if args.mode == "coord":
-            from app.pipeline.coordinator import build_coordinator
-
-            pipeline.coordinator = build_coordinator(pipeline, uncertainty_threshold=args.uncertainty_threshold)
+        strategy = strategy_for(args.mode, pipeline, eager=True, uncertainty_threshold=args.uncertainty_threshold)
         pipeline.check_weights()
-        record = pipeline.run(volume, k, args.question, window=window, mode=args.mode,
+        record = pipeline.run(volume, k, args.question, window=window, strategy=strategy,
                               progress=_progress, boxes=boxes)
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)
@@ -210,4 +208,4 @@ def run(args: argparse.Namespace) -> int:
     if (note := persist_quietly(record, patient=volume.patient)):
         print(f"warning: {note}", file=sys.stderr)
     print(format_summary(record, out_dir))
-    return EXIT_OK if record.status == STATUS_COMPLETED else EXIT_USAGE
+    return EXIT_OK if record.status == RunStatus.COMPLETED else EXIT_USAGE

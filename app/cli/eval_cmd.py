@@ -204,7 +204,8 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     from app.pipeline.types import PipelineError, WeightsMissingError
 
     from app.cli.ask_cmd import ensure_remote_consent
-    from app.pipeline.coordinator import ChangeStats, build_coordinator, classify_change
+    from app.pipeline.coordinator import ChangeStats, classify_change
+    from app.pipeline.strategies import strategy_for
 
     profile = load_profile(args.profile)
     refused = ensure_remote_consent(profile, args.mode, args.yes_send_images)
@@ -213,8 +214,7 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
     changes = ChangeStats()
     try:
-        if args.mode == "coord":
-            pipeline.coordinator = build_coordinator(pipeline, uncertainty_threshold=args.uncertainty_threshold)
+        strategy = strategy_for(args.mode, pipeline, eager=True, uncertainty_threshold=args.uncertainty_threshold)
         pipeline.check_weights()
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)
@@ -232,7 +232,7 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
             if not name or not r.question:
                 raise ValueError("item needs an image and a question")
             volume = _first_volume(resolve_image(base, name))
-            record = pipeline.run(volume, volume.num_slices // 2, r.question, mode=args.mode)
+            record = pipeline.run(volume, volume.num_slices // 2, r.question, strategy=strategy)
         except WeightsMissingError as exc:
             return _fail(str(exc), EXIT_WEIGHTS_MISSING)
         except (ValueError, PipelineError) as exc:
@@ -298,8 +298,9 @@ class SegResult:
 def run_seg(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     import numpy as np
 
-    from app.pipeline.engine import CarePipeline, score_mask_record
+    from app.pipeline.engine import CarePipeline
     from app.pipeline.segmentation.confidence import mask_bbox
+    from app.pipeline.segmentation.service import image_key
     from app.pipeline.profiles import load_profile
     from app.pipeline.types import PipelineError, SegPrompt, WeightsMissingError
     from app.study.display import slice_rgb
@@ -326,9 +327,8 @@ def run_seg(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
             if seg is None:
                 raise ValueError(f"profile {profile.name} has no box segmenter")
             image = slice_rgb(volume, k)
-            seg.set_image(image, f"eval-{i}-{k}")
-            prob = seg.predict([SegPrompt(box=box)])[0]
-            m = score_mask_record(prob, "label", seg.info.backend, "box", box, args.tau)
+            key = image_key(volume.slice(k), volume.window)  # slice_rgb's default window
+            (m,) = pipeline.segmentation().segment(seg, image, key, [("label", SegPrompt(box=box))]).masks
         except WeightsMissingError as exc:
             return _fail(str(exc), EXIT_WEIGHTS_MISSING)
         except (ValueError, PipelineError) as exc:

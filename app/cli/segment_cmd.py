@@ -100,13 +100,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.device:
         os.environ["CARE_DEVICE"] = args.device  # the segmenters read the shared device policy
-    from app.pipeline.segmentation import EntityPrompt, build_segmenter, segment_entities
+    from app.pipeline.segmentation import EntityPrompt, build_segmenter, image_key, segment_entities
     from app.pipeline.types import PipelineError, WeightsMissingError
 
     try:
         seg = build_segmenter(spec)
         entity = EntityPrompt(name=text, box=None) if text is not None else EntityPrompt(name="box", box=box)
-        key = f"{volume.series_uid or args.path}|{k}|{window or volume.window}"
+        key = image_key(volume.slice(k), window or volume.window)  # the engine's and the viewer's key
         (result,) = segment_entities(seg, image, key, [entity], tau=args.tau)
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)

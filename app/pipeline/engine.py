@@ -1,9 +1,11 @@
-"""The CARE pipeline engine: one question about one slice -> one :class:`RunRecord`.
+"""The CARE pipeline engine: the stages of one question about one slice -> one :class:`RunRecord`.
 
-Used identically by the GUI worker (in a thread, with progress/cancel callbacks), the
-``ask``/``eval`` CLIs and the tests. No Qt here.
+Used identically by the GUI worker (in a thread, with an observer and a cancel flag), the
+``ask``/``eval`` CLIs and the tests. No Qt here, and no knowledge of run modes: the caller picks
+a strategy (app.pipeline.strategies: CARE-Flow, CARE-Coord) that drives the stages below, and
+app.pipeline.lifecycle.execute_run owns the run's status.
 
-Stages (CARE-Flow)::
+Stages (:class:`~app.pipeline.stages.Stages`)::
 
     1 ENTITIES  entity-proposal VLM on the windowed slice -> parse -> MiniLM de-duplication
     2 MASKS     per entity: text route (profile ``segmenter``) and/or box route
@@ -12,9 +14,8 @@ Stages (CARE-Flow)::
     4 ANSWER    EG-VQA: every evidence pass in ONE batched ``generate`` call, parsed
     5 vote      CARE-Flow majority vote (app.pipeline.flow)
 
-Each stage is a public method taking a :class:`RunContext`, so a CARE-Coord coordinator can
-re-invoke them (other entities, a subset of evidence types, a second VQA pass) and append
-to the same record; ``run(mode="coord")`` hands the context to ``self.coordinator``.
+Each stage is a public method taking a :class:`RunContext`, so a coordinator can re-invoke them
+(other entities, a subset of evidence types, a second VQA pass) and append to the same record.
 
 Models load lazily on first use and stay on the pipeline object, so the second question
 costs only forward passes. Every model call is timed separately from the stage it sits in
@@ -22,11 +23,8 @@ costs only forward passes. Every model call is timed separately from the stage i
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -34,12 +32,13 @@ from app.study.display import slice_rgb
 from app.study.volume import Volume, Window
 
 from . import evidence as ev
+from . import prompts
+from .backends.roles import WARM_UP_ROLES, ModelRoles
+from .context import CancelFn, ProgressFn, RunContext, StageClock
 from .flow import EVIDENCE_ORDER, answer_token_span, mean_prob, vote
-from .profiles import ModelSpec, Profile
+from .parsing import entities_from_reply, normalize_answer, parse_think_answer
+from .profiles import Profile
 from .record import (
-    STATUS_CANCELLED,
-    STATUS_COMPLETED,
-    STATUS_FAILED,
     Answer,
     Entity,
     EntityMerge,
@@ -52,116 +51,35 @@ from .record import (
     VoteResult,
     utc_now,
 )
+from .segmentation.service import SegmentationService, image_key, pixel_sha256
 from .types import (
     Box,
     Cancelled,
     EvidenceType,
     Generation,
-    ModelInfo,
     PipelineError,
-    SegPrompt,
     Stage,
     VLMRequest,
     WeightsMissingError,
 )
+from .vocab import EntitySource, Mode, Role, coerce
+
+if TYPE_CHECKING:
+    from .lifecycle import RunObserver
+    from .strategies.base import RunStrategy
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[Stage, str, float], None]
-CancelFn = Callable[[], bool]
 
 DEFAULT_TAU = 0.70
 MAX_ENTITIES = 5  # the entity model is trained to propose 1-5 entities (CARE reward R_count)
 CLINICIAN_ENTITY = "clinician region {n}"
 
-# Rough share of the run each stage takes, for a monotone progress fraction.
-_STAGE_SPAN = {
-    Stage.ENTITIES: (0.00, 0.30),
-    Stage.MASKS: (0.30, 0.45),
-    Stage.EVIDENCE: (0.45, 0.50),
-    Stage.ANSWER: (0.50, 0.98),
-    Stage.REVIEW: (0.98, 1.00),
-}
-
-
-class Coordinator(Protocol):
-    """CARE-Coord extension point (app.pipeline.coordinator.CareCoordinator): plans which evidence to build,
-    calls the stage methods of the pipeline, reviews answers, may re-ground, and appends
-    :class:`~app.pipeline.record.CoordinatorEvent` items to ``ctx.record.coordinator``."""
-
-    info: ModelInfo
-
-    def run(self, pipeline: "CarePipeline", ctx: "RunContext") -> None: ...
-
-
-@dataclass
-class RunContext:
-    """Everything the stages share for one question; the record is filled in place."""
-
-    volume: Volume
-    slice_index: int
-    window: Window
-    question: str
-    record: RunRecord
-    pixels: np.ndarray  # the slice's modality values [y, x] (or RGB [y, x, 3])
-    image_rgb: np.ndarray  # windowed model input (H, W, 3) uint8
-    image_key: str  # identifies (pixels, window) for the segmenters' embedding caches
-    progress: ProgressFn | None = None
-    cancel: CancelFn | None = None
-    boxes: list[Box] = field(default_factory=list)
-    discarded: set[str] = field(default_factory=set)
-
-    def check_cancel(self) -> None:
-        if self.cancel is not None and self.cancel():
-            raise Cancelled("cancelled by the user")
-
-    def report(self, stage: Stage, message: str, within: float = 0.0) -> None:
-        if self.progress is None:
-            return
-        lo, hi = _STAGE_SPAN.get(stage, (0.0, 1.0))
-        try:
-            self.progress(stage, message, lo + (hi - lo) * min(max(within, 0.0), 1.0))
-        except Exception:  # a broken progress sink must not lose the run
-            log.exception("progress callback failed")
-
-
-class _StageClock:
-    """Times one stage and the model calls inside it."""
-
-    def __init__(self, record: RunRecord, stage: Stage) -> None:
-        self.record, self.stage = record, stage
-        self.model_seconds = 0.0
-
-    def __enter__(self) -> "_StageClock":
-        self.started = utc_now()
-        self.t0 = time.perf_counter()
-        return self
-
-    def model(self) -> "_ModelClock":
-        return _ModelClock(self)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.record.timings.append(
-            StageTiming(self.stage, time.perf_counter() - self.t0, self.started, self.model_seconds)
-        )
-
-
-class _ModelClock:
-    def __init__(self, stage: _StageClock) -> None:
-        self.stage = stage
-        self.seconds = 0.0
-
-    def __enter__(self) -> "_ModelClock":
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.seconds = time.perf_counter() - self.t0
-        self.stage.model_seconds += self.seconds
+__all__ = ["CarePipeline", "RunContext", "DEFAULT_TAU", "MAX_ENTITIES", "CLINICIAN_ENTITY"]
 
 
 class CarePipeline:
-    """CARE for one profile. Thread-compatible: one ``run`` at a time per instance."""
+    """CARE for one profile: implements :class:`~app.pipeline.stages.Stages`.
+    Thread-compatible: one run at a time per instance."""
 
     def __init__(
         self,
@@ -171,7 +89,6 @@ class CarePipeline:
         evidence_types: Sequence[EvidenceType] = EVIDENCE_ORDER,
         max_new_tokens: int | None = None,
         entity_max_new_tokens: int | None = None,
-        coordinator: Coordinator | None = None,
         device: str | None = None,
         dtype: str | None = None,
     ) -> None:
@@ -182,81 +99,28 @@ class CarePipeline:
         self.max_new_tokens = max_new_tokens
         # One budget for both VLM stages unless the entity stage gets its own.
         self.entity_max_new_tokens = entity_max_new_tokens if entity_max_new_tokens is not None else max_new_tokens
-        self.coordinator = coordinator
-        # Loaded backends, shared between roles that name the same checkpoint.
-        self._loaded: dict[tuple[str, str, str], Any] = {}
-        self._roles: dict[str, Any] = {}
-        self._dedup: Any = None
+        self.models = ModelRoles(profile, device=device, dtype=dtype)
 
     # ----------------------------------------------------------------------------------
-    # Models
+    # Models (app.pipeline.backends.roles)
     # ----------------------------------------------------------------------------------
     def check_weights(self) -> None:
         """Raise WeightsMissingError before any work when a role's weights are absent."""
-        missing = []
-        for spec in self.profile.models.values():
-            if spec.role == "coordinator" or not _needs_local_folder(spec):
-                continue
-            if spec.backend == "internvl":
-                try:  # the backend's own check (config + weight files); creating it loads nothing
-                    self._vlm(spec).check_weights()
-                except WeightsMissingError:
-                    missing.append(f"{spec.role} ({spec.path()})")
-            elif spec.backend == "sam3":
-                from .segmentation.sam3 import weights_present
-
-                if not weights_present(spec.path()):
-                    missing.append(f"{spec.role} ({spec.path()})")
-            elif not _has_weights(spec):
-                missing.append(f"{spec.role} ({spec.path()})")
-        if missing:
-            raise WeightsMissingError(
-                f"weights for profile '{self.profile.name}' are not installed: missing {'; '.join(missing)}. "
-                f"Run `care-viewer models fetch {self.profile.name}` or `care-viewer models import DIR`."
-            )
+        self.models.check_weights()
 
     def backend(self, role: str) -> Any:
         """The loaded backend for ``role`` (loads it on first use); None if the profile has none."""
-        if role in self._roles:
-            return self._roles[role]
-        spec = self.profile.get(role)
-        if spec is None:
-            self._roles[role] = None
-            return None
-        key = (spec.backend, _backend_location(spec), spec.revision)
-        if key not in self._loaded:
-            if spec.backend == "internvl":
-                self._loaded[key] = self._vlm(spec)
-            elif spec.backend == "remote":
-                self._loaded[key] = _remote_vlm(spec)
-            else:
-                self._loaded[key] = _build_segmenter(spec)
-        self._roles[role] = self._loaded[key]
-        return self._roles[role]
-
-    def _vlm(self, spec: ModelSpec) -> Any:
-        from .backends.internvl import get_vlm
-
-        return get_vlm(spec, device=self.device, dtype=self.dtype, profile=self.profile.name)
+        return self.models.backend(role)
 
     def dedup(self) -> Any:
-        if self._dedup is None:
-            self._dedup = _EntityDedup()
-        return self._dedup
+        return self.models.dedup()
 
-    def warm_up(self, roles: Sequence[str] = ("entity", "segmenter", "box_segmenter", "vqa")) -> None:
-        for role in roles:
-            self.backend(role)
+    def warm_up(self, roles: Sequence[str] = WARM_UP_ROLES) -> None:
+        self.models.warm_up(roles)
 
-    def _note_model(self, record: RunRecord, role: str, backend: Any) -> None:
-        """Copy a backend's provenance into the record (after it loaded: revision + hash known)."""
-        info = getattr(backend, "info", None)
-        if info is None:
-            return
-        record.models[role] = replace(info, role=role)
-        warning = getattr(backend, "warning", None)
-        if isinstance(warning, str) and warning:
-            record.warn(f"{role} model: {warning}")
+    def note_model(self, record: RunRecord, role: str, backend: Any) -> None:
+        """Copy a backend's provenance (and its load warning) into the record."""
+        self.models.note_model(record, role, backend)
 
     # ----------------------------------------------------------------------------------
     # Run
@@ -268,49 +132,22 @@ class CarePipeline:
         question: str,
         *,
         window: Window | None = None,
-        mode: str = "flow",
+        strategy: "RunStrategy | None" = None,
+        observer: "RunObserver | None" = None,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         boxes: Sequence[Box] | None = None,
         discarded: set[str] | None = None,
     ) -> RunRecord:
-        """Answer ``question`` about slice ``slice_index``; never loses a started record.
+        """One question through :func:`app.pipeline.lifecycle.execute_run` with ``strategy``
+        (default CARE-Flow); ``progress`` is shorthand for an observer that only reports."""
+        from .lifecycle import ProgressObserver, execute_run
+        from .strategies.flow import FlowStrategy
 
-        Cancellation ends with status "cancelled" and whatever the finished stages produced;
-        a :class:`PipelineError` ends with status "failed" and its message in ``errors``;
-        :class:`WeightsMissingError` propagates (the caller tells the user how to install).
-        """
-        ctx = self.prepare(volume, slice_index, question, window=window, mode=mode,
-                           progress=progress, cancel=cancel, boxes=boxes, discarded=discarded)
-        record = ctx.record
-        try:
-            self.check_weights()
-            if mode == "flow":
-                self.run_flow(ctx)
-            elif mode == "coord":
-                if self.coordinator is None:
-                    self.coordinator = _build_coordinator(self)
-                self._note_model(record, "coordinator", self.coordinator)
-                self.coordinator.run(self, ctx)
-            else:
-                raise PipelineError(f"unknown mode {mode!r} (expected 'flow' or 'coord')")
-            record.status = STATUS_COMPLETED
-        except WeightsMissingError:
-            record.status = STATUS_FAILED
-            record.finished = utc_now()
-            raise
-        except Cancelled as exc:
-            record.status = STATUS_CANCELLED
-            record.warn(str(exc))
-        except PipelineError as exc:
-            record.status = STATUS_FAILED
-            record.errors.append(str(exc))
-        except Exception as exc:  # a bug must not take the GUI down; the record keeps the work done
-            log.exception("pipeline run %s failed", record.run_id)
-            record.status = STATUS_FAILED
-            record.errors.append(f"internal error: {type(exc).__name__}: {exc}")
-        record.finished = utc_now()
-        return record
+        if observer is None and progress is not None:
+            observer = ProgressObserver(progress)
+        return execute_run(self, strategy or FlowStrategy(self), volume, slice_index, question, window=window,
+                           observer=observer, cancel=cancel, boxes=boxes, discarded=discarded)
 
     def prepare(
         self,
@@ -319,7 +156,7 @@ class CarePipeline:
         question: str,
         *,
         window: Window | None = None,
-        mode: str = "flow",
+        mode: Mode | str = Mode.FLOW,  # written to the record as the strategy names it
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         boxes: Sequence[Box] | None = None,
@@ -336,14 +173,14 @@ class CarePipeline:
         window = window or volume.window
         pixels = np.ascontiguousarray(volume.slice(slice_index))
         image = slice_rgb(volume, slice_index, window)
-        digest = hashlib.sha256(pixels.tobytes()).hexdigest()
+        digest = pixel_sha256(pixels)
         record = RunRecord(
             question=question,
             app_version=__version__,
-            mode=mode,
+            mode=coerce(Mode, mode, "mode"),
             profile=self.profile.name,
             tau=self.tau,
-            prompt_version=_prompt_version(),
+            prompt_version=prompts.PROMPT_VERSION,
             input=InputInfo(
                 study_uid=volume.study_uid,
                 series_uid=volume.series_uid,
@@ -358,26 +195,13 @@ class CarePipeline:
             ),
         )
         record.slice_rgb = image
-        key = f"{digest}:{window.center:g}:{window.width:g}"
+        key = image_key(pixels, window, digest=digest)
         return RunContext(
             volume=volume, slice_index=int(slice_index), window=window, question=question, record=record,
             pixels=pixels, image_rgb=image, image_key=key, progress=progress, cancel=cancel,
             boxes=[_clip_box(b, image.shape[:2]) for b in (boxes or [])],
             discarded={d.strip().lower() for d in (discarded or set())},
         )
-
-    def run_flow(self, ctx: RunContext) -> None:
-        """CARE-Flow: every stage once, all evidence types, majority vote."""
-        ctx.check_cancel()
-        entities = self.propose_entities(ctx)
-        ctx.check_cancel()
-        self.segment(ctx, entities)
-        ctx.check_cancel()
-        items = self.build_evidence(ctx, self.evidence_types)
-        ctx.check_cancel()
-        self.answer(ctx, items)
-        ctx.check_cancel()
-        self.aggregate(ctx)
 
     # ----------------------------------------------------------------------------------
     # Stage 1: entity proposal
@@ -386,18 +210,18 @@ class CarePipeline:
         record = ctx.record
         stage = record.entities
         ctx.report(Stage.ENTITIES, "loading the entity model")
-        vlm = self.backend("entity")
+        vlm = self.backend(Role.ENTITY)
         if vlm is None:
             raise PipelineError(f"profile '{self.profile.name}' has no entity model")
-        with _StageClock(record, Stage.ENTITIES) as clock:
+        with StageClock(record, Stage.ENTITIES) as clock:
             ctx.report(Stage.ENTITIES, "proposing entities", 0.1)
-            request = _prompts().entity_request(ctx.question, ctx.image_rgb)
+            request = prompts.entity_request(ctx.question, ctx.image_rgb)
             with clock.model():
                 gen = _generate(vlm, [request], self.entity_max_new_tokens)[0]
-            self._note_model(record, "entity", vlm)
-            record.calls.append(_call(Stage.ENTITIES, "entity", request, gen, ["slice.png"]))
+            self.note_model(record, Role.ENTITY, vlm)
+            record.calls.append(_call(Stage.ENTITIES, Role.ENTITY, request, gen, ["slice.png"]))
             h, w = ctx.image_rgb.shape[:2]
-            proposed, violations = _parse_entities(gen.text, (w, h))
+            proposed, violations = entities_from_reply(gen.text, (w, h))
             stage.format_violations.extend(violations)
             for v in violations:
                 record.warn(f"entity proposal: {v}")
@@ -415,7 +239,7 @@ class CarePipeline:
                 dedup = self.dedup()
                 with clock.model():
                     final_names, merges = dedup(x.name for x in kept)
-                self._note_model(record, "encoder", dedup)
+                self.note_model(record, Role.ENCODER, dedup)
                 stage.merges = merges
                 for b in dedup.last_blocked:
                     record.warn(f"entities {b.kept!r} and {b.merged!r} look alike (cosine {b.cosine:.2f}) "
@@ -423,12 +247,12 @@ class CarePipeline:
                 boxes = {}
                 for ent in kept:  # a merged entity keeps the first box any of its names had
                     boxes.setdefault(_canonical(ent.name, merges), ent.box)
-                kept = [Entity(n, boxes.get(n), "proposed") for n in final_names]
+                kept = [Entity(n, boxes.get(n), EntitySource.PROPOSED) for n in final_names]
             if len(kept) > MAX_ENTITIES:
                 record.warn(f"entity proposal returned {len(kept)} entities; keeping the first {MAX_ENTITIES}")
                 kept = kept[:MAX_ENTITIES]
             clinician = [
-                Entity(CLINICIAN_ENTITY.format(n=i + 1), b, "clinician") for i, b in enumerate(ctx.boxes)
+                Entity(CLINICIAN_ENTITY.format(n=i + 1), b, EntitySource.CLINICIAN) for i, b in enumerate(ctx.boxes)
             ]
             stage.final = kept + clinician
             if not stage.final:
@@ -439,6 +263,10 @@ class CarePipeline:
     # ----------------------------------------------------------------------------------
     # Stage 2: segmentation
     # ----------------------------------------------------------------------------------
+    def segmentation(self) -> SegmentationService:
+        """The profile's segmenters behind the one segmentation service (loads them on first use)."""
+        return SegmentationService(self.backend, self.tau)
+
     def segment(self, ctx: RunContext, entities: Sequence[Entity]) -> list[MaskRecord]:
         """Masks for ``entities``: text route when configured, box route when a box is known.
 
@@ -450,52 +278,34 @@ class CarePipeline:
             record.timings.append(StageTiming(Stage.MASKS, 0.0, utc_now()))  # ran, with nothing to do
             return out
         ctx.report(Stage.MASKS, "loading the segmenters")
-        text_seg = self.backend("segmenter")
-        box_seg = self.backend("box_segmenter")
-        routes: list[tuple[str, Any, list[tuple[Entity, SegPrompt]]]] = []
-        if text_seg is not None and getattr(text_seg, "supports_text", False):
-            jobs = [(e, SegPrompt(text=e.name)) for e in entities if e.source != "clinician"]
-            if jobs:
-                routes.append(("segmenter", text_seg, jobs))
-        boxed = [(e, SegPrompt(box=e.box)) for e in entities if e.box is not None]
-        if boxed:
-            if box_seg is not None and getattr(box_seg, "supports_box", False):
-                routes.append(("box_segmenter", box_seg, boxed))
-            elif text_seg is not None and getattr(text_seg, "supports_box", False):
-                routes.append(("segmenter", text_seg, boxed))
-            else:
-                record.warn("boxes were given but the profile has no box-prompted segmenter")
+        service = self.segmentation()
+        routes, warnings = service.routes(entities)
+        for w in warnings:
+            record.warn(w)
         if not routes:
-            record.warn("no segmenter can handle these entities (no text route and no boxes)")
             return out
 
-        with _StageClock(record, Stage.MASKS) as clock:
-            for r, (role, seg, jobs) in enumerate(routes):
+        with StageClock(record, Stage.MASKS) as clock:
+            for r, route in enumerate(routes):
+                seg = route.backend
                 ctx.check_cancel()
                 ctx.report(Stage.MASKS, f"segmenting with {seg.info.backend}", r / len(routes))
+                jobs = [(e.name, p) for e, p in zip(route.entities, route.prompts)]
                 try:
-                    with clock.model() as mc:
-                        seg.set_image(ctx.image_rgb, ctx.image_key)  # embeds once per slice
-                        probs = seg.predict([p for _, p in jobs])
-                    if len(probs) != len(jobs):
-                        raise PipelineError(f"returned {len(probs)} masks for {len(jobs)} prompts")
-                    bad = [p.shape for p in probs if p.shape != ctx.image_rgb.shape[:2]]
-                    if bad:
-                        raise PipelineError(f"returned a {bad[0]} map for a {ctx.image_rgb.shape[:2]} image")
+                    done = service.segment(seg, ctx.image_rgb, ctx.image_key, jobs)  # embeds once per slice
                 except (WeightsMissingError, Cancelled):
                     raise
                 except Exception as exc:
                     # One failing route must not lose the question: its entities get no mask, the
                     # evidence falls back to what remains, and the record carries the error.
                     log.exception("segmentation route %s failed", seg.info.backend)
-                    names = ", ".join(e.name for e, _ in jobs)
+                    names = ", ".join(e.name for e in route.entities)
                     record.errors.append(f"{seg.info.backend} segmentation failed for {names}: {exc}")
                     continue
-                self._note_model(record, role, seg)
-                per_mask = mc.seconds / max(len(jobs), 1)
-                for (ent, prompt), prob in zip(jobs, probs):
-                    m = score_mask_record(prob, ent.name, seg.info.backend, "box" if prompt.text is None else "text",
-                               prompt.box, self.tau)
+                clock.model_seconds += done.model_seconds
+                self.note_model(record, route.role, seg)
+                per_mask = done.model_seconds / max(len(jobs), 1)
+                for m in done.masks:
                     m.seconds = per_mask
                     m.png = f"mask_{len(record.masks):02d}.png"
                     record.masks.append(m)
@@ -514,10 +324,10 @@ class CarePipeline:
         coordinator re-grounds on; ``margin``: a looser or tighter crop than the default)."""
         record = ctx.record
         extra = {} if margin is None else {"margin": float(margin)}
-        vlm = self.backend("vqa")
+        vlm = self.backend(Role.VQA)
         size = int(getattr(vlm, "image_size", 0) or ev.DEFAULT_INPUT_SIZE) if vlm is not None else ev.DEFAULT_INPUT_SIZE
         items: list[EvidenceItem] = []
-        with _StageClock(record, Stage.EVIDENCE):
+        with StageClock(record, Stage.EVIDENCE):
             for kind in kinds:
                 ctx.report(Stage.EVIDENCE, f"building {EvidenceType(kind).value} evidence")
                 item = ev.build_evidence(kind, ctx.pixels, ctx.window, ctx.image_rgb,
@@ -543,29 +353,29 @@ class CarePipeline:
         if not items:
             return []
         ctx.report(Stage.ANSWER, "loading the VQA model")
-        vlm = self.backend("vqa")
+        vlm = self.backend(Role.VQA)
         if vlm is None:
             raise PipelineError(f"profile '{self.profile.name}' has no VQA model")
-        prompts = _prompts()
         answers: list[Answer] = []
-        with _StageClock(record, Stage.ANSWER) as clock:
+        with StageClock(record, Stage.ANSWER) as clock:
             requests = [prompts.vqa_request(ctx.question, it) for it in items]
             ctx.report(Stage.ANSWER, f"answering with {len(items)} evidence types", 0.05)
             with clock.model():
                 gens = _generate(vlm, requests, self.max_new_tokens)
-            self._note_model(record, "vqa", vlm)
+            self.note_model(record, Role.VQA, vlm)
             if len(gens) != len(requests):
                 raise PipelineError(f"the VQA model returned {len(gens)} answers for {len(requests)} requests")
             for it, req, gen in zip(items, requests, gens):
-                record.calls.append(_call(Stage.ANSWER, "vqa", req, gen, it.image_files, it.type))
-                think, text, violations, chars = _parse_answer(gen.text)
+                record.calls.append(_call(Stage.ANSWER, Role.VQA, req, gen, it.image_files, it.type))
+                parsed = parse_think_answer(gen.text)
+                think, text, violations, chars = parsed.think, parsed.answer, list(parsed.violations), parsed.answer_span
                 span = answer_token_span(gen.tokens, gen.text, *chars) if chars else None
                 a = Answer(
                     evidence=it.type,
                     call_index=len(record.calls) - 1,
                     think=think,
                     answer=text,
-                    normalized=_normalize(text) if text else "",
+                    normalized=normalize_answer(text) if text else "",
                     format_violations=violations,
                     answer_token_span=span,
                     mean_answer_prob=mean_prob(gen.token_logprobs, span),
@@ -582,8 +392,8 @@ class CarePipeline:
     # ----------------------------------------------------------------------------------
     def aggregate(self, ctx: RunContext, answers: Sequence[Answer] | None = None) -> VoteResult:
         record = ctx.record
-        with _StageClock(record, Stage.REVIEW):
-            result = vote(record.answers if answers is None else answers, _normalize)
+        with StageClock(record, Stage.REVIEW):
+            result = vote(record.answers if answers is None else answers, normalize_answer)
             record.vote = result
             record.final_answer = result.winner_raw
             if not result.winner:
@@ -593,40 +403,10 @@ class CarePipeline:
         return result
 
 
+
 # --------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------
-def _needs_local_folder(spec: ModelSpec) -> bool:
-    return not spec.bundled and spec.backend != "remote"
-
-
-def _backend_location(spec: ModelSpec) -> str:
-    """What identifies a backend instance: its folder, or for a remote model endpoint + name
-    (two roles served by different endpoints must not share one client)."""
-    if spec.backend == "remote":
-        opts = spec.options
-        return f"{opts.get('endpoint') or opts.get('base_url') or ''}#{opts.get('served_model') or spec.repo_id}"
-    return str(spec.path()) if _needs_local_folder(spec) else spec.repo_id
-
-
-def _remote_vlm(spec: ModelSpec) -> Any:
-    from .remote.backend import RemoteVLMBackend
-
-    return RemoteVLMBackend(spec)
-
-
-def _build_coordinator(pipeline: "CarePipeline") -> Coordinator:
-    """The profile's coordinator role, else the profile's VQA model coordinating locally."""
-    from .coordinator import build_coordinator
-
-    return build_coordinator(pipeline)
-
-
-def _has_weights(spec: ModelSpec) -> bool:
-    path = spec.path()
-    return path.is_dir() and any(path.iterdir())
-
-
 def _source_path(volume: Volume, k: int) -> str:
     files = volume.source_files
     if not files:
@@ -651,7 +431,7 @@ def _canonical(name: str, merges: Sequence[EntityMerge]) -> str:
     return name
 
 
-def _call(stage: Stage, role: str, req: VLMRequest, gen: Generation, files: list[str],
+def _call(stage: Stage, role: Role, req: VLMRequest, gen: Generation, files: list[str],
           evidence: EvidenceType | None = None) -> ModelCall:
     return ModelCall(
         stage=stage, role=role, prompt=req.prompt, system=req.system, prompt_text=gen.prompt_text,
@@ -664,100 +444,3 @@ def _generate(vlm: Any, requests: list[VLMRequest], max_new_tokens: int | None) 
     if max_new_tokens is None:
         return list(vlm.generate(requests))
     return list(vlm.generate(requests, max_new_tokens=max_new_tokens))
-
-
-# --------------------------------------------------------------------------------------
-# Adapters to the sibling modules (parsing, prompts, VLM/segmentation backends, MiniLM
-# de-duplication). Kept in one place so an API change there touches only this section.
-# --------------------------------------------------------------------------------------
-def _build_segmenter(spec: ModelSpec) -> Any:
-    from .segmentation import build_segmenter
-
-    return build_segmenter(spec)
-
-
-def _prompt_version() -> str:
-    from . import prompts
-
-    return str(getattr(prompts, "PROMPT_VERSION", ""))
-
-
-class _Prompts:
-    """Builds the VLMRequests from the prompts module's texts."""
-
-    def entity_request(self, question: str, image: np.ndarray) -> VLMRequest:
-        from . import prompts
-
-        return VLMRequest(images=[image], prompt=prompts.entity_prompt(question), system=prompts.SYSTEM_PROMPT)
-
-    def vqa_request(self, question: str, item: EvidenceItem) -> VLMRequest:
-        from . import prompts
-
-        # A fallen-back item carries only the slice: it must be asked as global evidence.
-        kind = EvidenceType.GLOBAL if item.fallback else item.type
-        return VLMRequest(images=list(item.images), prompt=prompts.vqa_prompt(question, kind, item.entities),
-                          system=prompts.SYSTEM_PROMPT)
-
-
-def _prompts() -> _Prompts:
-    return _Prompts()
-
-
-def _parse_entities(text: str, image_size: tuple[int, int]) -> tuple[list[Entity], list[str]]:
-    from .parsing import parse_entities
-
-    parsed = parse_entities(text, image_size=image_size)
-    ents = [Entity(e.name, tuple(int(v) for v in e.box) if e.box is not None else None) for e in parsed.entities]
-    return ents, list(parsed.violations)
-
-
-def _parse_answer(text: str) -> tuple[str, str, list[str], tuple[int, int] | None]:
-    """(think, answer, format violations, answer character span in ``text``)."""
-    from .parsing import parse_think_answer
-
-    p = parse_think_answer(text)
-    return p.think, p.answer, list(p.violations), p.answer_span
-
-
-def _normalize(text: str) -> str:
-    from .parsing import normalize_answer
-
-    return normalize_answer(text)
-
-
-class _EntityDedup:
-    """MiniLM de-duplication: names -> (kept names, merges grouped by the kept name)."""
-
-    def __init__(self) -> None:
-        self.info: ModelInfo | None = None
-        # Pairs of the last call kept apart although similar, because they name opposite sides.
-        self.last_blocked: list[Any] = []
-
-    def __call__(self, names: Any) -> tuple[list[str], list[EntityMerge]]:
-        from .entity_dedup import dedup_entities
-
-        result = dedup_entities(list(names))
-        self.last_blocked = list(result.blocked)
-        if result.encoder is not None:
-            self.info = result.encoder
-        grouped: dict[str, EntityMerge] = {}
-        for m in result.merges:
-            g = grouped.setdefault(m.kept, EntityMerge(m.kept))
-            g.merged.append(m.merged)
-            g.similarity.append(float(m.cosine))
-        return list(result.kept), list(grouped.values())
-
-
-def score_mask_record(prob: np.ndarray, entity: str, backend: str, prompt_type: str, box: Box | None, tau: float) -> MaskRecord:
-    """Confidence + tau from the segmentation package, as the record's MaskRecord."""
-    from .segmentation.confidence import score_mask
-
-    r = score_mask(prob, entity=entity, backend=backend, prompt_type=prompt_type, box=box, tau=tau)
-    return MaskRecord(
-        entity=entity, backend=backend, prompt_type=prompt_type,
-        box=tuple(int(v) for v in box) if box is not None else None,
-        confidence=float(r.confidence), accepted=bool(r.accepted), tau=float(r.tau), area_px=int(r.area_px),
-        bbox=tuple(r.bbox) if r.bbox is not None else None,
-        prob_stats=r.stats.to_dict() if r.stats is not None else {},
-        mask=np.asarray(r.mask, dtype=bool),
-    )

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from .record import Answer, Vote, VoteResult
 from .types import EvidenceType
+from .vocab import TieBreak
 
 EVIDENCE_ORDER = (EvidenceType.CROP, EvidenceType.MASK, EvidenceType.GLOBAL)
 _PROB_EPS = 1e-9  # probabilities closer than this count as equal
@@ -77,7 +78,7 @@ def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = Non
         counts[v.normalized] = counts.get(v.normalized, 0) + 1
     result = VoteResult(votes=votes, counts=counts)
     if not valid:
-        result.tie_break = "no_valid_answers"
+        result.tie_break = TieBreak.NO_VALID_ANSWERS
         result.detail = "no evidence pass produced a usable answer"
         return result
 
@@ -102,14 +103,14 @@ def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = Non
         leaders = [c for c in scored if best_p - probs[c] <= _PROB_EPS] if best_p is not None else []  # type: ignore[operator]
         if len(leaders) == 1:
             winner = leaders[0]
-            result.tie_break = "mean_prob"
+            result.tie_break = TieBreak.MEAN_PROB
             result.detail = "tie on votes broken by mean answer-token probability: " + ", ".join(
                 f"{c!r}={probs[c]:.4f}" if probs[c] is not None else f"{c!r}=n/a" for c in tied
             )
         else:
             pool = leaders or tied
             winner = min(pool, key=best_evidence)
-            result.tie_break = "evidence_order"
+            result.tie_break = TieBreak.EVIDENCE_ORDER
             result.detail = (
                 "tie on votes and on mean answer-token probability; fixed evidence order "
                 + " > ".join(e.value for e in EVIDENCE_ORDER)

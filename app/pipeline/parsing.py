@@ -14,6 +14,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from app.pipeline.record import Entity
 from app.pipeline.types import Box, Generation
 
 MAX_ENTITIES = 5
@@ -325,6 +326,13 @@ _NUMBER_WORDS = {
     "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
 }  # fmt: skip
 _PUNCT = re.compile(r"[^\w\s]")
+
+
+def entities_from_reply(text: str, image_size: tuple[int, int]) -> tuple[list[Entity], list[str]]:
+    """The entity model's reply as the record's proposed entities, and its format violations."""
+    parsed = parse_entities(text, image_size=image_size)
+    ents = [Entity(e.name, tuple(int(v) for v in e.box) if e.box is not None else None) for e in parsed.entities]
+    return ents, list(parsed.violations)
 
 
 def normalize_answer(s: str) -> str:

@@ -6,9 +6,14 @@ the radiologist is looking at and "Image-2", when present, is the evidence image
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from app.pipeline.types import EvidenceType
+import numpy as np
+
+from app.pipeline.types import EvidenceType, VLMRequest
+
+if TYPE_CHECKING:
+    from app.pipeline.record import EvidenceItem
 
 PROMPT_VERSION = "care-prompts-1"
 
@@ -84,3 +89,17 @@ def vqa_prompt(question: str, evidence: EvidenceType | str, entities: Sequence[s
 def evidence_image_count(evidence: EvidenceType | str) -> int:
     """How many images a VQA request of this evidence type carries (Image-1 plus evidence)."""
     return 1 if EvidenceType(evidence) is EvidenceType.GLOBAL else 2
+
+
+# --------------------------------------------------------------------------- requests
+def entity_request(question: str, image: np.ndarray) -> VLMRequest:
+    """The stage-1 chat turn: the windowed slice and the entity prompt."""
+    return VLMRequest(images=[image], prompt=entity_prompt(question), system=SYSTEM_PROMPT)
+
+
+def vqa_request(question: str, item: "EvidenceItem") -> VLMRequest:
+    """The EG-VQA chat turn for one evidence item (its images in model input order)."""
+    # A fallen-back item carries only the slice: it must be asked as global evidence.
+    kind = EvidenceType.GLOBAL if item.fallback else item.type
+    return VLMRequest(images=list(item.images), prompt=vqa_prompt(question, kind, item.entities),
+                      system=SYSTEM_PROMPT)

@@ -22,15 +22,29 @@ from typing import Any
 
 import numpy as np
 
+from app.pipeline.vocab import (
+    CoordEventKind,
+    DecisionSource,
+    EntitySource,
+    Mode,
+    PromptType,
+    ReGroundAction,
+    ReviewAction,
+    Role,
+    RunStatus,
+    TieBreak,
+)
+
 from .types import EvidenceType, ModelInfo, Stage
 from .vocab import OverrideKind
 
 SCHEMA_VERSION = 1
 
-STATUS_RUNNING = "running"
-STATUS_COMPLETED = "completed"
-STATUS_CANCELLED = "cancelled"
-STATUS_FAILED = "failed"
+# Kept for importers outside the pipeline core (audit, UI); new code uses RunStatus.
+STATUS_RUNNING = RunStatus.RUNNING
+STATUS_COMPLETED = RunStatus.COMPLETED
+STATUS_CANCELLED = RunStatus.CANCELLED
+STATUS_FAILED = RunStatus.FAILED
 
 
 def utc_now() -> str:
@@ -69,7 +83,7 @@ class ModelCall:
     """One model invocation: the prompt as written, as templated, and the raw output."""
 
     stage: Stage
-    role: str  # "entity" | "vqa" | "coordinator"
+    role: Role  # entity | vqa | coordinator
     prompt: str
     system: str | None = None
     prompt_text: str = ""  # the fully templated prompt the backend actually sent
@@ -85,7 +99,7 @@ class ModelCall:
 class Entity:
     name: str
     box: tuple[int, int, int, int] | None = None  # slice pixels (x0, y0, x1, y1), x1/y1 exclusive
-    source: str = "proposed"  # "proposed" (stage-1 VLM) | "clinician" (drawn box)
+    source: EntitySource = EntitySource.PROPOSED  # stage-1 VLM, or a clinician's drawn box
 
 
 @dataclass
@@ -110,7 +124,7 @@ class EntityStage:
 class MaskRecord:
     entity: str
     backend: str
-    prompt_type: str  # "text" | "box"
+    prompt_type: PromptType
     box: tuple[int, int, int, int] | None = None
     confidence: float = 0.0  # C = 1 - H / log 2, mean over the mask's pixels (see segmentation)
     accepted: bool = False
@@ -162,7 +176,7 @@ class VoteResult:
     winner: str = ""  # normalised
     winner_raw: str = ""  # the raw answer of the winning vote with the highest probability
     tied: list[str] = field(default_factory=list)  # candidates tied on count, if any
-    tie_break: str = "none"  # "none" | "mean_prob" | "evidence_order" | "no_valid_answers"
+    tie_break: TieBreak = TieBreak.NONE
     detail: str = ""
 
 
@@ -261,7 +275,7 @@ class CoordJudgement:
 class CoordReview:
     round: int
     judgements: list[CoordJudgement] = field(default_factory=list)
-    action: str = ""  # "accept" | "choose" | "revise" | "another_round"
+    action: ReviewAction = ReviewAction.UNSET
     candidate: str = ""  # the candidate accepted or chosen
     final_answer: str = ""  # what the review proposes as the answer
     rests_on: list[str] = field(default_factory=list)  # candidate ids the answer rests on
@@ -279,7 +293,7 @@ class CoordReGround:
     uncertainty: float | None  # -mean log-prob of the answer tokens (see coordinator.uncertainty)
     threshold: float
     candidates: list[str] = field(default_factory=list)  # the answers the uncertainty was taken over
-    action: str = ""  # "next_entity" | "looser_crop" | "other_evidence" | "none"
+    action: ReGroundAction = ReGroundAction.UNSET
     evidence: list[EvidenceType] = field(default_factory=list)
     entities: list[str] = field(default_factory=list)
     crop_margin: float | None = None
@@ -291,7 +305,7 @@ class CoordDecision:
     """How the run's final answer was decided, and whether it differs from the expert vote."""
 
     final_answer: str = ""
-    source: str = ""  # "review" | "vote" (coordinator failed/silent: the CARE-Flow answer)
+    source: DecisionSource = DecisionSource.UNSET  # vote: coordinator failed/silent, the CARE-Flow answer
     candidate: str = ""
     rests_on: list[str] = field(default_factory=list)
     vote_answer: str = ""  # the experts' majority-vote answer (raw wording)
@@ -308,7 +322,7 @@ class CoordinatorEvent:
     """
 
     time: str
-    kind: str
+    kind: CoordEventKind
     detail: dict[str, Any] = field(default_factory=dict)
     call_index: int | None = None  # the coordinator's ModelCall in RunRecord.calls, if any
     plan: CoordPlan | None = None
@@ -327,8 +341,8 @@ class RunRecord:
     app_version: str = ""
     created: str = field(default_factory=utc_now)
     finished: str = ""
-    status: str = STATUS_RUNNING
-    mode: str = "flow"
+    status: RunStatus = RunStatus.RUNNING
+    mode: Mode = Mode.FLOW
     profile: str = ""
     tau: float = 0.7
     prompt_version: str = ""

@@ -82,6 +82,7 @@ class CoordEventKind(_StrEnum):
 
 
 class ReviewAction(_StrEnum):
+    UNSET = ""  # a CoordReview built without an action (the record's default; never from a review)
     ACCEPT = "accept"
     CHOOSE = "choose"
     REVISE = "revise"
@@ -89,6 +90,7 @@ class ReviewAction(_StrEnum):
 
 
 class ReGroundAction(_StrEnum):
+    UNSET = ""  # a CoordReGround built without an action (the record's default)
     NEXT_ENTITY = "next_entity"
     LOOSER_CROP = "looser_crop"
     OTHER_EVIDENCE = "other_evidence"
@@ -96,6 +98,7 @@ class ReGroundAction(_StrEnum):
 
 
 class DecisionSource(_StrEnum):
+    UNSET = ""  # a CoordDecision built without a source (the record's default)
     REVIEW = "review"
     VOTE = "vote"  # the coordinator failed or stayed silent: the CARE-Flow answer stands
 

@@ -11,22 +11,26 @@ receives signals, so the event loop never waits for a model.
   Worker drops a cancelled task's return value, but a cancelled CARE run still returns a
   record that must be shown and persisted.
 - The run is committed to the audit store when the engine has created its record (before
-  any model runs) and finished there whatever the outcome (completed, cancelled, failed).
+  any model runs: the run observer's ``on_started``) and finished there whatever the outcome
+  (completed, cancelled, failed).
+- This is a composition root: it picks the run strategy for the request's mode
+  (:func:`app.pipeline.strategies.strategy_for`), kept per profile so a coordinator is built once.
 """
 from __future__ import annotations
 
 import getpass
-import hashlib
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
-from app.pipeline.record import STATUS_FAILED, MaskRecord, RunRecord, utc_now
-from app.pipeline.types import Box, PipelineError, SegPrompt, Stage, WeightsMissingError
+from app.pipeline.lifecycle import NullObserver
+from app.pipeline.record import MaskRecord, RunRecord
+from app.pipeline.segmentation.service import image_key
+from app.pipeline.strategies import RunStrategy, strategy_for
+from app.pipeline.types import Box, PipelineError, Stage, WeightsMissingError
+from app.pipeline.vocab import Mode
 from app.study.volume import PatientInfo, Volume, Window
 
 from .workers import Worker
@@ -59,6 +63,7 @@ class PipelineCache:
         self.factory = factory or _default_factory
         self._pipes: dict[str, Any] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._strategies: dict[tuple[str, str], RunStrategy] = {}
         self._guard = threading.Lock()
 
     def get(self, profile_name: str) -> Any:
@@ -83,6 +88,17 @@ class PipelineCache:
             self._pipes[profile_name] = pipeline
             self._locks.setdefault(profile_name, threading.Lock())
 
+    def strategy(self, profile_name: str, mode: str) -> RunStrategy:
+        """The run strategy for ``mode`` on ``profile_name``'s pipeline (kept, so CARE-Coord builds
+        its coordinator once per pipeline, on the first coord run)."""
+        pipe = self.get(profile_name)
+        with self._guard:
+            key = (profile_name, str(mode))
+            strategy = self._strategies.get(key)
+            if strategy is None or getattr(strategy, "stages", None) is not pipe:
+                strategy = self._strategies[key] = strategy_for(mode, pipe)
+            return strategy
+
     def loaded(self) -> list[str]:
         return list(self._pipes)
 
@@ -96,7 +112,7 @@ class RunRequest:
     slice_index: int
     question: str
     profile: str
-    mode: str = "flow"
+    mode: Mode = Mode.FLOW  # the caller's choice; strategy_for picks the strategy for it
     window: Window | None = None
     boxes: list[Box] = field(default_factory=list)
     discarded: set[str] = field(default_factory=set)
@@ -122,28 +138,22 @@ class RunOutcome:
     parent_run_id: str | None = None
 
 
-class _StartHook:
-    """Wraps the pipeline's ``prepare`` for one run so the fresh record is committed to the
-    audit store before any model runs (crash-visible: an interrupted run is still listed)."""
+class _AuditObserver(NullObserver):
+    """Commits the fresh record to the audit store before any model runs (crash-visible: an
+    interrupted run is still listed) and forwards progress to the GUI."""
 
-    def __init__(self, pipeline: Any, on_start: Callable[[RunRecord], None]) -> None:
-        self.pipeline, self.on_start = pipeline, on_start
+    def __init__(self, store: Any, patient: PatientInfo | None, parent: str | None,
+                 report: Callable[[Progress], None]) -> None:
+        self.store, self.patient, self.parent, self.report = store, patient, parent, report
         self.record: RunRecord | None = None
 
-    def __enter__(self) -> "_StartHook":
-        original = type(self.pipeline).prepare
+    def on_started(self, record: RunRecord) -> None:
+        self.record = record
+        if self.store is not None:
+            self.store.begin_run(record, patient=self.patient, parent_run_id=self.parent)
 
-        def prepare(*args: Any, **kwargs: Any) -> Any:
-            ctx = original(self.pipeline, *args, **kwargs)
-            self.record = ctx.record
-            self.on_start(ctx.record)
-            return ctx
-
-        self.pipeline.prepare = prepare  # instance attribute shadows the method for this run
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.pipeline.__dict__.pop("prepare", None)
+    def on_progress(self, stage: Stage, message: str, fraction: float) -> None:
+        self.report(Progress(stage, message, float(fraction)))
 
 
 def friendly_errors(record: RunRecord) -> list[str]:
@@ -190,33 +200,25 @@ def run_task(
             return RunOutcome(None, f"The audit trail cannot be opened, so no run was started: {exc}", "audit",
                               parent_run_id=parent)
 
-    def on_start(record: RunRecord) -> None:
-        if store is not None:
-            store.begin_run(record, patient=patient, parent_run_id=parent)
-
-    def progress(stage: Stage, message: str, fraction: float) -> None:
-        report(Progress(stage, message, float(fraction)))
-
-    hook = _StartHook(pipe, on_start)
+    observer = _AuditObserver(store, patient, parent, report)
     try:
-        with pipelines.lock(request.profile), hook:
+        with pipelines.lock(request.profile):
             record = pipe.run(
-                request.volume, request.slice_index, request.question, window=request.window, mode=request.mode,
-                progress=progress, cancel=cancel.is_set, boxes=list(request.boxes),
-                discarded=set(request.discarded),
+                request.volume, request.slice_index, request.question, window=request.window,
+                strategy=pipelines.strategy(request.profile, request.mode), observer=observer,
+                cancel=cancel.is_set, boxes=list(request.boxes), discarded=set(request.discarded),
             )
     except WeightsMissingError as exc:
-        # Weights vanished between the check and the load: the started record is closed as failed.
-        record = hook.record
+        # Weights vanished between the check and the load: the run closed its started record as
+        # failed (the message in its errors), and it is finished in the store below.
+        record = observer.record
         if record is None:
             return RunOutcome(None, str(exc), "weights", parent_run_id=parent)
-        record.status, record.finished = STATUS_FAILED, record.finished or utc_now()
-        record.errors.append(str(exc))
     except PipelineError as exc:  # prepare() rejected the input (empty question, bad slice)
         return RunOutcome(None, str(exc), "input", parent_run_id=parent)
     except Exception as exc:  # noqa: BLE001 - the audit store failed at begin_run, or a bug
         log.exception("run failed before the pipeline started")
-        if hook.record is None or store is None:
+        if observer.record is None or store is None:
             return RunOutcome(None, f"The run could not start: {exc}", "internal", parent_run_id=parent)
         return RunOutcome(None, f"The audit trail could not record the run start, so it was stopped: {exc}",
                           "audit", parent_run_id=parent)
@@ -277,34 +279,22 @@ class BoxOutcome:
     error: str = ""
 
 
-def image_key(pixels: np.ndarray, window: Window) -> str:
-    """Same key the engine uses, so a later run on this slice reuses the embedding."""
-    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
-    return f"{digest}:{window.center:g}:{window.width:g}"
-
-
 def segment_box_task(pipelines: PipelineCache, profile: str, volume: Volume, slice_index: int, window: Window,
                      box: Box, name: str) -> BoxOutcome:
-    """Worker-thread body: the profile's box-prompted segmenter on one box, scored like the
-    engine scores its masks (confidence C = 1 - H/log 2 against the pipeline's tau)."""
-    from app.pipeline.engine import score_mask_record
+    """Worker-thread body: the profile's box-prompted segmenter on one box, through the same
+    segmentation service and embedding key as the engine's segment stage (so a later run on this
+    slice reuses the embedding, and the mask is scored against the pipeline's tau alike)."""
     from app.study.display import slice_rgb
 
     try:
         pipe = pipelines.get(profile)
         with pipelines.lock(profile):
-            seg = pipe.backend("box_segmenter")
-            if seg is None or not getattr(seg, "supports_box", False):
-                seg = pipe.backend("segmenter")
-            if seg is None or not getattr(seg, "supports_box", False):
+            service = pipe.segmentation()
+            if service.box_route() is None:
                 return BoxOutcome(None, slice_index, box, f"profile '{profile}' has no box-prompted segmenter")
             pixels = volume.slice(slice_index)
             image = slice_rgb(volume, slice_index, window)
-            t0 = time.perf_counter()
-            seg.set_image(image, image_key(pixels, window))
-            (prob,) = seg.predict([SegPrompt(box=tuple(int(v) for v in box))])
-            mask = score_mask_record(prob, name, seg.info.backend, "box", box, pipe.tau)
-            mask.seconds = time.perf_counter() - t0
+            mask = service.segment_box(image, image_key(pixels, window), box, name)
             return BoxOutcome(mask, slice_index, box)
     except Exception as exc:  # noqa: BLE001 - a failed segmentation is a message, not a crash
         log.exception("box segmentation failed")

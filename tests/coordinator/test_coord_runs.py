@@ -14,6 +14,7 @@ from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage
 from loopback_server import Behaviour
 
+from coord_strategy import coord_strategy, run_coord
 from coord_support import QUESTION, CoordScript, norm1000, plan, review
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ def user_text(body: dict) -> str:
 def test_plan_review_accept_text_only(make_pipeline, coord_server, default_experts, ct_volume, tumour):
     k, _ = tumour
     coord_server.set_responder(CoordScript([plan("crop", "mask", "global")], [review("accept", "A1")]))
-    record = make_pipeline(coord_server).run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(make_pipeline(coord_server), ct_volume, k, QUESTION)
     assert record.status == "completed", record.errors
     assert kinds(record) == ["plan", "round", "review", "decision"]
     # Masks: the tumour and trachea accepted, the vertebra rejected (all reported to the coordinator).
@@ -78,7 +79,7 @@ def test_review_chooses_another_candidate(make_pipeline, coord_server, default_e
     ]
     coord_server.set_responder(CoordScript([plan("crop", "mask", "global")],
                                            [review("choose", "A2", judgements=judgements)]))
-    record = make_pipeline(coord_server).run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(make_pipeline(coord_server), ct_volume, k, QUESTION)
     assert record.final_answer == "no" and record.vote.winner == "yes"
     d = record.coordinator_decision
     assert d.changed_vote and d.candidate == "A2" and d.rests_on == ["A2"] and d.vote_answer == "yes"
@@ -91,7 +92,7 @@ def test_invalid_reference_is_retried_then_revised(make_pipeline, coord_server, 
     bad = review("revise", "A1", rests_on=["A9"], final_answer="No mass")  # A9 does not exist
     good = review("revise", "A2", rests_on=["A2", "A3"], final_answer="No mass")
     coord_server.set_responder(CoordScript([plan("crop", "mask", "global")], [bad, good]))
-    record = make_pipeline(coord_server).run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(make_pipeline(coord_server), ct_volume, k, QUESTION)
     assert record.final_answer == "No mass" and record.coordinator_decision.rests_on == ["A2", "A3"]
     assert record.coordinator_decision.changed_vote
     review_event = record.coordinator[2]
@@ -111,7 +112,7 @@ def test_rounds_are_bounded(make_pipeline, coord_server, default_experts, ct_vol
         review("another_round", "A1", next_evidence=["global"]),  # not allowed any more
         review("accept", "A1"),
     ]))
-    record = make_pipeline(coord_server, uncertainty_threshold=10.0).run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(make_pipeline(coord_server, uncertainty_threshold=10.0), ct_volume, k, QUESTION)
     assert record.status == "completed"
     assert kinds(record) == ["plan", "round", "review", "round", "review", "round", "review", "decision"]
     rounds = [e.round for e in record.coordinator if e.round is not None]
@@ -136,7 +137,7 @@ def test_uncertain_answer_is_regrounded_before_review(make_pipeline, coord_serve
         "crop_2": ("The zoomed tumour is a spiculated mass.", "yes", -0.05),
     }
     coord_server.set_responder(CoordScript([plan("crop")], [review("choose", "A2")]))
-    record = make_pipeline(coord_server, max_extra_rounds=1).run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(make_pipeline(coord_server, max_extra_rounds=1), ct_volume, k, QUESTION)
     assert kinds(record) == ["plan", "round", "reground", "round", "review", "decision"]
     rg = record.coordinator[2].reground
     assert rg.uncertainty == pytest.approx(1.2) and rg.threshold == pytest.approx(0.4)
@@ -166,7 +167,7 @@ def test_threshold_from_the_profile_disables_regrounding(make_pipeline, coord_se
     k, _ = tumour
     default_experts.later = {"crop_1": ("Hard to say.", "no", -1.2)}
     coord_server.set_responder(CoordScript([plan("crop")], [review("accept", "A1")]))
-    record = make_pipeline(coord_server, uncertainty_threshold=1.5).run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(make_pipeline(coord_server, uncertainty_threshold=1.5), ct_volume, k, QUESTION)
     assert kinds(record) == ["plan", "round", "review", "decision"]
     assert record.coordinator[1].detail["uncertainty"] == "1.200"
 
@@ -181,7 +182,7 @@ def test_looser_crop_twice_then_review(make_pipeline, coord_server, experts, ct_
         entity_reply=f"<think>t</think><answer><ref>lung tumour</ref><box>[{norm1000(box)}]</box></answer>",
         answers={"crop": ("Cannot tell.", "maybe", -2.0)}))
     coord_server.set_responder(CoordScript([plan("crop")], [review("revise", "A3", final_answer="indeterminate")]))
-    record = make_pipeline(coord_server).run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(make_pipeline(coord_server), ct_volume, k, QUESTION)
     assert kinds(record) == ["plan", "round", "reground", "round", "reground", "round", "review", "decision"]
     regrounds = [e.reground for e in record.coordinator if e.reground is not None]
     assert [(r.action, r.crop_margin) for r in regrounds] == [("looser_crop", 0.5), ("looser_crop", 1.0)]
@@ -195,7 +196,7 @@ def test_looser_crop_twice_then_review(make_pipeline, coord_server, experts, ct_
 def test_malformed_plan_twice_runs_care_flow(make_pipeline, coord_server, default_experts, ct_volume, tumour):
     k, _ = tumour
     coord_server.set_responder(CoordScript(["I think crop is best.", "Use the crop, definitely."], []))
-    record = make_pipeline(coord_server).run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(make_pipeline(coord_server), ct_volume, k, QUESTION)
     assert record.status == "completed" and record.errors == []
     assert kinds(record) == ["failure", "round", "decision"]
     f = record.coordinator[0]
@@ -214,7 +215,7 @@ def test_review_timeout_completes_care_flow(make_pipeline, coord_server, default
     k, _ = tumour
     coord_server.set_responder(CoordScript([plan("crop")], [Behaviour("slow", delay_s=5.0)] * 2))
     pipeline = make_pipeline(coord_server, timeout_s=0.4, max_retries=1, uncertainty_threshold=10.0)
-    record = pipeline.run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(pipeline, ct_volume, k, QUESTION)
     assert record.status == "completed"
     assert kinds(record) == ["plan", "round", "failure", "round", "decision"]
     assert record.coordinator[2].detail["kind"] == "timeout" and "after 2 attempts" in record.coordinator[2].error
@@ -232,13 +233,13 @@ def test_images_go_to_the_coordinator_only_when_enabled_and_consented(make_pipel
     k, _ = tumour
     coord_server.set_responder(CoordScript([plan("crop")] * 2, [review("accept", "A1")] * 2))
     pipeline = make_pipeline(coord_server, send_images=True, uncertainty_threshold=10.0)
-    record = pipeline.run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(pipeline, ct_volume, k, QUESTION)
     assert not record.coordinator[0].plan.images_sent
     assert "no consent" in record.coordinator[0].detail["images"]
     assert all(isinstance(b["messages"][1]["content"], str) for b in coord_bodies(coord_server, "care_plan"))
 
     ConsentStore().grant(coord_server.base_url, via="test")
-    record = pipeline.run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(pipeline, ct_volume, k, QUESTION)
     assert record.coordinator[0].plan.images_sent and record.coordinator[2].review.images_sent
     body = coord_bodies(coord_server, "care_plan")[-1]
     parts = body["messages"][1]["content"]
@@ -264,11 +265,11 @@ def test_profile_without_coordinator_role_uses_its_vqa_model(make_pipeline, expe
 
     experts.set_responder(replies)
     pipeline = make_pipeline(None)
-    record = pipeline.run(ct_volume, k, QUESTION, mode="coord")
+    record = run_coord(pipeline, ct_volume, k, QUESTION)
     assert kinds(record) == ["plan", "round", "review", "decision"], record.coordinator
     assert record.coordinator[0].plan.evidence == [E.CROP, E.GLOBAL]
     assert record.coordinator[0].plan.images_sent  # the VQA endpoint already has consent
-    assert pipeline.coordinator.backend.vlm is pipeline.backend("vqa")
+    assert coord_strategy(pipeline).coordinator.backend.vlm is pipeline.backend("vqa")
     coord_requests = [r for r in experts.chat_requests if "JSON schema" in json.dumps(r.body)]
     assert len(coord_requests) == 2 and all("response_format" not in r.body for r in coord_requests)
     assert record.models["coordinator"].backend == "remote" and record.final_answer == "yes"

@@ -10,6 +10,7 @@ import pytest
 from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage
 
+from coord_strategy import coord_strategy, run_coord
 from coord_support import QUESTION
 
 pytestmark = pytest.mark.slow
@@ -44,9 +45,9 @@ def _same_structure(a, b, where="record") -> None:
 
 def test_tiny_local_coordinator_falls_back_to_care_flow(tiny_pipeline, ct_volume, tumour):
     k, box = tumour
-    record = tiny_pipeline.run(ct_volume, k, QUESTION, mode="coord", boxes=[box])
+    record = run_coord(tiny_pipeline, ct_volume, k, QUESTION, boxes=[box])
     assert record.status == "completed", record.errors
-    coordinator = tiny_pipeline.coordinator
+    coordinator = coord_strategy(tiny_pipeline).coordinator
     assert coordinator.backend.vlm is tiny_pipeline.backend("vqa")  # nothing extra loaded
     assert coordinator.config.max_new_tokens == 48  # from the tiny profile's coordinator role
     kinds = [e.kind for e in record.coordinator]

@@ -10,7 +10,7 @@ from app.pipeline.engine import CarePipeline
 from app.pipeline.profiles import load_profile
 from app.pipeline.record import Entity, RunRecord
 from app.pipeline.run_io import read_run, write_run
-from app.pipeline.types import EvidenceType, Stage, WeightsMissingError
+from app.pipeline.types import EvidenceType, PipelineError, Stage, WeightsMissingError
 
 pytestmark = pytest.mark.slow
 QUESTION = "Is there a mass in the right lung?"
@@ -128,8 +128,21 @@ def test_cancel_at_a_stage_boundary_keeps_the_work_done(pipeline, ct_volume):
 
 
 def test_pipeline_error_fails_the_record(pipeline, ct_volume):
-    record = pipeline.run(ct_volume, 10, QUESTION, mode="nope")
-    assert record.status == "failed" and "unknown mode" in record.errors[0]
+    class Broken:  # a strategy that fails the way a stage does
+        mode = "flow"
+
+        def run(self, ctx):
+            raise PipelineError("the strategy gave up")
+
+    record = pipeline.run(ct_volume, 10, QUESTION, strategy=Broken())
+    assert record.status == "failed" and record.errors == ["the strategy gave up"] and record.finished
+
+
+def test_unknown_mode_is_refused_at_the_composition_root(pipeline):
+    from app.pipeline.strategies import strategy_for
+
+    with pytest.raises(PipelineError, match="unknown mode 'nope'"):
+        strategy_for("nope", pipeline)
 
 
 def test_missing_weights_propagate(empty_models_dir, ct_volume):

@@ -113,3 +113,43 @@ def test_run_dir_round_trip(tmp_path):
         assert len(a.images) == len(b.images)
         for x, y in zip(a.images, b.images):
             assert np.array_equal(x, y)
+
+
+def test_vocabulary_fields_decode_as_enums_and_encode_as_the_old_strings():
+    from app.pipeline.record import CoordDecision, CoordReGround, CoordReview
+    from app.pipeline.vocab import (
+        CoordEventKind,
+        DecisionSource,
+        EntitySource,
+        Mode,
+        PromptType,
+        ReGroundAction,
+        ReviewAction,
+        Role,
+        RunStatus,
+        TieBreak,
+    )
+
+    r = full_record()
+    r.mode = "coord"
+    r.coordinator += [
+        CoordinatorEvent("t", "reground", reground=CoordReGround(0, 0.9, 0.4, ["A1"], "looser_crop")),
+        CoordinatorEvent("t", "review", review=CoordReview(0, action="accept", candidate="A1")),
+        CoordinatorEvent("t", "decision", decision=CoordDecision("Yes", "review")),
+        CoordinatorEvent("t", "review", review=CoordReview(1)),  # built without an action: ""
+    ]
+    r.coordinator_decision = CoordDecision()  # no source yet: ""
+    d = json.loads(json.dumps(r.to_dict()))
+    back = RunRecord.from_dict(d)
+    assert json.dumps(back.to_dict()) == json.dumps(d)  # the same bytes as the strings wrote
+    assert back.status is RunStatus.COMPLETED and back.mode is Mode.COORD
+    assert back.calls[0].role is Role.ENTITY and back.masks[0].prompt_type is PromptType.BOX
+    assert [e.source for e in back.entities.final] == [EntitySource.PROPOSED, EntitySource.CLINICIAN]
+    assert back.vote.tie_break is TieBreak.NONE
+    assert [e.kind for e in back.coordinator] == [CoordEventKind.PLAN, CoordEventKind.REGROUND, CoordEventKind.REVIEW,
+                                                   CoordEventKind.DECISION, CoordEventKind.REVIEW]
+    assert back.coordinator[1].reground.action is ReGroundAction.LOOSER_CROP
+    assert back.coordinator[2].review.action is ReviewAction.ACCEPT
+    assert back.coordinator[3].decision.source is DecisionSource.REVIEW
+    assert back.coordinator[4].review.action is ReviewAction.UNSET and d["coordinator"][4]["review"]["action"] == ""
+    assert back.coordinator_decision.source is DecisionSource.UNSET and back.status == "completed"

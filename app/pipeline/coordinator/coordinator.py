@@ -1,8 +1,8 @@
 """CARE-Coord: a coordinator that plans the evidence, re-grounds on uncertainty, and reviews
 the experts' chains of thought against their answers.
 
-One run (``CareCoordinator.run(pipeline, ctx)``), every step appended to the record's
-coordinator timeline::
+One run (``CareCoordinator.run(stages, ctx)``, driven by app.pipeline.strategies.CoordStrategy),
+every step appended to the record's coordinator timeline::
 
     entities -> masks                       (the pipeline's stage methods, as in CARE-Flow)
     PLAN      which evidence types to run   (structured reply, schema-validated)
@@ -46,6 +46,8 @@ from app.pipeline.record import (
     utc_now,
 )
 from app.pipeline.types import EvidenceType, ModelInfo, Stage
+from app.pipeline.vocab import CoordEventKind as K
+from app.pipeline.vocab import DecisionSource, ReGroundAction, ReviewAction, Role
 
 from . import prompts as P
 from .base import CoordinatorBackend, CoordinatorFailure, StructuredReply, failure_text
@@ -61,7 +63,8 @@ from .schemas import (
 from .uncertainty import DEFAULT_THRESHOLD, GroundingHistory, answer_uncertainty, choose_reground, round_uncertainty
 
 if TYPE_CHECKING:
-    from app.pipeline.engine import CarePipeline, RunContext
+    from app.pipeline.context import RunContext
+    from app.pipeline.stages import Stages
 
 DEFAULT_MAX_EXTRA_ROUNDS = 2
 DEFAULT_MAX_NEW_TOKENS = 768
@@ -100,8 +103,8 @@ class _Round:
 class _Run:
     """Per-run state (the coordinator object itself is reused across questions)."""
 
-    def __init__(self, pipeline: "CarePipeline", ctx: "RunContext") -> None:
-        self.pipeline, self.ctx, self.record = pipeline, ctx, ctx.record
+    def __init__(self, stages: "Stages", ctx: "RunContext") -> None:
+        self.stages, self.ctx, self.record = stages, ctx, ctx.record
         self.rounds: list[_Round] = []
         self.round_of: dict[int, int] = {}  # answer index -> round number
         self.entities_of: dict[int, list[str]] = {}  # answer index -> entities its evidence used
@@ -119,8 +122,8 @@ class CareCoordinator:
         return dataclasses.replace(self.backend.info, role="coordinator")
 
     # ------------------------------------------------------------------------------ run
-    def run(self, pipeline: "CarePipeline", ctx: "RunContext") -> None:
-        run = _Run(pipeline, ctx)
+    def run(self, stages: "Stages", ctx: "RunContext") -> None:
+        run = _Run(stages, ctx)
         progress = ctx.progress
         ctx.progress = _monotone(progress)  # extra rounds re-enter the ANSWER span: never go backwards
         try:
@@ -133,11 +136,11 @@ class CareCoordinator:
                 pass
 
     def _run(self, run: _Run) -> None:
-        pipeline, ctx = run.pipeline, run.ctx
+        stages, ctx = run.stages, run.ctx
         ctx.check_cancel()
-        entities = pipeline.propose_entities(ctx)
+        entities = stages.propose_entities(ctx)
         ctx.check_cancel()
-        pipeline.segment(ctx, entities)
+        stages.segment(ctx, entities)
         ctx.check_cancel()
 
         failure: CoordinatorFailure | None = None
@@ -146,9 +149,9 @@ class CareCoordinator:
             evidence, reason = plan.evidence, "plan"
         except CoordinatorFailure as exc:
             failure = exc
-            evidence, reason = list(pipeline.evidence_types), "the coordinator could not plan: CARE-Flow evidence"
+            evidence, reason = list(stages.evidence_types), "the coordinator could not plan: CARE-Flow evidence"
         current = self._round(run, evidence, [], None, reason)
-        pipeline.aggregate(ctx, self._answers(run, current))
+        stages.aggregate(ctx, self._answers(run, current))
         if failure is not None:
             self._fallback(run, failure)
             return
@@ -166,7 +169,7 @@ class CareCoordinator:
             except CoordinatorFailure as exc:
                 self._fallback(run, exc)
                 return
-            if review.action == "another_round" and run.extra < cfg.max_extra_rounds:
+            if review.action is ReviewAction.ANOTHER_ROUND and run.extra < cfg.max_extra_rounds:
                 evidence = review.next_evidence or current.evidence
                 ask = ", ".join([*(e.value for e in review.next_evidence), *review.next_entities])
                 current = self._round(run, evidence, review.next_entities, None,
@@ -188,21 +191,21 @@ class CareCoordinator:
                   "prompts": P.COORD_PROMPT_VERSION, "tries": reply.tries}
         if withheld:
             detail["images"] = f"withheld: {withheld}"
-        self._event(run, "plan", detail, call_index=call_index,
+        self._event(run, K.PLAN, detail, call_index=call_index,
                     plan=CoordPlan(list(plan.evidence), plan.rationale, bool(reply.images_sent)))
         return plan
 
     def _round(self, run: _Run, evidence: Sequence[EvidenceType], focus: Sequence[str], margin: float | None,
                reason: str) -> _Round:
-        pipeline, ctx, record = run.pipeline, run.ctx, run.record
+        stages, ctx, record = run.stages, run.ctx, run.record
         number = len(run.rounds)
         if number > 0:
             run.extra += 1
         masks = self._focus_masks(run, focus) if focus else None
-        items = pipeline.build_evidence(ctx, list(evidence), masks=masks, margin=margin)
+        items = stages.build_evidence(ctx, list(evidence), masks=masks, margin=margin)
         ctx.check_cancel()
         first = len(record.answers)
-        answers = pipeline.answer(ctx, items)
+        answers = stages.answer(ctx, items)
         indices = list(range(first, first + len(answers)))
         used: list[str] = []
         for i, item in zip(indices, items):
@@ -224,7 +227,7 @@ class CareCoordinator:
             detail["entities"] = ", ".join(used)
         if margin is not None:
             detail["crop_margin"] = margin
-        rnd.event = self._event(run, "round", detail, round=CoordRound(number, list(evidence), used, margin,
+        rnd.event = self._event(run, K.ROUND, detail, round=CoordRound(number, list(evidence), used, margin,
                                                                       indices, reason))
         return rnd
 
@@ -236,7 +239,7 @@ class CareCoordinator:
         known = {m.entity.strip().lower() for m in record.masks}
         new = [Entity(n.strip(), None, "coordinator") for n in dict.fromkeys(names) if n.strip().lower() not in known]
         if new:
-            run.pipeline.segment(run.ctx, new)
+            run.stages.segment(run.ctx, new)
         masks = [m for m in record.masks if m.accepted and m.entity.strip().lower() in wanted]
         if not masks:
             record.warn(f"CARE-Coord: no accepted mask for {', '.join(names)}; the round used every accepted mask")
@@ -257,11 +260,11 @@ class CareCoordinator:
         why = (f"answer-token uncertainty {shown} > threshold {cfg.uncertainty_threshold:g}"
                + (f" (over {', '.join(ids)})" if ids else ""))
         value = None if math.isinf(ru.value) else ru.value
-        self._event(run, "reground", {"trigger": why, "action": action.action, "reason": action.reason},
+        self._event(run, K.REGROUND, {"trigger": why, "action": action.action, "reason": action.reason},
                     reground=CoordReGround(current.number, value, cfg.uncertainty_threshold, ids, action.action,
                                            list(action.evidence), list(action.entities), action.crop_margin,
                                            f"{why}; {action.reason}"))
-        if action.action == "none":
+        if action.action is ReGroundAction.NONE:
             return None
         return self._round(run, action.evidence, action.entities, action.crop_margin,
                            f"re-ground ({action.action}): {why}")
@@ -296,13 +299,13 @@ class CareCoordinator:
                 f"{'addresses' if j.addresses_question else 'does not address'} the question"
                 for j in review.judgements),
         }
-        if review.action == "revise":
+        if review.action is ReviewAction.REVISE:
             detail["final_answer"] = review.final_answer
-        if review.action == "another_round":
+        if review.action is ReviewAction.ANOTHER_ROUND:
             detail["next"] = ", ".join([*(e.value for e in review.next_evidence), *review.next_entities])
         if withheld:
             detail["images"] = f"withheld: {withheld}"
-        self._event(run, "review", detail, call_index=call_index, review=CoordReview(
+        self._event(run, K.REVIEW, detail, call_index=call_index, review=CoordReview(
             number,
             [CoordJudgement(j.candidate, j.cot_supports_answer, j.addresses_question, j.note) for j in review.judgements],
             review.action, review.candidate, review.final_answer, list(review.rests_on), review.rationale,
@@ -315,41 +318,41 @@ class CareCoordinator:
         vote = record.vote
         vote_raw = vote.winner_raw if vote is not None else ""
         vote_norm = vote.winner if vote is not None else ""
-        if review.action == "accept":
+        if review.action is ReviewAction.ACCEPT:
             final = vote_raw
-        elif review.action == "choose":
+        elif review.action is ReviewAction.CHOOSE:
             final = record.answers[int(review.candidate[1:]) - 1].answer
         else:  # "revise", or "another_round" when no round is left (the schema forbids it then)
             final = review.final_answer or vote_raw
         changed = normalize_answer(final) != vote_norm
-        decision = CoordDecision(final, "review", review.candidate, list(review.rests_on), vote_raw, changed,
+        decision = CoordDecision(final, DecisionSource.REVIEW, review.candidate, list(review.rests_on), vote_raw, changed,
                                  run.extra)
         self._finish(run, decision)
 
     def _fallback(self, run: _Run, failure: CoordinatorFailure) -> None:
         """The coordinator gave no usable reply: the CARE-Flow answer (every evidence type of
         the pipeline on the unfocused masks, majority vote) is the answer."""
-        pipeline, ctx, record = run.pipeline, run.ctx, run.record
+        stages, ctx, record = run.stages, run.ctx, run.record
         round0 = run.rounds[0]
-        missing = [e for e in pipeline.evidence_types if e not in round0.evidence]
+        missing = [e for e in stages.evidence_types if e not in round0.evidence]
         if missing:
             ctx.check_cancel()
-            items = pipeline.build_evidence(ctx, missing)
+            items = stages.build_evidence(ctx, missing)
             first = len(record.answers)
-            answers = pipeline.answer(ctx, items)
+            answers = stages.answer(ctx, items)
             added = list(range(first, first + len(answers)))
             for i, item in zip(added, items):
                 run.round_of[i], run.entities_of[i] = 0, list(item.entities)
             round0.answer_indices.extend(added)
             round0.evidence.extend(missing)
-            self._event(run, "round", {"round": 0, "evidence": ", ".join(e.value for e in missing),
+            self._event(run, K.ROUND, {"round": 0, "evidence": ", ".join(e.value for e in missing),
                                        "reason": "completing the CARE-Flow evidence after the coordinator failed"},
                         round=CoordRound(0, list(missing), [], None, added,
                                          "completing the CARE-Flow evidence after the coordinator failed"))
-        vote = pipeline.aggregate(ctx, self._answers(run, round0))
+        vote = stages.aggregate(ctx, self._answers(run, round0))
         message = f"{failure.kind}: {failure.message}"
         record.warn(f"CARE-Coord: the coordinator failed ({failure.message}); the answer is the CARE-Flow majority vote")
-        self._finish(run, CoordDecision(vote.winner_raw, "vote", "", [], vote.winner_raw, False, run.extra, message))
+        self._finish(run, CoordDecision(vote.winner_raw, DecisionSource.VOTE, "", [], vote.winner_raw, False, run.extra, message))
 
     def _finish(self, run: _Run, decision: CoordDecision) -> None:
         record = run.record
@@ -362,7 +365,7 @@ class CareCoordinator:
             detail["rests_on"] = ", ".join(decision.rests_on)
         if decision.failure:
             detail["failure"] = decision.failure
-        self._event(run, "decision", detail, decision=decision)
+        self._event(run, K.DECISION, detail, decision=decision)
         shown = " ".join(decision.final_answer.split())[:60]
         run.ctx.report(Stage.REVIEW, f"answer: {shown or '(none)'}", 1.0)
 
@@ -391,11 +394,11 @@ class CareCoordinator:
             seconds = time.perf_counter() - t0
             record.timings.append(StageTiming(Stage.REVIEW, seconds, started, seconds))
             record.calls.append(ModelCall(
-                stage=Stage.REVIEW, role="coordinator", prompt=prompt, system=P.SYSTEM_PROMPT,
+                stage=Stage.REVIEW, role=Role.COORDINATOR, prompt=prompt, system=P.SYSTEM_PROMPT,
                 image_files=["slice.png"] if images and exc.kind != "consent_required" else [],
                 raw_output=failure_text(exc.attempts), seconds=seconds,
             ))
-            self._event(run, "failure", {"step": what, "kind": exc.kind, "error": exc.message,
+            self._event(run, K.FAILURE, {"step": what, "kind": exc.kind, "error": exc.message,
                                          "replies": len(exc.attempts)},
                         call_index=len(record.calls) - 1, error=exc.message)
             raise
@@ -403,14 +406,14 @@ class CareCoordinator:
         record.timings.append(StageTiming(Stage.REVIEW, seconds, started, seconds))
         last = reply.attempts[-1]
         record.calls.append(ModelCall(
-            stage=Stage.REVIEW, role="coordinator", prompt=prompt, system=P.SYSTEM_PROMPT,
+            stage=Stage.REVIEW, role=Role.COORDINATOR, prompt=prompt, system=P.SYSTEM_PROMPT,
             prompt_text=reply.prompt_text, image_files=["slice.png"] if reply.images_sent else [],
             raw_output=failure_text(reply.attempts), tokens=list(last.tokens),
             token_logprobs=[float(x) for x in last.token_logprobs], seconds=seconds,
         ))
         return reply, len(record.calls) - 1
 
-    def _event(self, run: _Run, kind: str, detail: dict[str, Any], **typed: Any) -> CoordinatorEvent:
+    def _event(self, run: _Run, kind: K, detail: dict[str, Any], **typed: Any) -> CoordinatorEvent:
         event = CoordinatorEvent(utc_now(), kind, detail, **typed)
         run.record.coordinator.append(event)
         return event

@@ -14,29 +14,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.pipeline.types import PipelineError
+from app.pipeline.vocab import BackendKind, Role
 
 from .coordinator import CareCoordinator, CoordConfig
 from .local_backend import VLMCoordinatorBackend
 
 if TYPE_CHECKING:
-    from app.pipeline.engine import CarePipeline
+    from app.pipeline.stages import PipelineHost
     from app.pipeline.remote.consent import ConsentStore
 
 
-def build_coordinator(pipeline: "CarePipeline", *, consent: "ConsentStore | None" = None,
+def build_coordinator(pipeline: "PipelineHost", *, consent: "ConsentStore | None" = None,
                       **overrides: Any) -> CareCoordinator:
-    spec = pipeline.profile.get("coordinator")
+    spec = pipeline.profile.get(Role.COORDINATOR)
     options: dict[str, Any] = dict(spec.options) if spec is not None else {}
     if spec is None:
-        backend: Any = VLMCoordinatorBackend(lambda: pipeline.backend("vqa"), label="vqa")
+        backend: Any = VLMCoordinatorBackend(lambda: pipeline.backend(Role.VQA), label="vqa")
         if pipeline.max_new_tokens is not None and "max_new_tokens" not in overrides:
             # The user capped generation for this pipeline: the coordinator, on the same model, follows.
             options["max_new_tokens"] = max(pipeline.max_new_tokens, 16)
-    elif spec.backend == "remote":
+    elif spec.backend == BackendKind.REMOTE:
         from .remote_backend import RemoteCoordinatorBackend
 
         backend = RemoteCoordinatorBackend(spec, consent=consent)
-    elif spec.backend == "internvl":
+    elif spec.backend == BackendKind.INTERNVL:
         from app.pipeline.backends.internvl import get_vlm
 
         backend = VLMCoordinatorBackend(

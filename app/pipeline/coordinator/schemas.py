@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from app.pipeline.types import EvidenceType
+from app.pipeline.vocab import ReviewAction
 
 EVIDENCE_VALUES = [e.value for e in (EvidenceType.CROP, EvidenceType.MASK, EvidenceType.GLOBAL)]
 ACTIONS = ("accept", "choose", "revise", "another_round")
@@ -95,7 +96,7 @@ class Judgement:
 @dataclass
 class ReviewReply:
     judgements: list[Judgement]
-    action: str
+    action: ReviewAction
     candidate: str
     final_answer: str
     rests_on: list[str]
@@ -125,7 +126,7 @@ def review_from_json(value: dict[str, Any]) -> ReviewReply:
                       str(j["note"]).strip())
             for j in value["judgements"]
         ],
-        action=str(value["action"]),
+        action=ReviewAction(str(value["action"])),  # the schema's enum: always a member
         candidate=candidate,
         final_answer=str(value["final_answer"]).strip(),
         rests_on=rests,

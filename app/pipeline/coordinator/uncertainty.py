@@ -28,6 +28,8 @@ from app.pipeline.evidence import DEFAULT_MARGIN
 from app.pipeline.flow import EVIDENCE_ORDER, vote
 from app.pipeline.record import Answer, MaskRecord
 from app.pipeline.types import EvidenceType
+# The record's action vocabulary; the ReGroundAction dataclass below is the whole decision.
+from app.pipeline.vocab import ReGroundAction as ReGroundKind
 
 DEFAULT_THRESHOLD = 0.4  # nats per answer token; geometric-mean answer-token probability < 0.67
 MAX_MARGIN = 2.0  # beyond this a "crop" is mostly the whole slice
@@ -61,7 +63,7 @@ def round_uncertainty(answers: Sequence[Answer]) -> RoundUncertainty:
 
 @dataclass
 class ReGroundAction:
-    action: str  # "next_entity" | "looser_crop" | "other_evidence" | "none"
+    action: ReGroundKind
     evidence: list[EvidenceType] = field(default_factory=list)
     entities: list[str] = field(default_factory=list)  # focus masks; empty = every accepted mask
     crop_margin: float | None = None
@@ -95,7 +97,7 @@ def choose_reground(
         if (name,) not in history.focused and (name,) != focus_now:
             together = f"{len(focus_now)} entities together" if len(focus_now) > 1 else f"'{focus_now[0]}'"
             return ReGroundAction(
-                "next_entity", local or [EvidenceType.CROP], [name],
+                ReGroundKind.NEXT_ENTITY, local or [EvidenceType.CROP], [name],
                 reason=f"the uncertain answer looked at {together}; looking at '{name}' alone",
             )
     # 2. A crop that may have cut away the context: widen it.
@@ -104,7 +106,7 @@ def choose_reground(
         margin = min(MAX_MARGIN, last * 2.0)
         if margin > last:
             return ReGroundAction(
-                "looser_crop", [EvidenceType.CROP], list(round_focus), margin,
+                ReGroundKind.LOOSER_CROP, [EvidenceType.CROP], list(round_focus), margin,
                 reason=f"widening the zoom-in crop margin from {last:g} to {margin:g} of the mask size",
             )
     # 3. An evidence type nobody has tried yet (local types only when a mask exists to point at).
@@ -113,9 +115,9 @@ def choose_reground(
             continue
         if kind is not EvidenceType.GLOBAL and not accepted:
             continue
-        return ReGroundAction("other_evidence", [kind], list(round_focus),
+        return ReGroundAction(ReGroundKind.OTHER_EVIDENCE, [kind], list(round_focus),
                               reason=f"trying {kind.value} evidence, not used so far")
     if not accepted:
-        return ReGroundAction("none", reason="no accepted mask to zoom into or outline, and the global view was "
-                                             "already used")
-    return ReGroundAction("none", reason="every entity, crop margin and evidence type was already tried")
+        return ReGroundAction(ReGroundKind.NONE, reason="no accepted mask to zoom into or outline, and the global "
+                                                        "view was already used")
+    return ReGroundAction(ReGroundKind.NONE, reason="every entity, crop margin and evidence type was already tried")
