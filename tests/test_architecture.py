@@ -22,6 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 QT_MODULES = frozenset({"PySide6", "shiboken6", "qtawesome"})
 QT_FREE_PACKAGES = ("app.study", "app.pipeline", "app.audit")
 MAX_LINES = 500
+# The one direction of imports: a package may import only the layers listed for it (and itself).
+# study <- pipeline <- audit <- (ui, cli); devtools (test/bench tooling) sits on pipeline.
+LAYERS: dict[str, frozenset[str]] = {
+    "app.study": frozenset(),
+    "app.pipeline": frozenset({"app.study"}),
+    "app.audit": frozenset({"app.study", "app.pipeline"}),
+    "app.devtools": frozenset({"app.study", "app.pipeline"}),
+}
 
 
 @dataclass(frozen=True)
@@ -214,6 +222,28 @@ def qt_imports(modules: dict[str, Path], packages: tuple[str, ...]) -> list[Impo
     return bad
 
 
+def _package_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def layer_violations(modules: dict[str, Path], layers: dict[str, frozenset[str]]) -> list[Import]:
+    """Imports (function-level and TYPE_CHECKING included) from a layered package into an app
+    package it may not see."""
+    bad = []
+    for module, path in modules.items():
+        src = _package_of(module)
+        if src not in layers:
+            continue
+        for imp in imports_of(module, path):
+            target = resolve(imp.target, modules)
+            if target is None or "." not in target:  # the root package holds only the version
+                continue
+            dst = _package_of(target)
+            if dst != src and dst not in layers[src]:
+                bad.append(imp)
+    return bad
+
+
 def oversized(modules: dict[str, Path], limit: int = MAX_LINES) -> list[tuple[str, int]]:
     sizes = ((m, len(p.read_text(encoding="utf-8").splitlines())) for m, p in modules.items())
     return sorted((m, n) for m, n in sizes if n > limit)
@@ -248,6 +278,13 @@ def app_modules() -> dict[str, Path]:
 def test_core_packages_never_import_qt(app_modules):
     bad = qt_imports(app_modules, QT_FREE_PACKAGES)
     assert not bad, "Qt (or app.ui) imported outside app/ui and app/cli:\n" + "\n".join(
+        f"  {i.source}: {i.path.relative_to(REPO)}:{i.lineno}: {i.text}" for i in bad
+    )
+
+
+def test_imports_go_one_direction_between_packages(app_modules):
+    bad = layer_violations(app_modules, LAYERS)
+    assert not bad, "imports against the layer order study <- pipeline <- audit <- ui/cli:\n" + "\n".join(
         f"  {i.source}: {i.path.relative_to(REPO)}:{i.lineno}: {i.text}" for i in bad
     )
 
@@ -352,3 +389,16 @@ def test_checker_finds_long_modules_and_imports_of_tests(tmp_path):
     found = imports_of_tests([bench], frozenset({"loopback_server"}))
     assert [(i.lineno, i.target) for i in found] == [(4, "tests.tiny_models.ensure_tiny_models"),
                                                      (5, "loopback_server.Server")]
+
+
+def test_checker_finds_an_import_against_the_layers(tmp_path):
+    mods = _write_package(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/study/__init__.py": "",
+        "pkg/study/loader.py": "def f():\n    from pkg.pipeline import engine\n",
+        "pkg/pipeline/__init__.py": "",
+        "pkg/pipeline/engine.py": "from pkg.study import loader\n",
+    })
+    layers = {"pkg.study": frozenset(), "pkg.pipeline": frozenset({"pkg.study"})}
+    bad = layer_violations(mods, layers)
+    assert [(i.source, i.target) for i in bad] == [("pkg.study.loader", "pkg.pipeline.engine")]

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from .paths import default_db_path
 
 if TYPE_CHECKING:  # the store pulls in OpenCV (PNG codec): imported on first open, not at GUI start
-    from .store import AuditStore, LoadedRun, RunSummary, StoredOverride
+    from app.pipeline.record import Override
+
+    from .store import AuditStore, LoadedRun, RunSummary
 
 
 class AuditUnavailable(RuntimeError):
@@ -82,11 +84,11 @@ class AuditService:
     def load_run(self, run_id: str) -> "LoadedRun":
         return self.store().load_run(run_id)
 
-    def overrides(self, run_id: str) -> "list[StoredOverride]":
+    def overrides(self, run_id: str) -> "list[Override]":
         return self.store().overrides(run_id)
 
     def append_override(self, run_id: str, kind: str, detail: Mapping[str, Any],
-                        who: str = "") -> "list[StoredOverride]":
+                        who: str = "") -> "list[Override]":
         """Append one override; returns the run's overrides after it (what the panel shows)."""
         store = self.store()
         store.append_override(run_id, kind, detail, who=who)

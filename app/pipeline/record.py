@@ -27,6 +27,7 @@ from app.pipeline.vocab import (
     DecisionSource,
     EntitySource,
     Mode,
+    OverrideKind,
     PromptType,
     ReGroundAction,
     ReviewAction,
@@ -36,7 +37,6 @@ from app.pipeline.vocab import (
 )
 
 from .types import EvidenceType, ModelInfo, Stage
-from .vocab import OverrideKind
 
 SCHEMA_VERSION = 1
 

@@ -13,7 +13,7 @@ from .run_worker import BoxOutcome, current_user, segment_box_task
 from .workers import Worker
 
 if TYPE_CHECKING:
-    from app.audit.store import StoredOverride
+    from app.pipeline.record import Override
 
     from .ask_audit import AskAuditController
 
@@ -41,7 +41,7 @@ class ClinicianEditsMixin:
         if not run_id:
             return
 
-        def recorded(overrides: "list[StoredOverride]") -> None:
+        def recorded(overrides: "list[Override]") -> None:
             if run_id == self.current_run_id:
                 self.audit.set_overrides(overrides)
             self.refresh_history()
