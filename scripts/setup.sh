@@ -4,6 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# System libraries Qt needs: EGL/GL, fontconfig, xkbcommon and D-Bus even offscreen (tests), the
+# xcb set for a real window. Installed when we are root with apt-get; otherwise named, so a
+# user can install them with sudo.
+QT_DEBS="libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 \
+libxcb-keysyms1 libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0"
+if command -v dpkg >/dev/null 2>&1; then
+    need=""
+    for p in $QT_DEBS; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
+    if [ -n "$need" ]; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
+        else
+            echo "Qt needs these system packages: sudo apt-get install$need" >&2
+        fi
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
