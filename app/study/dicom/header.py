@@ -19,6 +19,7 @@ from .attributes import _num, _text
 from .errors import ReadFailure, one_line
 from .frame_ref import FrameRef
 from .multiframe import frames_of
+from .sanity import check_frames
 
 # Transfer syntaxes whose pixel data we read ourselves (seek + readinto), skipping
 # pydicom's decode machinery: the common case of uncompressed little-endian series.
@@ -157,7 +158,9 @@ def scan_file(path: str) -> list[FrameRef]:
         pixel_offset=native_offset,
         has_modality_lut="ModalityLUTSequence" in ds,
     )
-    return frames_of(ds, common)
+    frames = frames_of(ds, common)
+    check_frames(frames)
+    return frames
 
 
 def _check_native_length(fp: Any, offset: int, ts: UID, n_samples: int, bits: int) -> int:
