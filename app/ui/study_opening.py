@@ -120,7 +120,13 @@ class StudyOpeningMixin:
             else:
                 self.show_volume(shown)
             n = len(self._volumes)
-            self.status.showMessage(f"Opened {n} series" + (f", {len(result.errors)} item(s) skipped" if result.errors else ""), 8000)
+            message = f"Opened {n} series" + (f", {len(result.errors)} item(s) skipped" if result.errors else "")
+            notes = assumption_notes(self._volumes)
+            for note in notes:
+                log.warning("%s", note)
+            if notes:  # what the loader assumed for unusable header values, as `info` shows it
+                message += f"; {notes[0]}" + (f" (+{len(notes) - 1} more)" if len(notes) > 1 else "")
+            self.status.showMessage(message, 15000 if notes else 8000)
             self.series_loaded.emit(self.volumes)
             self.view.setFocus()
         else:
@@ -196,6 +202,13 @@ class StudyOpeningMixin:
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
+
+
+def assumption_notes(volumes: list) -> list[str]:
+    """One line per volume warning that says a header value was unusable and what was
+    assumed instead (invalid spacing/origin/orientation/window), named by its series."""
+    keys = ("assumed", "ignored")
+    return [f"{v.display_name}: {w}" for v in volumes for w in v.warnings if any(k in w for k in keys)]
 
 
 def _local_paths(mime) -> list[str]:
