@@ -7,6 +7,7 @@ are; the file (for .nii.gz: the decompressed stream) must hold at least that man
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -67,4 +68,38 @@ def nifti_truncation(path: str) -> str | None:
     return None
 
 
-__all__ = ["nifti_truncation"]
+def _nifti1_header(path: str) -> tuple[str, bytes] | None:
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fp:  # type: ignore[operator]
+            head = fp.read(348)
+    except (OSError, EOFError, zlib.error):
+        return None
+    for end in ("<", ">"):
+        if len(head) == 348 and struct.unpack(end + "i", head[:4])[0] == 348:
+            return end, head
+    return None
+
+
+def invalid_geometry_fields(path: str) -> list[str]:
+    """Header geometry fields that are non-finite or non-positive (NIfTI-1). ITK replaces
+    them without a word (NaN or 0 voxel size -> 1 mm, a negative one -> flipped axis, a NaN
+    offset -> 0), so the caller reports them next to the values ITK used."""
+    found = _nifti1_header(path)
+    if found is None:
+        return []
+    end, head = found
+    ndim = max(1, min(3, struct.unpack(end + "h", head[40:42])[0]))
+    pixdim = struct.unpack(end + "8f", head[76:108])[1:ndim + 1]
+    qform, sform = struct.unpack(end + "hh", head[252:256])
+    out = []
+    if not all(math.isfinite(v) and v > 0 for v in pixdim):
+        out.append("voxel size pixdim (" + ", ".join(f"{v:g}" for v in pixdim) + ")")
+    if qform > 0 and not all(math.isfinite(v) for v in struct.unpack(end + "6f", head[256:280])):
+        out.append("qform (quaternion/offset)")
+    if sform > 0 and not all(math.isfinite(v) for v in struct.unpack(end + "12f", head[280:328])):
+        out.append("sform (srow_x/y/z)")
+    return out
+
+
+__all__ = ["invalid_geometry_fields", "nifti_truncation"]

@@ -13,7 +13,7 @@ import numpy as np
 from .display import default_window
 from .geometry_check import checked_geometry
 from .limits import over_cap
-from .nifti_check import nifti_truncation
+from .nifti_check import invalid_geometry_fields, nifti_truncation
 from .volume import LoadError, SourceFormat, Volume, Window
 
 EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -106,6 +106,10 @@ def read_sitk(path: str) -> Volume | LoadError:
         array = array.astype(np.uint8)
     spacing, origin, direction, notes = checked_geometry(spacing, origin, direction)
     warnings.extend(notes)
+    if _format(path) == SourceFormat.NIFTI:
+        for field in invalid_geometry_fields(str(path)):
+            warnings.append(f"invalid {field} in the header; assumed spacing ({', '.join(f'{v:g}' for v in spacing)}) mm, "
+                            f"origin ({', '.join(f'{v:g}' for v in origin)}) mm")
     array, origin, direction, flipped = make_right_handed(array, spacing, origin, direction)
     if flipped:
         warnings.append("left-handed orientation: slice axis reversed to make it right-handed")
