@@ -22,7 +22,8 @@ class NeutralisingStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(printable(text))
+        # CR stays: progress bars (tqdm) redraw with it; ESC/CSI/OSC and the rest never pass.
+        self._stream.write(printable(text, keep_cr=True))
         return len(text)
 
     def writelines(self, lines: Any) -> None:
