@@ -326,3 +326,38 @@ def test_run_record_json_is_strict_with_non_finite_floats(tmp_path):
     assert data["tau"] is None
     path = write_run(rec, tmp_path / "run")
     json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+
+
+# ------------------------------------------------------------------------- GUI ----
+@pytest.fixture
+def gui_window(qtbot):
+    from app.ui.main_window import MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.cancel_loading()
+
+
+def test_gui_shows_the_same_one_line_reasons_and_assumptions(qtbot, gui_window, mr_copy, png_bomb):
+    w = gui_window
+    _edit(mr_copy / "IM0003.dcm", RescaleSlope="NaN")
+    for f in sorted(mr_copy.iterdir()):
+        if f.name != "IM0003.dcm":
+            _edit(f, PixelSpacing=["NaN", "0"])
+    os.mkfifo(mr_copy / "pipe.dcm")
+    w.open_paths([mr_copy])
+    qtbot.waitUntil(lambda: not w.is_loading, timeout=60000)
+    assert w.current_volume is not None and w.current_volume.num_slices == 24
+    lines = [w._error_dialog.list.item(i).text() for i in range(w._error_dialog.list.count())]
+    assert f"{mr_copy / 'IM0003.dcm'}: non-finite RescaleSlope/RescaleIntercept (nan, 0)" in lines
+    assert any(ln.startswith(f"{mr_copy / 'pipe.dcm'}: not a regular file (FIFO") for ln in lines)
+    status = w.statusBar().currentMessage()
+    assert "invalid PixelSpacing (nan, 0) ignored" in status
+
+    failures: list[str] = []
+    w.load_failed.connect(failures.append)
+    w.open_paths([png_bomb])
+    qtbot.waitUntil(lambda: not w.is_loading, timeout=60000)
+    assert failures and str(png_bomb) in failures[0] and "200 megapixels" in failures[0]
