@@ -154,13 +154,25 @@ def load_volume(path: str, series: str | None) -> tuple[Any, str | None]:
     if series:
         for v in result.volumes:
             if v.series_uid == series:
+                _report_skipped([e for e in result.errors if e.series_uid in ("", series)], v)
                 return v, None
         known = ", ".join(v.series_uid or "(no UID)" for v in result.volumes)
         return None, f"{path}: no series {series!r} (found: {known})"
     if len(result.volumes) > 1:
         print(f"note: {path} holds {len(result.volumes)} series; using {result.volumes[0].series_uid} "
               "(choose with --series)", file=sys.stderr)
+    _report_skipped(result.errors, result.volumes[0])
     return result.volumes[0], None
+
+
+def _report_skipped(errors: list, volume: Any) -> None:
+    """Files left out and values assumed are said on stderr, one line each, as `info` lists them."""
+    from app.audit.present.formatting import printable
+
+    for e in errors:
+        print(printable(f"note: skipped {e.path}: {e.reason}"), file=sys.stderr)
+    for w in volume.warnings:
+        print(printable(f"note: {volume.display_name}: {w}"), file=sys.stderr)
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -67,6 +67,10 @@ def test_non_finite_rescale_skips_only_that_file(mr_copy):
     assert "non-finite RescaleSlope/RescaleIntercept" in reasons["IM0003.dcm"]
     assert "non-finite RescaleSlope/RescaleIntercept" in reasons["IM0007.dcm"]
     assert np.isfinite([series["min"], series["max"], series["mean"]]).all()
+    # `ask` loads the rest too and names the skipped file (stopped here by a box outside the slice).
+    res = run_cli(["ask", mr_copy, "-q", "x", "--box", "500,500,600,600", "--profile", "tiny"])
+    assert res.rc == 1
+    assert_one_line_error(res, f"note: skipped {bad}: non-finite RescaleSlope")
 
 
 # ----------------------------------------------------------------- declared sizes ----
