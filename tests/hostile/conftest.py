@@ -3,7 +3,8 @@
 ``run_cli(args, env=None, timeout=...)`` runs ``python -m app ARGS`` from the checkout
 and returns ``CliResult(rc, stdout, stderr, peak_rss_mb)``; it also unpacks as the 4-tuple
 ``(rc, stdout, stderr, peak_rss_mb)``. The peak resident memory comes from ``os.wait4`` (the
-child's own ``ru_maxrss``), so each test measures only its own child, never earlier ones.
+command's own ``ru_maxrss``, taken by a small launcher process, see below), so each test
+measures only its own command, never the pytest process or earlier children.
 A child that outlives ``timeout`` is killed (its whole process group) and the test fails with
 what it printed so far: a hang is a failure, never a stuck suite.
 """
@@ -41,6 +42,22 @@ def _max_rss_mb(ru_maxrss: int) -> float:
     return ru_maxrss / (1024 * 1024) if sys.platform == "darwin" else ru_maxrss / 1024
 
 
+# Why a launcher: Linux carries a process's peak RSS across fork+exec (the exec'd child starts
+# with its parent's high-water mark), so a child forked straight from a pytest process that
+# has loaded models would report pytest's peak. The small launcher forks the command itself
+# and reports the command's own wait4 status and ru_maxrss.
+_LAUNCHER = """
+import os, sys
+report, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as fp:
+    fp.write(f"{status} {usage.ru_maxrss}")
+"""
+
+
 def run_cli(
     args: Sequence[str],
     env: Mapping[str, str] | None = None,
@@ -55,47 +72,45 @@ def run_cli(
     full_env.update(env or {})
     full_env.setdefault("QT_QPA_PLATFORM", "offscreen")
     full_env["PYTHONPATH"] = os.pathsep.join([str(REPO), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", *map(str, args)],
-            stdout=out, stderr=err, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            env=full_env, cwd=str(cwd or REPO), start_new_session=True,
-        )
-        if stdin is not None:
-            proc.stdin.write(stdin)  # type: ignore[union-attr]
-            proc.stdin.close()  # type: ignore[union-attr]
-        status, usage = _wait4(proc.pid, timeout)
-        seconds = time.monotonic() - start
-        proc.returncode = _returncode(status)  # so Popen does not try to reap it again
-        out.seek(0)
-        err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
-    if usage is None:
-        pytest.fail(f"care-viewer {' '.join(map(str, args))} still running after {timeout:.0f} s (killed)\n"
-                    f"stdout: {stdout[-2000:]}\nstderr: {stderr[-2000:]}", pytrace=False)
-    return CliResult(proc.returncode, stdout, stderr, _max_rss_mb(usage.ru_maxrss), seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "rusage"
+        out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            start = time.monotonic()
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCHER, str(report), sys.executable, "-m", "app", *map(str, args)],
+                stdout=out, stderr=err, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                env=full_env, cwd=str(cwd or REPO), start_new_session=True,
+            )
+            if stdin is not None:
+                proc.stdin.write(stdin)  # type: ignore[union-attr]
+                proc.stdin.close()  # type: ignore[union-attr]
+            finished = _wait(proc.pid, timeout)
+            seconds = time.monotonic() - start
+            proc.returncode = 0  # reaped above; keeps Popen from waiting again
+        stdout = out_path.read_bytes().decode("utf-8", "replace")
+        stderr = err_path.read_bytes().decode("utf-8", "replace")
+        if not finished or not report.exists():
+            pytest.fail(f"care-viewer {' '.join(map(str, args))} still running after {timeout:.0f} s (killed)\n"
+                        f"stdout: {stdout[-2000:]}\nstderr: {stderr[-2000:]}", pytrace=False)
+        status, maxrss = (int(v) for v in report.read_text().split())
+    return CliResult(os.waitstatus_to_exitcode(status), stdout, stderr, _max_rss_mb(maxrss), seconds)
 
 
-def _returncode(status: int) -> int:
-    return os.waitstatus_to_exitcode(status)
-
-
-def _wait4(pid: int, timeout: float):  # type: ignore[no-untyped-def]
-    """(status, rusage) of the child, or (status, None) when it had to be killed."""
+def _wait(pid: int, timeout: float) -> bool:
+    """True when the launcher exited in time; else its whole process group is killed."""
     deadline = time.monotonic() + timeout
     while True:
-        wpid, status, usage = os.wait4(pid, os.WNOHANG)
+        wpid, _, _ = os.wait4(pid, os.WNOHANG)
         if wpid == pid:
-            return status, usage
+            return True
         if time.monotonic() > deadline:
             try:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _, status, _ = os.wait4(pid, 0)
-            return status, None
+            os.wait4(pid, 0)
+            return False
         time.sleep(0.05)
 
 
