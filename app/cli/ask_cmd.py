@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -91,19 +92,52 @@ def parse_window(text: str | None):
         center, width = (float(v) for v in key.split(","))
     except ValueError:
         raise ValueError(f"--window {text!r}: expected a preset ({', '.join(CT_PRESETS)}) or CENTER,WIDTH") from None
+    if not (math.isfinite(center) and math.isfinite(width)):
+        raise ValueError(f"--window {text!r}: CENTER and WIDTH must be finite numbers")
     if width <= 0:
         raise ValueError(f"--window {text!r}: the width must be positive")
     return Window(center, width, f"C{center:g} W{width:g}")
 
 
 def parse_box(text: str) -> tuple[int, int, int, int]:
+    """Raises ValueError (a one-line usage message) for malformed or non-finite boxes."""
     try:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise ValueError(f"--box {text!r}: expected X0,Y0,X1,Y1 in pixels") from None
+    if len(values) != 4:
+        raise ValueError(f"--box {text!r}: expected X0,Y0,X1,Y1 in pixels")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--box {text!r}: coordinates must be finite numbers")
+    x0, y0, x1, y1 = (int(round(v)) for v in values)
     if x1 <= x0 or y1 <= y0:
         raise ValueError(f"--box {text!r}: X1/Y1 must be greater than X0/Y0")
     return x0, y0, x1, y1
+
+
+def fit_box(box: tuple[int, int, int, int], text: str, width: int, height: int) -> tuple[tuple[int, int, int, int], str | None]:
+    """(box clipped to the width x height slice, warning or None). Raises ValueError when the
+    box lies entirely outside the slice: a box that only crosses the edge is clipped (with a
+    warning), one that misses the image is a usage error, never a silent empty prompt."""
+    x0, y0, x1, y1 = box
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise ValueError(f"--box {text}: outside the {width}x{height} slice")
+    clipped = (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
+    if clipped == box:
+        return box, None
+    return clipped, f"--box {text} crosses the edge of the {width}x{height} slice; clipped to {','.join(map(str, clipped))}"
+
+
+def _fit_boxes(boxes: list, texts: list[str], volume: Any) -> list:
+    """Every --box checked against the slice size (warnings for clipped ones on stderr)."""
+    width, height = volume.size[0], volume.size[1]
+    fitted = []
+    for box, text in zip(boxes, texts):
+        box, note = fit_box(box, text, width, height)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
+        fitted.append(box)
+    return fitted
 
 
 def load_volume(path: str, series: str | None) -> tuple[Any, str | None]:
@@ -120,13 +154,25 @@ def load_volume(path: str, series: str | None) -> tuple[Any, str | None]:
     if series:
         for v in result.volumes:
             if v.series_uid == series:
+                _report_skipped([e for e in result.errors if e.series_uid in ("", series)], v)
                 return v, None
         known = ", ".join(v.series_uid or "(no UID)" for v in result.volumes)
         return None, f"{path}: no series {series!r} (found: {known})"
     if len(result.volumes) > 1:
         print(f"note: {path} holds {len(result.volumes)} series; using {result.volumes[0].series_uid} "
               "(choose with --series)", file=sys.stderr)
+    _report_skipped(result.errors, result.volumes[0])
     return result.volumes[0], None
+
+
+def _report_skipped(errors: list, volume: Any) -> None:
+    """Files left out and values assumed are said on stderr, one line each, as `info` lists them."""
+    from app.audit.present.formatting import printable
+
+    for e in errors:
+        print(printable(f"note: skipped {e.path}: {e.reason}"), file=sys.stderr)
+    for w in volume.warnings:
+        print(printable(f"note: {volume.display_name}: {w}"), file=sys.stderr)
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -184,6 +230,10 @@ def run(args: argparse.Namespace) -> int:
     k = volume.num_slices // 2 if args.slice_index is None else args.slice_index
     if not 0 <= k < volume.num_slices:
         return _fail(f"{args.path}: slice {k} is out of range (0..{volume.num_slices - 1})", EXIT_UNREADABLE)
+    try:
+        boxes = _fit_boxes(boxes, args.box, volume)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
 
     refused = ensure_remote_consent(profile, args.mode, args.yes_send_images)
     if refused:

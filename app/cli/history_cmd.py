@@ -18,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def format_table(runs: list) -> str:
     from app.audit.present import elide, fmt_local_minute, tail
+    from app.audit.present.formatting import printable
 
     header = ("RUN", "TIME", "STATUS", "STUDY", "SERIES", "SLICE", "QUESTION", "ANSWER", "PROFILE", "MODE", "OVR")
     rows = [header] + [
@@ -27,6 +28,8 @@ def format_table(runs: list) -> str:
          r.mode or "-", str(r.overrides))
         for r in runs
     ]
+    # Stored questions/answers are user- and model-derived: no terminal escapes reach the screen.
+    rows = [tuple(printable(c) for c in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
+
+from app.audit.present.formatting import printable
 
 HELP = "List the series in a study (DICOM folder/DICOMDIR, NIfTI, NRRD, MHA, PNG/JPEG)."
 
@@ -35,6 +38,11 @@ def _round(values: Any, nd: int = 6) -> list[float]:
     return [round(float(v), nd) for v in values]
 
 
+def _finite(value: float) -> float | None:
+    """NaN voxels (float NIfTI/MHA) make min/max/mean NaN, which is not JSON: null instead."""
+    return value if math.isfinite(value) else None
+
+
 def describe(volume: Any, errors: list[dict[str, str]]) -> dict[str, Any]:
     vmin, vmax, vmean = volume.stats()
     return {
@@ -46,9 +54,9 @@ def describe(volume: Any, errors: list[dict[str, str]]) -> dict[str, Any]:
         "origin": _round(volume.origin),
         "direction": _round(volume.direction.ravel()),
         "frames": int(volume.frames),
-        "min": vmin,
-        "max": vmax,
-        "mean": round(vmean, 4),
+        "min": _finite(vmin),
+        "max": _finite(vmax),
+        "mean": _finite(round(vmean, 4)),
         "window": volume.window.to_dict(),
         "errors": errors,
     }
@@ -67,16 +75,16 @@ def run(args: argparse.Namespace) -> int:
         objects.append(describe(v, own + loose))
 
     if args.json:
-        print(json.dumps(objects, indent=2))
+        print(printable(json.dumps(objects, indent=2, allow_nan=False)))
         if not objects:
             for e in result.errors:
-                print(f"{e.path}: {e.reason}", file=sys.stderr)
+                print(printable(f"{e.path}: {e.reason}"), file=sys.stderr)
     else:
         _print_table(objects, result.volumes)
         if result.errors:
             print(f"\n{len(result.errors)} file(s) could not be read:", file=sys.stderr if not objects else sys.stdout)
             for e in result.errors:
-                print(f"  {e.path}: {e.reason}", file=sys.stderr if not objects else sys.stdout)
+                print(printable(f"  {e.path}: {e.reason}"), file=sys.stderr if not objects else sys.stdout)
     return EXIT_OK if objects else EXIT_UNREADABLE
 
 
@@ -99,12 +107,12 @@ def _print_table(objects: list[dict[str, Any]], volumes: list[Any]) -> None:
             ("origin mm (LPS)", _fmt(o["origin"], 3)),
             ("direction", _fmt(o["direction"], 4)),
             ("frames", str(o["frames"])),
-            ("min / max / mean", f"{o['min']:g} / {o['max']:g} / {o['mean']:g}"),
+            ("min / max / mean", " / ".join("n/a" if x is None else f"{x:g}" for x in (o["min"], o["max"], o["mean"]))),
             ("window", f"C {w['center']:g}  W {w['width']:g}  ({w['name']})"),
         ]
         if v.warnings:
             rows.append(("warnings", "; ".join(v.warnings)))
         print(f"Series {i}/{len(objects)}")
         for k, val in rows:
-            print(f"  {k:<17} {val}")
+            print(f"  {k:<17} {printable(val)}")
         print()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from typing import Sequence
@@ -67,8 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_module", None):
         parser.print_help()
         return EXIT_USAGE
+    from app.cli.safe_text import neutralised_output
+
+    # The GUI owns no terminal output worth filtering; every other command prints file- and
+    # user-derived text, which must not carry terminal escapes (see safe_text).
+    guard = neutralised_output() if args.command != "gui" else contextlib.nullcontext()
     try:
-        return int(args._module.run(args) or 0)
+        with guard:
+            return int(args._module.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

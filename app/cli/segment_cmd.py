@@ -93,10 +93,14 @@ def run(args: argparse.Namespace) -> int:
     image = slice_rgb(volume, k, window)
     h, w = image.shape[:2]
     if box is not None:
-        x0, y0, x1, y1 = box
-        if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
-            return _fail(f"--box {args.box}: outside the {w}x{h} slice", EXIT_USAGE)
-        box = (max(0, x0), max(0, y0), min(w, x1), min(h, y1))
+        from app.cli.ask_cmd import fit_box
+
+        try:
+            box, note = fit_box(box, args.box, w, h)
+        except ValueError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
 
     if args.device:
         os.environ["CARE_DEVICE"] = args.device  # the segmenters read the shared device policy

@@ -52,7 +52,7 @@ def write_run(record: RunRecord, out_dir: str | Path) -> Path:
                 _write_png(out / name, img)
     path = out / RUN_JSON
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.write_text(json.dumps(record.to_dict(), indent=1, ensure_ascii=False, allow_nan=False), encoding="utf-8")
     tmp.replace(path)  # a reader never sees half a record
     return path
 

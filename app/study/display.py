@@ -21,6 +21,11 @@ def auto_window(values: np.ndarray, name: str = "auto") -> Window:
     v = np.asarray(values)
     if v.size > 2_000_000:  # percentiles of a strided sample are indistinguishable
         v = v.reshape(-1)[:: v.size // 1_000_000]
+    if v.dtype.kind == "f" and not np.isfinite(v).all():
+        # NaN/inf voxels (float NIfTI/MHA) would make every percentile NaN: an all-black image.
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return Window(0.5, 1.0, name)
     lo, hi = np.percentile(v, [0.5, 99.5])
     if hi <= lo:
         lo, hi = float(v.min()), float(v.max())

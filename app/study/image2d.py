@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from .display import default_window
+from .image_header import image_size
+from .limits import over_cap
 from .volume import LoadError, SourceFormat, Volume, Window
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -19,6 +21,9 @@ def read_image2d(path: str) -> Volume | LoadError:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         return LoadError(str(path), f"cannot read file: {exc.strerror or exc}")
+    size = image_size(data[:1 << 18].tobytes())
+    if size is not None and (reason := over_cap(size)):
+        return LoadError(str(path), reason)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         return LoadError(str(path), "not a readable image (corrupt or unsupported format)")

@@ -18,6 +18,7 @@ Callbacks (all optional, called on the loading thread):
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -50,7 +51,22 @@ def _kind(path: str) -> str:
     return "dicom"
 
 
-def _walk(folder: Path) -> list[str]:
+def _special_kind(path: str) -> str | None:
+    """None for a regular file (or a link to one), else what it is. Opening a FIFO blocks
+    until a writer appears and a socket cannot be read at all, so only regular files are
+    ever opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot read file: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("FIFO (named pipe)" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
+            else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file")
+    return f"not a regular file ({kind}); skipped"
+
+
+def _walk(folder: Path, errors: list[LoadError]) -> list[str]:
     out: list[str] = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -60,7 +76,12 @@ def _walk(folder: Path) -> list[str]:
                 continue
             if low.endswith(".gz") and not low.endswith(".nii.gz"):
                 continue
-            out.append(os.path.join(root, name))
+            path = os.path.join(root, name)
+            special = _special_kind(path)
+            if special is not None:
+                errors.append(LoadError(path, special))
+                continue
+            out.append(path)
     return out
 
 
@@ -86,8 +107,10 @@ def load(
     for p in _as_list(paths):
         path = Path(p)
         if path.is_dir():
-            found = _walk(path)
-            if not found:
+            skipped: list[LoadError] = []
+            found = _walk(path, skipped)
+            result.errors.extend(skipped)
+            if not found and not skipped:
                 result.errors.append(LoadError(str(path), "empty folder (no image files found)"))
             for f in found:
                 kind = _kind(f)
@@ -103,7 +126,7 @@ def load(
             else:
                 others.append((kind, str(path)))
         elif path.exists():
-            result.errors.append(LoadError(str(path), "not a regular file or folder"))
+            result.errors.append(LoadError(str(path), _special_kind(str(path)) or "not a regular file or folder"))
         else:
             result.errors.append(LoadError(str(path), "no such file or folder"))
 

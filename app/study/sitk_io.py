@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from .display import default_window
+from .geometry_check import checked_geometry
+from .limits import over_cap
+from .nifti_check import invalid_geometry_fields, nifti_truncation
 from .volume import LoadError, SourceFormat, Volume, Window
 
 EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -54,11 +57,21 @@ def make_right_handed(array: np.ndarray, spacing, origin, direction: np.ndarray)
 def read_sitk(path: str) -> Volume | LoadError:
     import SimpleITK as sitk
 
+    # ITK prints multi-line "WARNING: In .../itkNiftiImageIO.cxx" notes on stderr; what
+    # matters is reported as LoadError / volume warnings instead.
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
         dim = reader.GetDimension()
+        # Checked before Execute allocates: the declared size against the cap, and a
+        # NIfTI's length against its header (ITK may zero-fill a cut file).
+        declared = tuple(reader.GetSize())
+        if (too_big := over_cap(declared[:3])):
+            return LoadError(str(path), too_big)
+        if _format(path) == SourceFormat.NIFTI and (cut := nifti_truncation(str(path))):
+            return LoadError(str(path), cut)
         image = reader.Execute()
     except Exception as exc:  # SimpleITK raises RuntimeError with multi-line text
         return LoadError(str(path), f"cannot read {_format(path).value.upper()} file: {_reason(exc)}")
@@ -91,6 +104,12 @@ def read_sitk(path: str) -> Volume | LoadError:
         array = array.astype(np.float32)
     elif array.dtype == np.bool_:
         array = array.astype(np.uint8)
+    spacing, origin, direction, notes = checked_geometry(spacing, origin, direction)
+    warnings.extend(notes)
+    if _format(path) == SourceFormat.NIFTI:
+        for field in invalid_geometry_fields(str(path)):
+            warnings.append(f"invalid {field} in the header; assumed spacing ({', '.join(f'{v:g}' for v in spacing)}) mm, "
+                            f"origin ({', '.join(f'{v:g}' for v in origin)}) mm")
     array, origin, direction, flipped = make_right_handed(array, spacing, origin, direction)
     if flipped:
         warnings.append("left-handed orientation: slice axis reversed to make it right-handed")

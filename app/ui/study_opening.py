@@ -120,7 +120,11 @@ class StudyOpeningMixin:
             else:
                 self.show_volume(shown)
             n = len(self._volumes)
-            self.status.showMessage(f"Opened {n} series" + (f", {len(result.errors)} item(s) skipped" if result.errors else ""), 8000)
+            message = f"Opened {n} series" + (f", {len(result.errors)} item(s) skipped" if result.errors else "")
+            notes = assumption_notes(self._volumes)
+            for note in notes:
+                log.warning("%s", note)
+            self.status.showMessage(message + notes_suffix(notes), 15000 if notes else 8000)
             self.series_loaded.emit(self.volumes)
             self.view.setFocus()
         else:
@@ -146,7 +150,8 @@ class StudyOpeningMixin:
             text = "Could not open " + ("\n".join(lines) if len(lines) <= 6 else "\n".join(lines[:6]) + f"\n… and {len(lines) - 6} more")
             self._show_failure(text)
         else:
-            self.status.showMessage(f"{len(lines)} item(s) could not be opened (see list)", 10000)
+            suffix = notes_suffix(assumption_notes(list(result.volumes)))
+            self.status.showMessage(f"{len(lines)} item(s) could not be opened (see list)" + suffix, 15000)
         if len(lines) > 1 or result.volumes:
             if self._error_dialog is not None:
                 self._error_dialog.close()
@@ -196,6 +201,20 @@ class StudyOpeningMixin:
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
+
+
+def assumption_notes(volumes: list) -> list[str]:
+    """One line per volume warning that says a header value was unusable and what was
+    assumed instead (invalid spacing/origin/orientation/window), named by its series."""
+    keys = ("assumed", "ignored")
+    return [f"{v.display_name}: {w}" for v in volumes for w in v.warnings if any(k in w for k in keys)]
+
+
+def notes_suffix(notes: list[str]) -> str:
+    """What the loader assumed, for the status bar, as `info` shows it ('' when nothing)."""
+    if not notes:
+        return ""
+    return f"; {notes[0]}" + (f" (+{len(notes) - 1} more)" if len(notes) > 1 else "")
 
 
 def _local_paths(mime) -> list[str]:

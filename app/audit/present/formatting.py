@@ -87,3 +87,19 @@ def sentence(text: str) -> str:
 def names(items) -> str:
     """Evidence types (or any enum values) as 'crop, mask'."""
     return ", ".join(getattr(e, "value", str(e)) for e in items)
+
+
+# C0 controls except tab/newline, DEL, and C1 controls (0x80-0x9f: a lone 0x9b is a CSI on
+# many terminals). Text from files and users may carry them to recolour, retitle or rewrite
+# the terminal, so every print of such text shows them escaped instead.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_CR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def printable(text: object, keep_cr: bool = False) -> str:
+    """``text`` with terminal control characters (ESC, CSI, OSC, BEL, CR, ...) shown as
+    ``\\uXXXX``; newline and tab are kept. The escape is also a valid JSON string escape, so
+    it can be applied to JSON output without breaking it. ``keep_cr`` keeps carriage returns
+    (for the stream-level safety net, so library progress bars still redraw in place)."""
+    pattern = _CONTROLS_BUT_CR if keep_cr else _CONTROLS
+    return pattern.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text))

@@ -7,7 +7,7 @@ from app.pipeline.record import RunRecord
 from app.pipeline.vocab import RunStatus, TieBreak
 
 from .build import build_presentation
-from .formatting import elide
+from .formatting import elide, printable
 from .model import RunPresentation
 
 
@@ -40,4 +40,5 @@ def summary_lines(record: RunRecord, out_dir: Path | None = None,
     lines.extend(f"error: {e}" for e in p.errors)
     if out_dir is not None:
         lines.append(f"record: {out_dir / 'run.json'}")
-    return lines
+    # Questions, answers, entity names and file-derived text may carry terminal escapes.
+    return [printable(ln) for ln in lines]

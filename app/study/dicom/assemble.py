@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..display import default_window
+from ..limits import over_cap
 from ..volume import LoadError, PatientInfo, SourceFormat, Volume, Window
 from .errors import ReadFailure
 from .geometry import Stack
@@ -144,6 +145,10 @@ def build_volume(
 ) -> tuple[Volume | None, list[LoadError]]:
     frames = stack.frames
     first = frames[0]
+    # A series of many files can exceed the cap although each file is small (limits.py).
+    if (too_big := over_cap((first.cols, first.rows, len(frames)), "series declares")):
+        where = os.path.dirname(first.path) or first.path
+        return None, [LoadError(where, too_big, series_uid=first.series_uid)]
     store = SliceStore(frames)
     volume = Volume(
         array=store.array,

@@ -43,3 +43,5 @@ class FrameRef:
     temporal: dict[str, str]  # candidate keys that can separate duplicate positions
     pixel_offset: int | None  # file offset of the first native LE pixel value
     has_modality_lut: bool
+    # Header values that were present but unusable, and what was assumed instead (volume warnings).
+    notes: tuple[str, ...] = ()

@@ -68,6 +68,16 @@ def build_stacks(frames: list[FrameRef]) -> list[Stack]:
     return stacks
 
 
+def _with_notes(stack: Stack) -> Stack:
+    """Header values that were ignored (invalid spacing/window) become volume warnings."""
+    for note in dict.fromkeys(n for f in stack.frames for n in f.notes):
+        stack.warnings.append(note)
+    if any("Spacing" in n or "SliceThickness" in n for f in stack.frames for n in f.notes):
+        sx, sy, sz = stack.spacing
+        stack.warnings.append(f"spacing assumed ({sx:g}, {sy:g}, {sz:g}) mm")
+    return stack
+
+
 def _split_series(members: list[FrameRef]) -> list[Stack]:
     clusters = _orientation_clusters(members)
     parts: dict[tuple, list[FrameRef]] = defaultdict(list)
@@ -82,7 +92,7 @@ def _split_series(members: list[FrameRef]) -> list[Stack]:
     out: list[Stack] = []
     for i, part in enumerate(parts.values()):
         label = f"part {i + 1}/{len(parts)}: {reasons}" if len(parts) > 1 else ""
-        for j, stack in enumerate(_separate_duplicates(part)):
+        for j, stack in enumerate(map(_with_notes, _separate_duplicates(part))):
             if stack.label and label:
                 stack.label = f"{label}, {stack.label}"
             elif label:

@@ -19,6 +19,9 @@ from .attributes import _num, _text
 from .errors import ReadFailure, one_line
 from .frame_ref import FrameRef
 from .multiframe import frames_of
+from .sanity import check_frames
+from .fragments import check_fragments
+from ..limits import over_cap
 
 # Transfer syntaxes whose pixel data we read ourselves (seek + readinto), skipping
 # pydicom's decode machinery: the common case of uncompressed little-endian series.
@@ -121,6 +124,9 @@ def scan_file(path: str) -> list[FrameRef]:
     check_decodable(ts)
     n_frames = max(int(_num(ds, "NumberOfFrames", 1) or 1), 1)
     samples = int(_num(ds, "SamplesPerPixel", 1) or 1)
+    # Declared sizes are checked before anything is allocated for them (limits.py).
+    if (too_big := over_cap((cols, rows, n_frames))):
+        raise ReadFailure(too_big)
     bits_allocated = int(_num(ds, "BitsAllocated", 16) or 16)
     float_pixels = False
     native_offset = None
@@ -135,6 +141,8 @@ def scan_file(path: str) -> list[FrameRef]:
             float_pixels = True
         if ts in NATIVE_LE:
             native_offset = _check_native_length(fp, offset, ts, rows * cols * stored_samples * n_frames, bits_allocated)
+        elif offset >= 0 and ts.is_encapsulated:
+            check_fragments(fp, offset, n_frames, ts.name)
 
     common = dict(
         path=path,
@@ -157,7 +165,9 @@ def scan_file(path: str) -> list[FrameRef]:
         pixel_offset=native_offset,
         has_modality_lut="ModalityLUTSequence" in ds,
     )
-    return frames_of(ds, common)
+    frames = frames_of(ds, common)
+    check_frames(frames)
+    return frames
 
 
 def _check_native_length(fp: Any, offset: int, ts: UID, n_samples: int, bits: int) -> int:

@@ -6,6 +6,7 @@ an Enhanced file and a classic series go through the same split/sort code.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from pydicom.dataset import Dataset
 
 from .attributes import _first, _floats, _num, _text
 from .frame_ref import FrameRef
+from .sanity import positive_or_none, value_notes
 
 # Attributes that can tell apart frames stored at the same position (phases, repeats).
 TEMPORAL_KEYS = ("TemporalPositionIdentifier", "TriggerTime", "AcquisitionNumber", "AcquisitionTime", "ContentTime")
@@ -20,7 +22,7 @@ TEMPORAL_KEYS = ("TemporalPositionIdentifier", "TriggerTime", "AcquisitionNumber
 
 def _window(ds: Dataset | None) -> tuple[float, float] | None:
     c, w = _num(ds, "WindowCenter"), _num(ds, "WindowWidth")
-    if c is None or w is None or w <= 0:
+    if c is None or w is None or not (math.isfinite(c) and math.isfinite(w)) or w <= 0:
         return None
     return (c, w)
 
@@ -28,7 +30,7 @@ def _window(ds: Dataset | None) -> tuple[float, float] | None:
 def _spacing(ds: Dataset | None) -> tuple[float, float] | None:
     for kw in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
         v = _floats(ds, kw, 2)
-        if v and v[0] > 0 and v[1] > 0:
+        if v and math.isfinite(v[0] + v[1]) and v[0] > 0 and v[1] > 0:
             return (v[0], v[1])
     return None
 
@@ -57,14 +59,15 @@ def frames_of(ds: Dataset, common: dict[str, Any]) -> list[FrameRef]:
         common,
         orientation=iop,
         pixel_spacing=_spacing(ds) or (1.0, 1.0),
-        slice_thickness=_num(ds, "SliceThickness"),
-        spacing_between=_num(ds, "SpacingBetweenSlices"),
+        slice_thickness=positive_or_none(_num(ds, "SliceThickness")),
+        spacing_between=positive_or_none(_num(ds, "SpacingBetweenSlices")),
         slope=1.0 if slope is None or slope == 0 else slope,
         intercept=0.0 if intercept is None else intercept,
         window=_window(ds),
         echo=_echo(ds),
         stack="",
         temporal={k: _text(ds, k) for k in TEMPORAL_KEYS},
+        notes=value_notes(ds),
     )
     if n == 1:
         return [FrameRef(frame=0, position=ipp, **base)]
@@ -131,14 +134,15 @@ def _enhanced_frames(ds: Dataset, common: dict[str, Any]) -> list[FrameRef]:
                 orientation=_floats(ori_item, "ImageOrientationPatient", 6) or top_iop,
                 position=_floats(pos_item, "ImagePositionPatient", 3),
                 pixel_spacing=_spacing(meas) or _spacing(ds) or (1.0, 1.0),
-                slice_thickness=_num(meas, "SliceThickness"),
-                spacing_between=_num(meas, "SpacingBetweenSlices"),
+                slice_thickness=positive_or_none(_num(meas, "SliceThickness")),
+                spacing_between=positive_or_none(_num(meas, "SpacingBetweenSlices")),
                 slope=1.0 if not slope else slope,
                 intercept=intercept or 0.0,
                 window=_window(voi) or _window(ds),
                 echo=_text(echo_item, "EffectiveEchoTime") if echo_item is not None else _echo(ds),
                 stack=";".join(stack_parts),
                 temporal={k2: _text(content, k2) if content is not None else "" for k2 in ("FrameAcquisitionNumber",)},
+                notes=value_notes(meas) + value_notes(voi) + (value_notes(ds) if k == 0 else ()),
                 **common,
             )
         )
