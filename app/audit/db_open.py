@@ -16,6 +16,9 @@ from pathlib import Path
 from .errors import AuditDamagedError, AuditStoreError
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+# Only these result codes mean the file itself is damaged; anything else (I/O error, disk full,
+# locked, permission) is a problem of the moment and is reported as such, not as damage.
+_DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")  # extended codes start with these
 BUSY_TIMEOUT_MS = 10_000  # the GUI and a CLI may write at the same time
 
 
@@ -57,7 +60,9 @@ def quick_check(conn: sqlite3.Connection, path: Path) -> None:
     try:
         rows = conn.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
-        raise _damaged(path, str(exc)) from exc
+        if str(getattr(exc, "sqlite_errorname", "") or "").startswith(_DAMAGE_CODES):
+            raise _damaged(path, str(exc)) from exc
+        raise AuditStoreError(f"{path}: cannot open the audit database ({exc})") from exc
     problems = [str(r[0]) for r in rows if str(r[0]) != "ok"]
     if problems:
         more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""

@@ -111,11 +111,14 @@ class AuditStore:
                 result = fn(self._conn)
                 self._conn.execute("COMMIT")
                 return result
-            except BaseException:
+            except BaseException as exc:
                 try:
                     self._conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass  # SQLite already rolled back (e.g. disk full): keep the original error
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    # disk full, I/O error: one line for the user, nothing was recorded
+                    raise AuditStoreError(f"{self.path}: cannot write the audit database ({exc})") from exc
                 raise
 
     # ----- writing ---------------------------------------------------------------------
