@@ -494,15 +494,15 @@ def test_eval_on_a_full_disk_leaves_no_eval_json(shared_data, tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_ask_on_a_full_disk_leaves_no_run_folder_and_records_the_run(tiny_models_dir, ct_dicom_dir, tmp_path,
-                                                                    monkeypatch, capsys):
+                                                                    capsys):
     out = tmp_path / "run"
-    _enospc_after(monkeypatch, allowed=1000)
-    code = main(["ask", str(ct_dicom_dir), "-q", "Is there a mass?", "--profile", "tiny", "--slice", "30",
-                 "--out", str(out), *TOKENS])
+    with pytest.MonkeyPatch.context() as mp:  # only os.write; the isolated data dir stays
+        _enospc_after(mp, allowed=1000)
+        code = main(["ask", str(ct_dicom_dir), "-q", "Is there a mass?", "--profile", "tiny", "--slice", "30",
+                     "--out", str(out), *TOKENS])
     assert code == 2
     one_line_error(capsys.readouterr().err, str(out), "No space left on device", "nothing partial")
     assert not out.exists() and _leftovers(tmp_path) == []
-    monkeypatch.undo()
     with AuditStore() as store:  # SQLite writes are not Python os.write calls: the trail has the run
         (run,) = store.list_runs()
         assert run.status == "completed" and store.verify().ok
