@@ -9,9 +9,11 @@ byte-identical after the refusal.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Callable
 
 from .errors import AuditDamagedError, AuditStoreError
 
@@ -69,9 +71,46 @@ def quick_check(conn: sqlite3.Connection, path: Path) -> None:
         raise _damaged(path, f"quick_check: {' '.join(problems[0].split())}{more}")
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """An intact, WAL-mode, synchronous=FULL connection to the database at ``path`` (created when
-    absent). See :mod:`app.audit.store` for why WAL and FULL.
+def _sidecars(path: Path) -> list[Path]:
+    return [path.with_name(path.name + s) for s in ("", "-wal", "-shm", "-journal")]
+
+
+def _create(path: Path, initialise: Callable[[sqlite3.Connection], object]) -> None:
+    """Create the database complete (schema in place) under a temporary name, then link it to
+    ``path`` without ever replacing a file there. So a database at ``path`` is never the empty
+    file SQLite creates first, and a zero-length file there can only be damage; when two
+    processes create it at once, the first link wins and the other uses that database.
+
+    Raises:
+        OSError, sqlite3.Error: the database cannot be created (nothing is left behind).
+    """
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    for stale in _sidecars(tmp):
+        stale.unlink(missing_ok=True)
+    try:
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            initialise(conn)
+        finally:
+            conn.close()  # the last connection checkpoints: everything is in the main file now
+        try:
+            os.link(tmp, path)  # atomic and never clobbers
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+    finally:
+        for leftover in _sidecars(tmp):
+            leftover.unlink(missing_ok=True)
+
+
+def connect(path: Path, initialise: Callable[[sqlite3.Connection], object]) -> sqlite3.Connection:
+    """An intact, WAL-mode, synchronous=FULL connection to the database at ``path``, created
+    with ``initialise`` (the schema migration) when absent. See :mod:`app.audit.store` for why
+    WAL and FULL.
 
     Raises:
         AuditDamagedError: the existing file is damaged (it is left untouched).
@@ -79,9 +118,12 @@ def connect(path: Path) -> sqlite3.Connection:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AuditStoreError(f"{path}: cannot create the audit database ({exc.strerror or exc})") from exc
-    existed = precheck(path)
+        if not precheck(path):
+            _create(path, initialise)
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise AuditStoreError(f"{path}: cannot create the audit database ({reason})") from exc
+    precheck(path)  # again: what is there now may be another process's database
     conn = None
     try:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly
@@ -89,8 +131,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                                timeout=BUSY_TIMEOUT_MS / 1000)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if existed:
-            quick_check(conn, path)
+        quick_check(conn, path)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise AuditStoreError(f"{path}: cannot enable WAL journaling (got {mode!r})")

@@ -80,7 +80,7 @@ class AuditStore:
         self.path = Path(path) if path is not None else default_db_path()
         self._lock = threading.RLock()
         self._active: set[str] = set()  # runs this process has begun and not finished
-        self._conn = connect(self.path)  # refuses a damaged file, leaving it untouched
+        self._conn = connect(self.path, migrate)  # refuses a damaged file, leaving it untouched
         try:
             self.schema_version = migrate(self._conn)
         except (sqlite3.DatabaseError, OSError, SchemaError) as exc:
@@ -294,7 +294,7 @@ class AuditStore:
             raise AuditStoreError(f"run {run_id}: cannot read the stored record ({exc})") from exc
         if load_images:
             blobs: dict[str, bytes] = {}
-            for name, png, sha in self._query("SELECT name, png, sha256 FROM artifacts WHERE run_id = ?", (run_id,)):
+            for name, png, sha in self._query("SELECT name, CAST(png AS BLOB), sha256 FROM artifacts WHERE run_id = ?", (run_id,)):
                 data = bytes(png)
                 if art.sha256(data) != sha:
                     raise AuditStoreError(f"run {run_id}: artifact {name} does not match its sha256")

@@ -544,3 +544,42 @@ def test_report_refuses_an_existing_file_unless_forced(tmp_path, capsys):
     assert main(["report", record.run_id, "--out", str(out), "--force"]) == 0
     assert out.read_bytes().startswith(b"%PDF") and out.stat().st_size > 1000
     assert [p.name for p in tmp_path.iterdir()] == ["report.pdf"]
+
+
+def test_edited_artifact_bytes_are_named(capsys):
+    records = stored_runs(2)
+    c = attacker()
+    c.execute("DROP TRIGGER artifacts_no_update")
+    c.execute("UPDATE artifacts SET png = substr(png, 1, 40) || zeroblob(8) WHERE run_id = ? AND name = 'slice.png'",
+              (records[1].run_id,))
+    c.close()
+    code, out, _ = _verify_cli(capsys)
+    assert code == 1
+    assert f"FAILED run {records[1].run_id}: artifact slice.png does not match its sha256" in out
+    assert records[0].run_id not in out
+
+
+def test_new_trail_is_never_the_empty_file_sqlite_creates_first(tmp_path):
+    """Creation happens under a temporary name and is linked into place complete, so a zero-length
+    file at the trail's path can only be damage (and two creators share one database)."""
+    from app.audit import db_open
+
+    with AuditStore() as a, AuditStore() as b:
+        assert a.schema_version == b.schema_version
+        record = synthetic_record(55)
+        a.finish_run(record)
+        assert [r.run_id for r in b.list_runs()] == [record.run_id]
+    assert db_path().read_bytes()[:16] == db_open.SQLITE_HEADER
+    assert sorted(p.name for p in db_path().parent.iterdir()) == ["audit.sqlite3"]
+
+
+def test_report_past_the_file_size_limit_leaves_no_pdf(tmp_path):
+    from app.pipeline.run_io import write_run
+
+    folder = tmp_path / "run"
+    write_run(synthetic_record(66), folder)
+    out = tmp_path / "report.pdf"
+    r = run_cli("report", str(folder), "--out", str(out), limit_file_bytes=4096)
+    assert r.returncode == 2, r.stderr
+    one_line_error(r.stderr, str(out), "cannot write the report", "File too large")
+    assert not out.exists() and not list(tmp_path.glob("report.pdf*"))
