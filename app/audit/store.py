@@ -294,7 +294,8 @@ class AuditStore:
             raise AuditStoreError(f"run {run_id}: cannot read the stored record ({exc})") from exc
         if load_images:
             blobs: dict[str, bytes] = {}
-            for name, png, sha in self._query("SELECT name, CAST(png AS BLOB), sha256 FROM artifacts WHERE run_id = ?", (run_id,)):
+            for name, png, sha in self._query(
+                    "SELECT name, CAST(png AS BLOB), sha256 FROM artifacts WHERE run_id = ?", (run_id,)):
                 data = bytes(png)
                 if art.sha256(data) != sha:
                     raise AuditStoreError(f"run {run_id}: artifact {name} does not match its sha256")

@@ -60,7 +60,9 @@ def verify(conn: sqlite3.Connection) -> VerifyReport:
     for run_id, (record_json, digest) in runs.items():
         if sha256(str(record_json).encode("utf-8")) != digest:
             bad(Problem(run_id, "the stored record does not match its record_sha256"))
-        for name, png, sha in conn.execute("SELECT name, CAST(png AS BLOB), sha256 FROM artifacts WHERE run_id = ?", (run_id,)):
+        # CAST: an attacker may have stored the image as TEXT, which would not even decode
+        for name, png, sha in conn.execute(
+                "SELECT name, CAST(png AS BLOB), sha256 FROM artifacts WHERE run_id = ?", (run_id,)):
             if sha256(bytes(png)) != sha:
                 bad(Problem(run_id, f"artifact {name} does not match its sha256"))
     orphans = conn.execute("SELECT DISTINCT run_id FROM artifacts WHERE run_id NOT IN (SELECT run_id FROM runs)")

@@ -135,7 +135,6 @@ def test_damaged_database_is_refused_reported_and_kept_byte_identical(damage, sm
     with pytest.raises(AuditStoreError, match="damaged"):
         AuditStore()
     assert sha_of(path) == before  # kept for forensics, never re-initialised
-    assert path.stat().st_size == len(b"") if damage == "zero-length" else path.stat().st_size > 0
 
 
 def test_gui_run_refuses_on_a_damaged_trail(tiny_pipeline_factory, ct_volume, tmp_path):
@@ -270,11 +269,12 @@ def test_insert_or_replace_is_refused_and_a_forced_one_is_named(capsys):
             c.execute(sql, params)
     c.execute("INSERT OR REPLACE INTO run_starts (run_id, created, question) VALUES (?, 'x', 'forged?')",
               (victim.run_id,))  # ignored: the start row keeps its question
-    assert c.execute("SELECT question FROM run_starts WHERE run_id = ?", (victim.run_id,)).fetchone()[0] == "Question 0?"
+    question = c.execute("SELECT question FROM run_starts WHERE run_id = ?", (victim.run_id,)).fetchone()[0]
+    assert question == "Question 0?"
     # dropping the guard lets REPLACE through, but the chain names the run
     c.execute("DROP TRIGGER artifacts_no_replace")
-    c.execute("INSERT OR REPLACE INTO artifacts (run_id, name, kind, png, sha256) VALUES (?, 'slice.png', 'slice', ?, ?)",
-              (victim.run_id, png, hashlib.sha256(png).hexdigest()))
+    c.execute("INSERT OR REPLACE INTO artifacts (run_id, name, kind, png, sha256) "
+              "VALUES (?, 'slice.png', 'slice', ?, ?)", (victim.run_id, png, hashlib.sha256(png).hexdigest()))
     c.close()
     code, out, _ = _verify_cli(capsys)
     assert code == 1 and f"FAILED run {victim.run_id}: the stored run" in out
