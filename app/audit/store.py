@@ -27,15 +27,13 @@ No Qt here; the GUI calls this from its worker thread (one connection, serialise
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import socket
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -44,68 +42,25 @@ from app.pipeline.vocab import OverrideKind
 from app.study.volume import PatientInfo
 
 from . import artifacts as art
+from . import chain
+from .db_open import connect
+from .errors import AuditDamagedError, AuditStoreError, UnknownRunError
 from .paths import default_db_path
+from .run_rows import (
+    STATUS_IN_PROGRESS,
+    STATUS_INTERRUPTED,
+    LoadedRun,
+    RunSummary,
+    patient_from_json,
+    patient_json,
+    pid_alive,
+)
 from .schema import SchemaError, migrate
+from .verify import VerifyReport, verify
 
-STATUS_INTERRUPTED = "interrupted"  # started, never finished, its process is gone
-STATUS_IN_PROGRESS = "running"  # started, not finished, its process is still alive
-
-_BUSY_TIMEOUT_MS = 10_000  # the GUI and a CLI may write at the same time
-
-
-class AuditStoreError(RuntimeError):
-    """A one-line, user-facing problem with the audit database."""
-
-
-class UnknownRunError(AuditStoreError, KeyError):
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else "unknown run"
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    created: str
-    finished: str
-    status: str  # completed | cancelled | failed | interrupted | running
-    study_uid: str
-    series_uid: str
-    slice_index: int
-    question: str
-    mode: str
-    profile: str
-    final_answer: str
-    parent_run_id: str | None
-    overrides: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class LoadedRun:
-    """A stored run: the record (images re-attached), its overrides and the patient header."""
-
-    record: RunRecord
-    overrides: list[Override]
-    patient: PatientInfo | None
-    parent_run_id: str | None = None
-
-    def __iter__(self) -> Iterator[Any]:  # `record, overrides = store.load_run(id)`
-        return iter((self.record, self.overrides))
-
-
-def _patient_json(patient: PatientInfo | None) -> str:
-    return json.dumps(dataclasses.asdict(patient) if patient is not None else {}, ensure_ascii=False)
-
-
-def _patient_from_json(text: str) -> PatientInfo | None:
-    data = json.loads(text or "{}")
-    if not data:
-        return None
-    known = {f.name for f in dataclasses.fields(PatientInfo)}
-    return PatientInfo(**{k: str(v) for k, v in data.items() if k in known})
-
+__all__ = ["AuditStore", "AuditStoreError", "AuditDamagedError", "UnknownRunError", "RunSummary", "LoadedRun",
+           "STATUS_INTERRUPTED", "STATUS_IN_PROGRESS", "VerifyReport", "persist", "persist_quietly",
+           "record_run_from_dir"]
 
 def _slice_from_source(record: RunRecord) -> np.ndarray | None:
     """The windowed slice re-read from the study (sha256-verified), for a record that carries
@@ -118,26 +73,6 @@ def _slice_from_source(record: RunRecord) -> np.ndarray | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        import psutil  # optional: the only portable check (os.kill(pid, 0) is Ctrl-C on Windows)
-
-        return bool(psutil.pid_exists(pid))
-    except ImportError:
-        pass
-    if os.name != "posix":
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class AuditStore:
     """The audit database. ``path`` defaults to ``$CARE_DATA_DIR`` / the user data dir."""
 
@@ -145,27 +80,14 @@ class AuditStore:
         self.path = Path(path) if path is not None else default_db_path()
         self._lock = threading.RLock()
         self._active: set[str] = set()  # runs this process has begun and not finished
+        self._conn = connect(self.path, migrate)  # refuses a damaged file, leaving it untouched
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is
-            # exactly what the code says (the sqlite3 module's implicit BEGINs are not).
-            self._conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
-            )
-            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise AuditStoreError(f"{self.path}: cannot enable WAL journaling (got {mode!r})")
-            self._conn.execute("PRAGMA synchronous = FULL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
             self.schema_version = migrate(self._conn)
         except (sqlite3.DatabaseError, OSError, SchemaError) as exc:
-            if getattr(self, "_conn", None) is not None:
-                self._conn.close()
+            self._conn.close()
             if isinstance(exc, SchemaError):  # e.g. written by a newer CARE Viewer
                 raise AuditStoreError(f"{self.path}: {exc}") from exc
-            verb = "create" if isinstance(exc, OSError) else "open"
-            raise AuditStoreError(f"{self.path}: cannot {verb} the audit database ({exc})") from exc
+            raise AuditStoreError(f"{self.path}: cannot update the audit database ({exc})") from exc
 
     # ----- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -189,11 +111,14 @@ class AuditStore:
                 result = fn(self._conn)
                 self._conn.execute("COMMIT")
                 return result
-            except BaseException:
+            except BaseException as exc:
                 try:
                     self._conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass  # SQLite already rolled back (e.g. disk full): keep the original error
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    # disk full, I/O error: one line for the user, nothing was recorded
+                    raise AuditStoreError(f"{self.path}: cannot write the audit database ({exc})") from exc
                 raise
 
     # ----- writing ---------------------------------------------------------------------
@@ -248,6 +173,8 @@ class AuditStore:
                 [(record.run_id, name, art.kind_of(record, name), sqlite3.Binary(data), art.sha256(data))
                  for name, data in encoded.items()],
             )
+            chain.append(conn, chain.KIND_RUN, record.run_id, 0, chain.stored_run_digest(conn, record.run_id),
+                         finished)
 
         self._write(write)
         self._active.discard(record.run_id)
@@ -260,7 +187,7 @@ class AuditStore:
             "INSERT OR IGNORE INTO run_starts (run_id, created, study_uid, series_uid, slice_index, question, "
             "mode, profile, parent_run_id, patient_json, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.run_id, record.created, inp.study_uid, inp.series_uid, int(inp.slice_index), record.question,
-             record.mode, record.profile, parent, _patient_json(patient), socket.gethostname(), os.getpid()),
+             record.mode, record.profile, parent, patient_json(patient), socket.gethostname(), os.getpid()),
         )
 
     def append_override(self, run_id: str, kind: OverrideKind | str, detail: Mapping[str, Any] | None = None,
@@ -279,6 +206,8 @@ class AuditStore:
                                (run_id,)).fetchone()[0]
             conn.execute("INSERT INTO overrides (run_id, seq, time, kind, detail_json, who) VALUES (?, ?, ?, ?, ?, ?)",
                          (run_id, seq, now, kind, detail_json, who))
+            chain.append(conn, chain.KIND_OVERRIDE, run_id, int(seq),
+                         chain.override_digest(run_id, int(seq), now, kind, detail_json, who), now)
             return int(seq)
 
         seq = self._write(write)
@@ -295,7 +224,7 @@ class AuditStore:
     def _unfinished_status(self, run_id: str, host: str, pid: int) -> str:
         if run_id in self._active:
             return STATUS_IN_PROGRESS
-        if host == socket.gethostname() and pid != os.getpid() and _pid_alive(pid):
+        if host == socket.gethostname() and pid != os.getpid() and pid_alive(pid):
             return STATUS_IN_PROGRESS
         return STATUS_INTERRUPTED
 
@@ -365,19 +294,32 @@ class AuditStore:
             raise AuditStoreError(f"run {run_id}: cannot read the stored record ({exc})") from exc
         if load_images:
             blobs: dict[str, bytes] = {}
-            for name, png, sha in self._query("SELECT name, png, sha256 FROM artifacts WHERE run_id = ?", (run_id,)):
+            for name, png, sha in self._query(
+                    "SELECT name, CAST(png AS BLOB), sha256 FROM artifacts WHERE run_id = ?", (run_id,)):
                 data = bytes(png)
                 if art.sha256(data) != sha:
                     raise AuditStoreError(f"run {run_id}: artifact {name} does not match its sha256")
                 blobs[name] = data
             art.attach(record, blobs)
-        return LoadedRun(record, self.overrides(run_id), _patient_from_json(patient_json), parent)
+        return LoadedRun(record, self.overrides(run_id), patient_from_json(patient_json), parent)
 
     def artifact(self, run_id: str, name: str) -> bytes:
         rows = self._query("SELECT png FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name))
         if not rows:
             raise UnknownRunError(f"run {run_id} has no artifact {name}")
         return bytes(rows[0][0])
+
+    def verify(self) -> VerifyReport:
+        """Recompute every record/artifact hash and chain link (see :mod:`app.audit.verify`).
+
+        Raises:
+            AuditStoreError: the database cannot be read.
+        """
+        with self._lock:
+            try:
+                return verify(self._conn)
+            except sqlite3.DatabaseError as exc:
+                raise AuditStoreError(f"{self.path}: cannot read the audit database ({exc})") from exc
 
     def integrity_check(self) -> str:
         return str(self._query("PRAGMA integrity_check")[0][0])

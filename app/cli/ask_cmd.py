@@ -11,6 +11,7 @@ from typing import Any
 HELP = "answer a question about one slice with the CARE pipeline and write an auditable run record"
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
+EXIT_AUDIT = 5  # the audit trail cannot record the run (damaged, unwritable, full): nothing was run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a clinician box in slice pixels (repeatable); segmented with the box route")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--max-new-tokens", type=int, help="generation budget per answer (default: the backend's)")
-    p.add_argument("--out", type=Path, help="output folder (default: ./care-run-YYYYmmdd-HHMMSS)")
+    p.add_argument("--out", type=Path, help="output folder (default: ./care-run-YYYYmmdd-HHMMSS); "
+                   "refused when it exists and is not empty, unless --force")
+    p.add_argument("--force", action="store_true", help="replace the contents of a non-empty --out folder")
     add_remote_arguments(p)
 
 
@@ -239,23 +242,76 @@ def run(args: argparse.Namespace) -> int:
     if refused:
         return _fail(refused, EXIT_USAGE)
 
-    out_dir = args.out or Path.cwd() / datetime.now().strftime("care-run-%Y%m%d-%H%M%S")
+    out_dir = args.out or _default_out_dir()
+    if not args.force and _non_empty(out_dir):
+        return _fail(f"--out {out_dir}: the folder exists and is not empty (pass --force to replace it)", EXIT_USAGE)
+
+    from app.audit.errors import AuditStoreError
+    from app.audit.run_observer import AuditRunObserver
+    from app.audit.store import AuditStore
+
+    # The trail is opened, and the run's start row committed (observer.on_started), before any
+    # model runs: a run that cannot be audited is refused, and a run killed later is listed.
     try:
-        pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
-        strategy = strategy_for(args.mode, pipeline, eager=True, uncertainty_threshold=args.uncertainty_threshold)
-        pipeline.check_weights()
-        record = pipeline.run(volume, k, args.question, window=window, strategy=strategy,
-                              progress=_progress, boxes=boxes)
-    except WeightsMissingError as exc:
-        return _fail(str(exc), EXIT_WEIGHTS_MISSING)
-    except PipelineError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    try:
-        write_run(record, out_dir)
-    except OSError as exc:
-        return _fail(f"{out_dir}: cannot write the run record ({exc})", EXIT_UNREADABLE)
-    from app.audit.store import persist_quietly
-    if (note := persist_quietly(record, patient=volume.patient)):
-        print(f"warning: {note}", file=sys.stderr)
+        store = AuditStore()
+    except AuditStoreError as exc:
+        return _fail(f"{exc}; no run was started", EXIT_AUDIT)
+    with store:
+        observer = AuditRunObserver(store, volume.patient, None, _progress)
+        try:
+            pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
+            strategy = strategy_for(args.mode, pipeline, eager=True,
+                                    uncertainty_threshold=args.uncertainty_threshold)
+            pipeline.check_weights()
+            record = pipeline.run(volume, k, args.question, window=window, strategy=strategy,
+                                  observer=observer, boxes=boxes)
+        except AuditStoreError as exc:
+            return _fail(f"the audit trail cannot record the run start ({exc}); no model was run", EXIT_AUDIT)
+        except WeightsMissingError as exc:
+            if observer.record is not None:  # weights vanished mid-run: close the started run as failed
+                _finish(store, observer.record, volume.patient)
+            return _fail(str(exc), EXIT_WEIGHTS_MISSING)
+        except PipelineError as exc:
+            return _fail(str(exc), EXIT_USAGE)
+        try:
+            write_run(record, out_dir)
+        except OSError as exc:
+            _finish(store, record, volume.patient)  # the trail still gets the run
+            return _fail(f"{out_dir}: cannot write the run record ({exc.strerror or exc}); "
+                         "nothing partial was left there", EXIT_UNREADABLE)
+        if (note := _finish(store, record, volume.patient)):
+            return _fail(note, EXIT_AUDIT)
     print(format_summary(record, out_dir))
     return EXIT_OK if record.status == RunStatus.COMPLETED else EXIT_USAGE
+
+
+def _finish(store: Any, record: Any, patient: Any) -> str | None:
+    """Record the finished run; None, or the one-line reason it could not be (the run stays
+    listed as interrupted, its start row having been committed)."""
+    import sqlite3
+
+    from app.audit.errors import AuditStoreError
+
+    try:
+        store.finish_run(record, patient=patient)
+    except (AuditStoreError, OSError, ValueError, sqlite3.Error) as exc:
+        return f"run {record.run_id} could not be finished in the audit trail ({exc}); it is listed as interrupted"
+    return None
+
+
+def _default_out_dir() -> Path:
+    """./care-run-YYYYmmdd-HHMMSS, with -2, -3, ... when two runs start within one second."""
+    base = Path.cwd() / datetime.now().strftime("care-run-%Y%m%d-%H%M%S")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def _non_empty(path: Path) -> bool:
+    if not path.exists():
+        return False
+    if not path.is_dir():
+        return True  # a file where the folder should go: replacing it needs --force too
+    return any(path.iterdir())

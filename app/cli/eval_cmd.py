@@ -255,7 +255,11 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
         if record.errors:
             r.error = "; ".join(record.errors)
         if args.out:
-            write_run(record, args.out / "runs" / f"{i:05d}")
+            folder = args.out / "runs" / f"{i:05d}"
+            try:
+                write_run(record, folder)
+            except OSError as exc:
+                raise OutputError(folder, exc) from exc
         print(f"[{i + 1}/{len(items)}] {r.answer_type:<6} {'ok ' if r.correct else 'err'}  "
               f"pred={r.prediction!r} truth={r.answer!r}", file=sys.stderr, flush=True)
 
@@ -364,12 +368,29 @@ def _case_name(image: str) -> str:
     return name[-32:]
 
 
+class OutputError(Exception):
+    """An --out file could not be written (disk full, unwritable); nothing partial was left."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        super().__init__(f"{path}: cannot write ({exc.strerror or exc}); no partial file was left")
+
+
 def _write_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    """eval.json, all or nothing (temp file, fsync, rename).
+
+    Raises:
+        OutputError: it could not be written.
+    """
+    from app.pipeline.run_io import write_bytes_atomic
+
     if not args.out:
         return
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "eval.json"
-    path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, json.dumps(summary, indent=1).encode("utf-8"))
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
     print(f"results: {path}")
 
 
@@ -392,4 +413,7 @@ def run(args: argparse.Namespace) -> int:
         load_profile(args.profile)
     except (KeyError, OSError, ValueError) as exc:
         return _fail(str(exc).strip('"'), EXIT_USAGE)
-    return run_seg(args, items) if args.seg else run_vqa(args, items)
+    try:
+        return run_seg(args, items) if args.seg else run_vqa(args, items)
+    except OutputError as exc:
+        return _fail(str(exc), EXIT_UNREADABLE)

@@ -7,13 +7,16 @@ import sys
 
 HELP = "list the CARE runs recorded in the audit trail (newest first)"
 
-EXIT_OK, EXIT_UNREADABLE = 0, 2
+EXIT_OK, EXIT_TAMPERED, EXIT_UNREADABLE = 0, 1, 2
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", metavar="UID", help="only runs on this study instance UID")
     p.add_argument("--json", action="store_true", help="machine-readable output (one JSON array)")
     p.add_argument("--limit", type=int, metavar="N", help="show at most N runs")
+    p.add_argument("--verify", action="store_true",
+                   help="recompute every record, artifact and chain hash; exit 0 when intact, 1 naming each run "
+                        "that fails")
 
 
 def format_table(runs: list) -> str:
@@ -34,9 +37,35 @@ def format_table(runs: list) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
 
 
+def verify(args: argparse.Namespace) -> int:
+    """``--verify``: one line per problem (naming the run), then the verdict and the chain head."""
+    from app.audit.store import AuditStore, AuditStoreError
+
+    try:
+        with AuditStore() as store:
+            report = store.verify()
+            path = store.path
+    except AuditStoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    for problem in report.problems:
+        print(f"FAILED {problem.line()}")
+    since = f", chained since {report.chain_started}" if report.chain_started else ""
+    if report.ok:
+        print(f"audit trail intact: {report.runs} run(s), {report.overrides} override(s){since}; "
+              f"chain head {report.head} ({path})")
+        return EXIT_OK
+    failed = report.failed_runs()
+    print(f"audit trail FAILED verification: {len(failed)} run(s) affected, {len(report.problems)} problem(s) "
+          f"({path})", file=sys.stderr)
+    return EXIT_TAMPERED
+
+
 def run(args: argparse.Namespace) -> int:
     from app.audit.store import AuditStore, AuditStoreError
 
+    if args.verify:
+        return verify(args)
     try:
         with AuditStore() as store:
             runs = store.list_runs(args.study)

@@ -14,7 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", metavar="RUN",
                    help="a run id (or a unique prefix) from `care-viewer history`, or a run folder / run.json "
                         "written by `care-viewer ask --out DIR`")
-    p.add_argument("--out", "-o", type=Path, required=True, metavar="FILE.pdf", help="the PDF to write")
+    p.add_argument("--out", "-o", type=Path, required=True, metavar="FILE.pdf",
+                   help="the PDF to write (refused when it exists, unless --force)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
     p.add_argument("--deidentify", action="store_true",
                    help="leave out the patient's name, ID, birth date, accession, institution, UIDs and file paths")
     p.add_argument("--page-size", choices=("A4", "Letter"), default="A4", type=_page_size,
@@ -66,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.out.suffix.lower() != ".pdf":
         return _fail(f"--out {args.out}: the report is a PDF; name the file *.pdf", EXIT_USAGE)
+    if args.out.exists() and not args.force:  # a signed-off report is not silently replaced
+        return _fail(f"--out {args.out}: the file exists (pass --force to replace it)", EXIT_USAGE)
+    if args.out.is_dir():
+        return _fail(f"--out {args.out}: is a folder, not a file", EXIT_USAGE)
     try:
         path = build_report(record, args.out, overrides=overrides, page_size=args.page_size,
                             deidentify=args.deidentify, patient=patient)

@@ -120,14 +120,18 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
+    from app.pipeline.run_io import write_bytes_atomic
+
     out = Path(args.out)
     try:
+        ok, buf = cv2.imencode(out.suffix or ".png", np.where(result.mask, 255, 0).astype(np.uint8))
+        if not ok:
+            raise OSError(f"cannot encode a {out.suffix or '.png'} image")
         out.parent.mkdir(parents=True, exist_ok=True)
-        ok = cv2.imwrite(str(out), np.where(result.mask, 255, 0).astype(np.uint8))
+        write_bytes_atomic(out, buf.tobytes())  # all or nothing: never a 0-byte or cut mask
     except (OSError, cv2.error) as exc:
-        return _fail(f"{out}: cannot write the mask ({exc})", EXIT_USAGE)
-    if not ok:
-        return _fail(f"{out}: cannot write the mask (unwritable path or unsupported extension)", EXIT_USAGE)
+        reason = getattr(exc, "strerror", None) or exc
+        return _fail(f"{out}: cannot write the mask ({reason}); no partial file was left", EXIT_USAGE)
 
     if args.json:
         payload = result.to_dict()

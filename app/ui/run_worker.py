@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from app.pipeline.lifecycle import NullObserver
+from app.audit.run_observer import AuditRunObserver
 from app.pipeline.record import MaskRecord, RunRecord
 from app.pipeline.segmentation.service import image_key
 from app.pipeline.strategies import RunStrategy, strategy_for
@@ -138,22 +138,12 @@ class RunOutcome:
     parent_run_id: str | None = None
 
 
-class _AuditObserver(NullObserver):
-    """Commits the fresh record to the audit store before any model runs (crash-visible: an
-    interrupted run is still listed) and forwards progress to the GUI."""
-
-    def __init__(self, store: Any, patient: PatientInfo | None, parent: str | None,
-                 report: Callable[[Progress], None]) -> None:
-        self.store, self.patient, self.parent, self.report = store, patient, parent, report
-        self.record: RunRecord | None = None
-
-    def on_started(self, record: RunRecord) -> None:
-        self.record = record
-        if self.store is not None:
-            self.store.begin_run(record, patient=self.patient, parent_run_id=self.parent)
-
-    def on_progress(self, stage: Stage, message: str, fraction: float) -> None:
-        self.report(Progress(stage, message, float(fraction)))
+def _audit_observer(store: Any, patient: PatientInfo | None, parent: str | None,
+                    report: Callable[[Progress], None]) -> AuditRunObserver:
+    """The shared Qt-free audit observer (start row before any model runs), reporting
+    :class:`Progress` items to the GUI."""
+    return AuditRunObserver(store, patient, parent,
+                            lambda stage, message, fraction: report(Progress(stage, message, fraction)))
 
 
 def friendly_errors(record: RunRecord) -> list[str]:
@@ -200,7 +190,7 @@ def run_task(
             return RunOutcome(None, f"The audit trail cannot be opened, so no run was started: {exc}", "audit",
                               parent_run_id=parent)
 
-    observer = _AuditObserver(store, patient, parent, report)
+    observer = _audit_observer(store, patient, parent, report)
     try:
         with pipelines.lock(request.profile):
             record = pipe.run(
