@@ -194,8 +194,11 @@ def run(args: argparse.Namespace) -> int:
         pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
         strategy = strategy_for(args.mode, pipeline, eager=True, uncertainty_threshold=args.uncertainty_threshold)
         pipeline.check_weights()
-        record = pipeline.run(volume, k, args.question, window=window, strategy=strategy,
-                              progress=_progress, boxes=boxes)
+        from app.cli.interrupt import cancel_on_sigint
+
+        with cancel_on_sigint() as interrupted:  # Ctrl-C: the run ends as cancelled, its record kept
+            record = pipeline.run(volume, k, args.question, window=window, strategy=strategy,
+                                  progress=_progress, boxes=boxes, cancel=interrupted.is_set)
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)
     except PipelineError as exc:

@@ -296,6 +296,8 @@ class ChatClient:
                 return _Response(status, data, attempt, waits)
             except _Failure as failure:
                 last = failure
+            if last.retryable and time.monotonic() >= deadline:
+                raise self._final(last.error, attempt, deadline_hit=True)
             if not last.retryable or attempt > self.max_retries:
                 raise self._final(last.error, attempt)
             if last.retry_after is not None:
@@ -405,7 +407,7 @@ class ChatClient:
         """The error for an attempt the guard stopped: cancelled, or out of time."""
         if reason == "cancelled":
             return RemoteCancelled(f"remote endpoint {self.endpoint}: request cancelled by the user")
-        return fail("timeout", f"no complete reply within {max(seconds, 0.0):.3g} s", True)
+        return fail("timeout", f"no complete reply within {round(max(seconds, 0.0), 1):g} s", True)
 
     def _transport_failure(self, exc: Exception, fail: Callable[..., _Failure]) -> _Failure:
         """A failed connect/send/read as a typed, one-line failure (and whether to retry)."""
