@@ -334,3 +334,21 @@ def test_models_list_of_the_shipped_manifest_resolves_no_host(monkeypatch, capsy
     assert main(["models", "list", "--json"]) == 0
     out = capsys.readouterr().out
     assert "api.openai.com" in out  # the endpoint is listed, not contacted
+
+
+# --- the cap is a profile option ------------------------------------------------------------------
+def test_max_response_bytes_is_a_validated_profile_option(tmp_path):
+    from app.pipeline.profiles import ProfileError, load_profile
+
+    with HostileChatServer("flood_chunked", flood_bytes=64 * 1024 * 1024) as srv:
+        manifest = _manifest(tmp_path, srv.base_url, max_response_bytes=200_000, max_retries=0)
+        backend = RemoteVLMBackend(load_profile("dept", manifest).get("vqa"))
+        assert backend.client.max_response_bytes == 200_000
+        with pytest.raises(RemoteError) as ei:
+            backend.generate([VLMRequest([], "Global evidence?")])
+        assert ei.value.kind == "too_large" and "200000-byte limit" in str(ei.value)
+    for bad, why in ((0, "must be greater than 0"), ("8MB", "must be an integer")):
+        path = _manifest(tmp_path, "http://127.0.0.1:9/v1", max_response_bytes=bad)
+        with pytest.raises(ProfileError) as ei:
+            load_profile("dept", path)
+        assert "max_response_bytes" in str(ei.value) and why in str(ei.value), str(ei.value)
