@@ -352,3 +352,13 @@ def test_max_response_bytes_is_a_validated_profile_option(tmp_path):
         with pytest.raises(ProfileError) as ei:
             load_profile("dept", path)
         assert "max_response_bytes" in str(ei.value) and why in str(ei.value), str(ei.value)
+
+
+def test_cancel_stops_a_tls_handshake_that_never_completes():
+    """An https endpoint that accepts and then says nothing: the handshake, too, answers to cancel."""
+    with HostileChatServer("hang_before_headers") as srv:
+        flag = threading.Event()
+        threading.Timer(0.5, flag.set).start()
+        client = ChatClient(f"https://127.0.0.1:{srv.port}/v1", srv.model, timeout_s=60)
+        err, seconds = _chat_error(client, cancel=flag.is_set)
+        assert err.kind == "cancelled" and seconds <= 0.5 + 1.0, seconds

@@ -345,7 +345,8 @@ class ChatClient:
         guard = AttemptGuard(min(deadline, started + self.timeout_s), cancel)
         conn: http.client.HTTPConnection
         if ep.scheme == "https":
-            conn = http.client.HTTPSConnection(ep.host, ep.port, timeout=self.timeout_s, context=self._ssl)
+            conn = _GuardedHTTPSConnection(ep.host, ep.port, timeout=self.timeout_s, context=self._ssl)
+            conn.guard = guard
         else:
             conn = http.client.HTTPConnection(ep.host, ep.port, timeout=self.timeout_s)
         # The connect phase, too, answers to the guard (a host that never completes the handshake).
@@ -428,6 +429,20 @@ class ChatClient:
         if isinstance(exc, (http.client.HTTPException, ssl.SSLError, OSError)):
             return fail("connection_refused", f"connection failed ({exc.__class__.__name__}: {exc})", True)
         raise exc
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPSConnection whose TLS handshake the guard can stop too: wrapping detaches the raw
+    socket the guard held, so the TLS socket is handed to the guard before the handshake."""
+
+    guard: AttemptGuard
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # TCP, through the guarded _create_connection
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            self.sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.guard.watch(self.sock)
+        self.sock.do_handshake()
 
 
 def _error_detail(body: bytes) -> str:
