@@ -360,3 +360,29 @@ def test_cancel_stops_a_tls_handshake_that_never_completes():
         client = ChatClient(f"https://127.0.0.1:{srv.port}/v1", srv.model, timeout_s=60)
         err, seconds = _chat_error(client, cancel=flag.is_set)
         assert err.kind == "cancelled" and seconds <= 0.5 + 1.0, seconds
+
+
+@pytest.mark.slow
+def test_cli_ask_against_a_600_mb_flood_fails_without_growing(tmp_path, monkeypatch, ct_dicom_dir):
+    """End to end: `ask --profile` meets a 600 MB chunked reply; the run fails with one line
+    naming the endpoint and the cap, and the CLI's peak memory stays far below the flood."""
+    from app.pipeline.run_io import read_run
+
+    with HostileChatServer("flood_chunked", flood_bytes=600 * 1024 * 1024) as srv:
+        manifest = _manifest(tmp_path, srv.base_url, timeout_s=60, deadline_s=120)
+        out = tmp_path / "run"
+        code = (
+            "import sys\n"
+            "from app.cli.main import main\n"
+            f"sys.exit(main(['ask', {str(ct_dicom_dir)!r}, '-q', 'Is there a mass?', '--profile', 'dept',"
+            f" '--out', {str(out)!r}, '--yes-send-images']))\n"
+        )
+        monkeypatch.setenv("CARE_MANIFEST", str(manifest))
+        rc, peak_mb, err = _child_peak_rss_mb(code)
+        print(f"ask against the flood: peak RSS {peak_mb:.0f} MB, {srv.bytes_sent / 1e6:.0f} MB sent")
+    assert rc == 1 and "Traceback" not in err, err
+    record = read_run(out)
+    assert record.status == "failed"
+    (line,) = [e for e in record.errors if "byte limit" in e]
+    assert srv.base_url in line and "max_response_bytes" in line and "\n" not in line
+    assert peak_mb < 1000, f"peak RSS {peak_mb:.0f} MB"
