@@ -263,8 +263,11 @@ def run(args: argparse.Namespace) -> int:
             strategy = strategy_for(args.mode, pipeline, eager=True,
                                     uncertainty_threshold=args.uncertainty_threshold)
             pipeline.check_weights()
-            record = pipeline.run(volume, k, args.question, window=window, strategy=strategy,
-                                  observer=observer, boxes=boxes)
+            from app.cli.interrupt import cancel_on_sigint
+
+            with cancel_on_sigint() as interrupted:  # Ctrl-C: the run ends as cancelled, its record kept
+                record = pipeline.run(volume, k, args.question, window=window, strategy=strategy,
+                                      observer=observer, boxes=boxes, cancel=interrupted.is_set)
         except AuditStoreError as exc:
             return _fail(f"the audit trail cannot record the run start ({exc}); no model was run", EXIT_AUDIT)
         except WeightsMissingError as exc:

@@ -14,9 +14,12 @@ EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="models_command", metavar="{list,fetch,import,verify}")
     p = sub.add_parser("list", help="every profile and model: installed or not, sizes, VRAM, path, revision")
-    p.add_argument("--profile", help="only this profile")
+    p.add_argument("--profile", help="only this profile (and health-check its remote endpoints)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--no-check", action="store_true", help="do not contact remote endpoints (no health check)")
+    # Listing is offline by default: a plain `models list` must not tell a hosted API (or the
+    # DNS resolver) that this machine exists. Contacting endpoints is an explicit request.
+    p.add_argument("--check", action="store_true", help="health-check the remote endpoints of every listed profile")
+    p.add_argument("--no-check", action="store_true", help="with --profile: do not contact its remote endpoints")
     p.add_argument("--timeout", type=float, default=3.0, metavar="S",
                    help="health-check timeout per remote endpoint in seconds (default 3)")
 
@@ -133,7 +136,7 @@ def _health(states: list, timeout_s: float) -> dict[str, dict]:
 
 def _health_text(h: dict | None) -> str:
     if h is None:
-        return "not checked"
+        return "not checked (--check or --profile to contact it)"
     if not h["reachable"]:
         return f"UNREACHABLE: {h['error']}"
     serves = "" if h["serves_model"] in (None, True) else ", but does not serve this model"
@@ -149,7 +152,8 @@ def _list(args: argparse.Namespace) -> int:
     chosen = [_pick(profs, args.profile)] if args.profile else list(profs.values())
     out = []
     all_states = {prof.name: profile_states(prof, base) for prof in chosen}
-    health = {} if args.no_check else _health([s for st in all_states.values() for s in st], args.timeout)
+    check = args.check or (bool(args.profile) and not args.no_check)
+    health = _health([s for st in all_states.values() for s in st], args.timeout) if check else {}
     for prof in chosen:
         states = all_states[prof.name]
         models = []

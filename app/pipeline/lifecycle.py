@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
+from .cancellation import cancel_scope
 from .record import RunRecord, utc_now
 from .types import Box, Cancelled, PipelineError, Stage, WeightsMissingError
 from .vocab import RunStatus
@@ -85,7 +86,8 @@ def execute_run(
     obs.on_started(record)
     try:
         pipeline.check_weights()
-        strategy.run(ctx)
+        with cancel_scope(cancel):  # lets a remote request in flight see the flag (app.pipeline.cancellation)
+            strategy.run(ctx)
         record.status = RunStatus.COMPLETED
     except WeightsMissingError as exc:
         record.status = RunStatus.FAILED

@@ -70,6 +70,8 @@ class RemoteOptions:
     temperature: float = 0.0
     logprobs: bool = True
     top_logprobs: int = 0
+    # Largest reply accepted (bytes): a bigger one is refused without being read into memory.
+    max_response_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,9 @@ def _type_name(tp: Any) -> str:
             dict: "a table", list: "an array"}.get(origin, getattr(origin, "__name__", str(origin)))
 
 
+_POSITIVE = frozenset({"max_response_bytes"})  # a zero or negative cap would refuse every reply
+
+
 def option_problems(kind: BackendKind, role: Role, options: dict[str, Any]) -> list[str]:
     """One phrase per option ``kind`` does not know in ``role``, or of the wrong type."""
     allowed = allowed_options(kind, role)
@@ -142,6 +147,8 @@ def option_problems(kind: BackendKind, role: Role, options: dict[str, Any]) -> l
             problems.append(f"unknown option {key!r} for backend {kind.value!r}; known: {', '.join(sorted(allowed))}")
         elif not _type_ok(value, allowed[key]):
             problems.append(f"option {key!r} must be {_type_name(allowed[key])}, not {value!r}")
+        elif key in _POSITIVE and value <= 0:
+            problems.append(f"option {key!r} must be greater than 0, not {value!r}")
     return problems
 
 

@@ -247,7 +247,8 @@ class RunHandle:
         return self
 
     def cancel(self) -> None:
-        """Stop at the next stage boundary (the engine polls between stages)."""
+        """Stop the run: a remote request in flight within ~0.1 s (the flag reaches the remote
+        client through execute_run's cancel scope), a local model at the next stage boundary."""
         self.cancel_event.set()
 
     @property

@@ -112,7 +112,7 @@ def test_models_list_shows_endpoints_and_health(tmp_path, monkeypatch, experts, 
              f'repo_id = "m"\nendpoint = "http://127.0.0.1:{closed_port}/v1"\n')
     monkeypatch.setenv("CARE_MANIFEST", str(write_manifest(tmp_path / "p.toml", experts, coord_server,
                                                            extra_profiles=extra)))
-    assert main(["models", "list", "--json", "--timeout", "2"]) == 0
+    assert main(["models", "list", "--json", "--check", "--timeout", "2"]) == 0  # offline without --check
     data = json.loads(capsys.readouterr().out)
     profiles = {p["name"]: p for p in data["profiles"]}
     loop = {"+".join(m["roles"]): m for m in profiles["loop"]["models"]}

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from app.pipeline.cancellation import current_cancel
 from app.pipeline.profiles import ModelSpec
 from app.pipeline.remote.chat_schema import (
     ChatResult,
@@ -30,7 +31,7 @@ from app.pipeline.remote.chat_schema import (
     user_message,
 )
 from app.pipeline.remote.consent import ConsentStore
-from app.pipeline.remote.errors import RemoteError
+from app.pipeline.remote.errors import RemoteCancelled, RemoteError
 from app.pipeline.remote.http_client import ChatClient, model_matches
 from app.pipeline.remote.backend import client_from_spec
 from app.pipeline.types import ModelInfo
@@ -69,7 +70,8 @@ class RemoteCoordinatorBackend:
     # ------------------------------------------------------------------ transport
     def _chat(self, messages: Sequence[Message], schema: dict[str, Any], name: str, max_new_tokens: int) -> ChatResult:
         """One chat call; like ChatClient.chat, but with the token/temperature parameters the
-        endpoint accepts (see the module docstring)."""
+        endpoint accepts (see the module docstring). The run's cancel flag stops it in flight.
+        Raises RemoteError (RemoteCancelled on cancel)."""
         client = self.client
         payload: dict[str, Any] = {"model": client.model, "messages": list(messages), "stream": False,
                                    self.token_param: int(max_new_tokens)}
@@ -79,7 +81,7 @@ class RemoteCoordinatorBackend:
             payload["response_format"] = json_schema_format(schema, name)
         payload.update(self.extra_body)
         start = time.monotonic()
-        resp = client._call("POST", client.endpoint.path("chat/completions"), payload)
+        resp = client._call("POST", client.endpoint.path("chat/completions"), payload, current_cancel())
         parsed = parse_chat_completion(resp.body, client.url)
         if client.check_model and not model_matches(client.model, parsed.model):
             raise RemoteError("model_mismatch", f"remote endpoint {client.url}: answered with model "
@@ -110,6 +112,8 @@ class RemoteCoordinatorBackend:
         for _ in (1, 2):
             try:
                 result = self._chat(messages, schema, name, max_new_tokens)
+            except RemoteCancelled:
+                raise  # the user's cancel ends the run, it is not a coordinator failure to fall back from
             except RemoteError as exc:
                 raise CoordinatorFailure(exc.kind, str(exc), attempts) from exc
             if result.refusal:

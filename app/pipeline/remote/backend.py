@@ -12,11 +12,12 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Sequence
 
+from app.pipeline.cancellation import CancelFn, current_cancel
 from app.pipeline.profile_options import RemoteOptions, typed_options
 from app.pipeline.profiles import ModelSpec
 from app.pipeline.remote.chat_schema import ChatResult, Message, redact_images, system_message, user_message
 from app.pipeline.remote.consent import ConsentStore
-from app.pipeline.remote.errors import RemoteError
+from app.pipeline.remote.errors import RemoteCancelled, RemoteError
 from app.pipeline.remote.images import png_data_url
 from app.pipeline.remote.http_client import ChatClient, model_matches
 from app.pipeline.remote.secrets import ApiKeyRef
@@ -67,6 +68,7 @@ def client_from_spec(spec: ModelSpec, consent: ConsentStore | None = None) -> Ch
         consent=consent,
         ca_file=str(opts.ca_file) if opts.ca_file else None,
         check_model=bool(opts.check_model),
+        max_response_bytes=int(opts.max_response_bytes),
     )
 
 
@@ -104,7 +106,7 @@ class RemoteVLMBackend:
     def needs_consent(self) -> bool:
         return not self.client.consent.has_consent(self.client.url)
 
-    def verify_served_model(self) -> None:
+    def verify_served_model(self, cancel: CancelFn | None = None) -> None:
         """Once per backend: does ``GET /models`` list the configured model? Servers without
         that route are checked per reply instead (the response's ``model`` field)."""
         if not self.client.check_model:
@@ -113,7 +115,7 @@ class RemoteVLMBackend:
             if self._models_checked:
                 return
             try:
-                served = self.client.list_models()
+                served = self.client.list_models(cancel)
             except RemoteError as exc:
                 if exc.kind not in ("http_error", "malformed_response"):
                     raise
@@ -126,7 +128,7 @@ class RemoteVLMBackend:
                 )
             self._models_checked = True
 
-    def _one(self, messages: list[Message], max_new_tokens: int) -> tuple[ChatResult, float]:
+    def _one(self, messages: list[Message], max_new_tokens: int, cancel: CancelFn | None) -> tuple[ChatResult, float]:
         start = time.monotonic()
         result = self.client.chat(
             messages,
@@ -134,31 +136,49 @@ class RemoteVLMBackend:
             temperature=self.temperature,
             logprobs=self.logprobs,
             top_logprobs=self.top_logprobs,
+            cancel=cancel,
         )
         return result, time.monotonic() - start
 
     def generate(self, requests: Sequence[VLMRequest], max_new_tokens: int = 512) -> list[Generation]:
+        """Raises RemoteError (RemoteCancelled when the run is cancelled meanwhile), PipelineError."""
         if not requests:
             return []
         if any(r.images for r in requests):
             self.client.consent.require(self.client.url)  # before any encoding or socket
-        self.verify_served_model()
+        user_cancel = current_cancel()  # the run's flag (GUI Cancel, CLI Ctrl-C); read in this thread
+        self.verify_served_model(user_cancel)
+        # One failed pass ends the whole call, so its siblings in flight stop too, not at their deadline.
+        sibling_failed = threading.Event()
+
+        def cancel() -> bool:
+            return sibling_failed.is_set() or (user_cancel is not None and bool(user_cancel()))
+
+        def one(messages: list[Message]) -> tuple[ChatResult, float]:
+            try:
+                return self._one(messages, max_new_tokens, cancel)
+            except BaseException:
+                sibling_failed.set()
+                raise
+
         workers = min(self.max_concurrency, len(requests))
         if workers == 1:
             urls = _encode_distinct(requests, None)
             all_messages = [request_messages(r, urls) for r in requests]
-            outcomes = [self._one(m, max_new_tokens) for m in all_messages]
+            outcomes = [self._one(m, max_new_tokens, user_cancel) for m in all_messages]
         else:
             with ThreadPoolExecutor(workers, thread_name_prefix="care-remote") as pool:
                 urls = _encode_distinct(requests, pool)
                 all_messages = [request_messages(r, urls) for r in requests]
-                futures = [pool.submit(self._one, m, max_new_tokens) for m in all_messages]
+                futures = [pool.submit(one, m) for m in all_messages]
                 done, pending = wait(futures, return_when=FIRST_EXCEPTION)
                 for f in pending:  # after a failure, do not start requests still queued
                     f.cancel()
-                for f in futures:  # raise the first failure in request order
-                    if f.done() and not f.cancelled() and f.exception() is not None:
-                        raise f.exception()  # type: ignore[misc]
+                wait(futures)  # the siblings in flight see sibling_failed and stop within ~0.1 s
+                # The first real failure in request order; a sibling stopped because of it says less.
+                errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+                if errors:
+                    raise next((e for e in errors if not _stopped_by_sibling(e, user_cancel)), errors[0])
                 outcomes = [f.result() for f in futures]
         self.last_results = [r for r, _ in outcomes]
         return [
@@ -171,3 +191,8 @@ class RemoteVLMBackend:
             )
             for (result, seconds), messages in zip(outcomes, all_messages)
         ]
+
+
+def _stopped_by_sibling(exc: BaseException, user_cancel: CancelFn | None) -> bool:
+    """A pass cancelled only because another pass had failed (the user did not cancel)."""
+    return isinstance(exc, RemoteCancelled) and not (user_cancel is not None and user_cancel())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from app.pipeline.types import PipelineError
+from app.pipeline.types import Cancelled, PipelineError
 
 RemoteErrorKind = Literal[
     "connection_refused",  # could not connect (refused, unreachable, name not resolved, reset)
@@ -16,6 +16,8 @@ RemoteErrorKind = Literal[
     "model_mismatch",  # the server serves a different model than the profile names
     "refused_insecure",  # plain http:// to a non-loopback host without the per-endpoint opt-in
     "consent_required",  # images would be sent to an endpoint the user has not approved
+    "too_large",  # the reply is larger than the endpoint's max_response_bytes: not read, not retried
+    "cancelled",  # the user cancelled the run while the request was in flight
 ]
 
 RETRYABLE_KINDS: frozenset[str] = frozenset(
@@ -38,3 +40,14 @@ class RemoteError(PipelineError):
 
     def __repr__(self) -> str:
         return f"RemoteError({self.kind!r}, {self.message!r})"
+
+
+class RemoteCancelled(RemoteError, Cancelled):
+    """A request stopped because the user cancelled the run.
+
+    Also a :class:`~app.pipeline.types.Cancelled`, so ``execute_run`` records the run as
+    cancelled (not failed) and the coordinator does not mistake it for a model failure.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("cancelled", message)

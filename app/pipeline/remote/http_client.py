@@ -5,7 +5,11 @@ few things we need (per-attempt and overall deadlines, typed failure kinds, no c
 pooling surprises across threads) are easier to guarantee with http.client directly.
 
 Every failure ends in ``RemoteError(kind, message)``; ``chat`` never runs past its overall
-deadline (connect, send and every body read are bounded by what is left of it).
+deadline: an AttemptGuard (watchdog.py) shuts the socket down at the deadline, so a server
+dripping one byte at a time cannot stretch a read that socket timeouts would restart on every
+byte. A reply over ``max_response_bytes`` is refused (Content-Length up front, counted bytes for
+chunked bodies) without reading the rest, and a ``cancel`` flag stops a request in flight
+within ~0.1 s (``RemoteCancelled``).
 """
 from __future__ import annotations
 
@@ -32,12 +36,17 @@ from app.pipeline.remote.chat_schema import (
 )
 from app.pipeline.remote.consent import ConsentStore
 from app.pipeline.remote.endpoint import Endpoint, check_transport_policy, parse_endpoint
-from app.pipeline.remote.errors import RemoteError
+from app.pipeline.remote.errors import RemoteCancelled, RemoteError
 from app.pipeline.remote.json_validate import validation_error
 from app.pipeline.remote.secrets import ApiKeyRef, ResolvedKey, resolve_api_key
+from app.pipeline.remote.watchdog import POLL_S, AttemptGuard, GuardTripped, guarded_connect
 
 USER_AGENT = "care-viewer/0.1 (+chat-completions)"
 _READ_CHUNK = 64 * 1024
+# A chat-completions reply with per-token logprobs is some hundred kB; 8 MiB leaves ample room
+# while a misbehaving proxy streaming a file at us costs at most that much memory.
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+CancelFn = Callable[[], bool]
 _DATED_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$")
 
 
@@ -111,8 +120,11 @@ class ChatClient:
         consent: ConsentStore | None = None,
         ca_file: str | None = None,
         check_model: bool = True,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """Raises RemoteError for an unusable URL/transport or no model name, ValueError for
+        non-positive timeouts or size caps."""
         self.endpoint: Endpoint = parse_endpoint(base_url)
         # Decided from the URL alone, before anything could open a socket.
         check_transport_policy(self.endpoint, allow_insecure_http)
@@ -120,6 +132,9 @@ class ChatClient:
             raise RemoteError("http_error", f"remote endpoint {self.endpoint}: no served model name configured")
         if timeout_s <= 0 or max_retries < 0 or backoff_s < 0:
             raise ValueError("timeout_s must be > 0, max_retries and backoff_s >= 0")
+        if max_response_bytes <= 0:
+            raise ValueError("max_response_bytes must be > 0")
+        self.max_response_bytes = int(max_response_bytes)
         self.model = model
         self.api_key_ref = api_key_ref
         self.timeout_s = float(timeout_s)
@@ -159,7 +174,9 @@ class ChatClient:
         logprobs: bool = False,
         top_logprobs: int = 0,
         response_format: dict[str, Any] | None = None,
+        cancel: CancelFn | None = None,
     ) -> ChatResult:
+        """One chat completion. Raises RemoteError (RemoteCancelled when ``cancel`` turned true)."""
         if has_images(messages):
             self.consent.require(self.endpoint.url)  # before any socket is opened
         payload: dict[str, Any] = {
@@ -176,7 +193,7 @@ class ChatClient:
         if response_format is not None:
             payload["response_format"] = response_format
         start = time.monotonic()
-        resp = self._call("POST", self.endpoint.path("chat/completions"), payload)
+        resp = self._call("POST", self.endpoint.path("chat/completions"), payload, cancel)
         parsed = parse_chat_completion(resp.body, self.endpoint.url)
         if self.check_model and not model_matches(self.model, parsed.model):
             raise RemoteError(
@@ -206,6 +223,7 @@ class ChatClient:
         name: str = "care_output",
         temperature: float = 0.0,
         use_response_format: bool = True,
+        cancel: CancelFn | None = None,
     ) -> JsonReply:
         """Structured output: ask for ``schema`` and validate the reply; one corrective
         retry on invalid JSON, then ``RemoteError(malformed_response)``."""
@@ -213,7 +231,8 @@ class ChatClient:
         msgs = list(messages)
         error = ""
         for attempt in (1, 2):
-            result = self.chat(msgs, max_tokens=max_tokens, temperature=temperature, response_format=fmt)
+            result = self.chat(msgs, max_tokens=max_tokens, temperature=temperature, response_format=fmt,
+                               cancel=cancel)
             if result.refusal:
                 raise RemoteError(
                     "malformed_response", f"remote endpoint {self.endpoint}: model refused ({result.text[:120]!r})"
@@ -235,9 +254,9 @@ class ChatClient:
             f"remote endpoint {self.endpoint}: reply is not valid JSON for schema {name!r} after 2 tries ({error})",
         )
 
-    def list_models(self) -> list[str]:
+    def list_models(self, cancel: CancelFn | None = None) -> list[str]:
         """Model ids from ``GET /v1/models``."""
-        resp = self._call("GET", self.endpoint.path("models"), None)
+        resp = self._call("GET", self.endpoint.path("models"), None, cancel)
         try:
             return parse_model_list(resp.body)
         except (ValueError, UnicodeDecodeError, KeyError):
@@ -261,7 +280,10 @@ class ChatClient:
         base = min(self.backoff_cap_s, self.backoff_s * (2 ** (attempt - 1)))
         return base * (0.5 + 0.5 * self._rng.random())
 
-    def _call(self, method: str, path: str, payload: dict[str, Any] | None) -> _Response:
+    def _call(
+        self, method: str, path: str, payload: dict[str, Any] | None, cancel: CancelFn | None = None
+    ) -> _Response:
+        """Attempts with retries until a 2xx reply or the overall deadline. Raises RemoteError."""
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8") if payload is not None else None
         headers = self._headers(body is not None)
         deadline = time.monotonic() + self.deadline_s
@@ -270,10 +292,12 @@ class ChatClient:
         while True:
             attempt += 1
             try:
-                status, data = self._attempt(method, path, body, headers, deadline)
+                status, data = self._attempt(method, path, body, headers, deadline, cancel)
                 return _Response(status, data, attempt, waits)
             except _Failure as failure:
                 last = failure
+            if last.retryable and time.monotonic() >= deadline:
+                raise self._final(last.error, attempt, deadline_hit=True)
             if not last.retryable or attempt > self.max_retries:
                 raise self._final(last.error, attempt)
             if last.retry_after is not None:
@@ -284,7 +308,21 @@ class ChatClient:
             if wait >= remaining:
                 raise self._final(last.error, attempt, deadline_hit=True)
             waits.append(wait)
-            self._sleep(wait)
+            self._wait(wait, cancel)
+
+    def _wait(self, seconds: float, cancel: CancelFn | None) -> None:
+        """Back-off between attempts, cut short by a cancel."""
+        if cancel is None:
+            self._sleep(seconds)
+            return
+        end = time.monotonic() + seconds
+        while True:
+            if cancel():
+                raise RemoteCancelled(f"remote endpoint {self.endpoint}: request cancelled by the user")
+            rem = end - time.monotonic()
+            if rem <= 0:
+                return
+            self._sleep(min(rem, POLL_S))
 
     def _final(self, error: RemoteError, attempts: int, deadline_hit: bool = False) -> RemoteError:
         if attempts > 1 or deadline_hit:
@@ -294,60 +332,57 @@ class ChatClient:
         return error
 
     def _attempt(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline: float
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str], deadline: float,
+        cancel: CancelFn | None = None,
     ) -> tuple[int, bytes]:
         ep = self.endpoint
-        attempt_deadline = min(deadline, time.monotonic() + self.timeout_s)
-
-        def left() -> float:
-            rem = attempt_deadline - time.monotonic()
-            if rem <= 0:
-                raise socket.timeout("deadline")
-            return rem
+        cap = self.max_response_bytes
 
         def fail(kind: str, why: str, retryable: bool, status: int | None = None, retry_after: float | None = None):
             return _Failure(RemoteError(kind, f"remote endpoint {ep}: {why}", status=status), retryable, retry_after)
 
+        started = time.monotonic()
+        guard = AttemptGuard(min(deadline, started + self.timeout_s), cancel)
         conn: http.client.HTTPConnection
         if ep.scheme == "https":
-            conn = http.client.HTTPSConnection(ep.host, ep.port, timeout=left(), context=self._ssl)
+            conn = _GuardedHTTPSConnection(ep.host, ep.port, timeout=self.timeout_s, context=self._ssl)
+            conn.guard = guard
         else:
-            conn = http.client.HTTPConnection(ep.host, ep.port, timeout=left())
+            conn = http.client.HTTPConnection(ep.host, ep.port, timeout=self.timeout_s)
+        # The connect phase, too, answers to the guard (a host that never completes the handshake).
+        conn._create_connection = lambda address, timeout=None, source=None: guarded_connect(guard, address, source)  # type: ignore[attr-defined]
         try:
-            conn.connect()
-            sock = conn.sock  # kept: http.client drops conn.sock when the response owns it
-            sock.settimeout(left())
-            conn.request(method, path, body=body, headers=headers)
-            sock.settimeout(left())
-            resp = conn.getresponse()
-            chunks: list[bytes] = []
-            while not resp.isclosed():  # http.client closes the socket once the body is complete
-                sock.settimeout(left())
-                chunk = resp.read(_READ_CHUNK)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            data = b"".join(chunks)
-            if resp.length:  # Content-Length announced more than arrived
-                raise fail("truncated", f"response body truncated ({len(data)} bytes received, {resp.length} missing)", True)
+            with guard:
+                conn.connect()
+                sock = conn.sock  # kept: http.client drops conn.sock when the response owns it
+                guard.watch(sock)  # the TLS socket once wrapped
+                sock.settimeout(guard.left())
+                conn.request(method, path, body=body, headers=headers)
+                sock.settimeout(guard.left())
+                resp = conn.getresponse()
+                if resp.length is not None and resp.length > cap:  # refuse before reading a byte of it
+                    raise fail("too_large", f"reply of {resp.length} bytes is over the {cap}-byte limit "
+                               "(max_response_bytes in the profile)", False)
+                data = bytearray()
+                while not resp.isclosed():  # http.client closes the socket once the body is complete
+                    sock.settimeout(guard.left())
+                    chunk = resp.read(min(_READ_CHUNK, cap + 1 - len(data)))
+                    if not chunk:
+                        break
+                    data += chunk
+                    if len(data) > cap:  # chunked or close-delimited: counted as it arrives
+                        raise fail("too_large", f"reply is over the {cap}-byte limit after {len(data)} bytes "
+                                   "(max_response_bytes in the profile); the rest was not read", False)
+                guard.check()
+                if resp.length:  # Content-Length announced more than arrived
+                    raise fail("truncated", f"response body truncated ({len(data)} bytes received, {resp.length} missing)", True)
+                data = bytes(data)
         except _Failure:
             raise
-        except http.client.IncompleteRead as exc:
-            raise fail("truncated", f"response body truncated ({len(exc.partial)} bytes received)", True) from None
-        except (socket.timeout, TimeoutError):
-            raise fail("timeout", f"no complete reply within {self.timeout_s:g} s", True) from None
-        except ConnectionRefusedError:
-            raise fail("connection_refused", "connection refused (is the server running?)", True) from None
-        except ssl.SSLCertVerificationError as exc:
-            raise fail(
-                "connection_refused", f"TLS certificate not trusted ({exc.verify_message}); set ca_file for a department CA", False
-            ) from None
-        except socket.gaierror:
-            raise fail("connection_refused", f"cannot resolve host name {ep.host!r}", True) from None
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
-            raise fail("connection_refused", "connection closed by the server before a complete reply", True) from None
-        except (http.client.HTTPException, ssl.SSLError, OSError) as exc:
-            raise fail("connection_refused", f"connection failed ({exc.__class__.__name__}: {exc})", True) from None
+        except Exception as exc:
+            if guard.reason or isinstance(exc, GuardTripped):  # our own shutdown, whatever it looked like
+                raise self._stopped(guard.reason or str(exc), guard.deadline - started, fail) from None
+            raise self._transport_failure(exc, fail) from None
         finally:
             conn.close()
 
@@ -368,6 +403,46 @@ class ChatClient:
         elif status == 404:
             hint = " - check the endpoint URL and model name"
         raise fail("http_error", f"HTTP {status} {resp.reason}{detail}{hint}", False, status)
+
+    def _stopped(self, reason: str, seconds: float, fail: Callable[..., _Failure]) -> Exception:
+        """The error for an attempt the guard stopped: cancelled, or out of time."""
+        if reason == "cancelled":
+            return RemoteCancelled(f"remote endpoint {self.endpoint}: request cancelled by the user")
+        return fail("timeout", f"no complete reply within {round(max(seconds, 0.0), 1):g} s", True)
+
+    def _transport_failure(self, exc: Exception, fail: Callable[..., _Failure]) -> _Failure:
+        """A failed connect/send/read as a typed, one-line failure (and whether to retry)."""
+        if isinstance(exc, http.client.IncompleteRead):
+            return fail("truncated", f"response body truncated ({len(exc.partial)} bytes received)", True)
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return fail("timeout", f"no complete reply within {self.timeout_s:g} s", True)
+        if isinstance(exc, ConnectionRefusedError):
+            return fail("connection_refused", "connection refused (is the server running?)", True)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return fail("connection_refused", f"TLS certificate not trusted ({exc.verify_message}); "
+                        "set ca_file for a department CA", False)
+        if isinstance(exc, socket.gaierror):
+            return fail("connection_refused", f"cannot resolve host name {self.endpoint.host!r}", True)
+        if isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                            ConnectionAbortedError)):
+            return fail("connection_refused", "connection closed by the server before a complete reply", True)
+        if isinstance(exc, (http.client.HTTPException, ssl.SSLError, OSError)):
+            return fail("connection_refused", f"connection failed ({exc.__class__.__name__}: {exc})", True)
+        raise exc
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPSConnection whose TLS handshake the guard can stop too: wrapping detaches the raw
+    socket the guard held, so the TLS socket is handed to the guard before the handshake."""
+
+    guard: AttemptGuard
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # TCP, through the guarded _create_connection
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            self.sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.guard.watch(self.sock)
+        self.sock.do_handshake()
 
 
 def _error_detail(body: bytes) -> str:
