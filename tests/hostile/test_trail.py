@@ -410,6 +410,29 @@ def test_kill_9_inside_finish_run_rolls_back_to_interrupted(tmp_path):
         assert store.integrity_check() == "ok"
 
 
+_ASK_KILLED_IN_FINISH = """
+import os, signal, sys
+from app.audit import chain
+from app.cli.main import main
+def killed(*a, **k):  # inside finish_run's transaction: runs row and artifacts inserted, no COMMIT
+    os.kill(os.getpid(), signal.SIGKILL)
+chain.append = killed
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_while_a_cli_ask_finishes_leaves_an_interrupted_run(tiny_models_dir, ct_dicom_dir, tmp_path):
+    AuditStore().close()  # an existing trail (creating one chains its start row, which would be killed)
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-c", _ASK_KILLED_IN_FINISH, "ask", str(ct_dicom_dir), "-q", "Is there a mass?",
+                        "--profile", "tiny", "--slice", "30", "--out", str(out), *TOKENS],
+                       cwd=str(REPO), env=dict(os.environ), capture_output=True, text=True, timeout=240)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert (out / "run.json").is_file()  # the folder was complete before the trail's finish began
+    _assert_trail_sound("interrupted")
+
+
 # ----- full disks and partial files ---------------------------------------------------------
 def _enospc_after(monkeypatch, allowed: int = 100) -> None:
     """Regular files (not stdout/stderr) take ``allowed`` bytes, then the disk is 'full'."""
