@@ -606,3 +606,16 @@ def test_report_past_the_file_size_limit_leaves_no_pdf(tmp_path):
     assert r.returncode == 2, r.stderr
     one_line_error(r.stderr, str(out), "cannot write the report", "File too large")
     assert not out.exists() and not list(tmp_path.glob("report.pdf*"))
+
+
+def test_kill_9_while_creating_the_trail_leaves_nothing_that_blocks_the_next_open(tmp_path):
+    script = ("import os, signal\nfrom app.audit import chain, store\n"
+              "chain.append = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\nstore.AuditStore()\n")
+    r = subprocess.run([sys.executable, "-c", script], cwd=str(REPO), env=dict(os.environ), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not db_path().exists()  # the half-made database never had the trail's name
+    assert any(p.name.startswith(".audit.sqlite3.new-") for p in db_path().parent.iterdir())
+    with AuditStore() as store:
+        assert store.list_runs() == [] and store.verify().ok
+    assert sorted(p.name for p in db_path().parent.iterdir()) == ["audit.sqlite3"]
