@@ -75,6 +75,19 @@ def _sidecars(path: Path) -> list[Path]:
     return [path.with_name(path.name + s) for s in ("", "-wal", "-shm", "-journal")]
 
 
+def _remove_abandoned(path: Path) -> None:
+    """Remove half-created databases left by a creator that was killed (its pid is gone); a
+    live creator's file is left alone."""
+    from .run_rows import pid_alive
+
+    prefix = f".{path.name}.new-"
+    for leftover in path.parent.glob(prefix + "*"):
+        pid = leftover.name[len(prefix):]  # the main file only; sidecars go with it
+        if pid.isdigit() and not pid_alive(int(pid)):
+            for f in _sidecars(leftover):
+                f.unlink(missing_ok=True)
+
+
 def _create(path: Path, initialise: Callable[[sqlite3.Connection], object]) -> None:
     """Create the database complete (schema in place) under a temporary name, then link it to
     ``path`` without ever replacing a file there. So a database at ``path`` is never the empty
@@ -84,6 +97,7 @@ def _create(path: Path, initialise: Callable[[sqlite3.Connection], object]) -> N
     Raises:
         OSError, sqlite3.Error: the database cannot be created (nothing is left behind).
     """
+    _remove_abandoned(path)
     tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
     for stale in _sidecars(tmp):
         stale.unlink(missing_ok=True)

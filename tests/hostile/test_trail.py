@@ -410,6 +410,29 @@ def test_kill_9_inside_finish_run_rolls_back_to_interrupted(tmp_path):
         assert store.integrity_check() == "ok"
 
 
+_ASK_KILLED_IN_FINISH = """
+import os, signal, sys
+from app.audit import chain
+from app.cli.main import main
+def killed(*a, **k):  # inside finish_run's transaction: runs row and artifacts inserted, no COMMIT
+    os.kill(os.getpid(), signal.SIGKILL)
+chain.append = killed
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_while_a_cli_ask_finishes_leaves_an_interrupted_run(tiny_models_dir, ct_dicom_dir, tmp_path):
+    AuditStore().close()  # an existing trail (creating one chains its start row, which would be killed)
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-c", _ASK_KILLED_IN_FINISH, "ask", str(ct_dicom_dir), "-q", "Is there a mass?",
+                        "--profile", "tiny", "--slice", "30", "--out", str(out), *TOKENS],
+                       cwd=str(REPO), env=dict(os.environ), capture_output=True, text=True, timeout=240)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert (out / "run.json").is_file()  # the folder was complete before the trail's finish began
+    _assert_trail_sound("interrupted")
+
+
 # ----- full disks and partial files ---------------------------------------------------------
 def _enospc_after(monkeypatch, allowed: int = 100) -> None:
     """Regular files (not stdout/stderr) take ``allowed`` bytes, then the disk is 'full'."""
@@ -583,3 +606,16 @@ def test_report_past_the_file_size_limit_leaves_no_pdf(tmp_path):
     assert r.returncode == 2, r.stderr
     one_line_error(r.stderr, str(out), "cannot write the report", "File too large")
     assert not out.exists() and not list(tmp_path.glob("report.pdf*"))
+
+
+def test_kill_9_while_creating_the_trail_leaves_nothing_that_blocks_the_next_open(tmp_path):
+    script = ("import os, signal\nfrom app.audit import chain, store\n"
+              "chain.append = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\nstore.AuditStore()\n")
+    r = subprocess.run([sys.executable, "-c", script], cwd=str(REPO), env=dict(os.environ), capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not db_path().exists()  # the half-made database never had the trail's name
+    assert any(p.name.startswith(".audit.sqlite3.new-") for p in db_path().parent.iterdir())
+    with AuditStore() as store:
+        assert store.list_runs() == [] and store.verify().ok
+    assert sorted(p.name for p in db_path().parent.iterdir()) == ["audit.sqlite3"]
