@@ -390,3 +390,16 @@ def test_cli_ask_against_a_600_mb_flood_fails_without_growing(tmp_path, monkeypa
     (line,) = [e for e in record.errors if "byte limit" in e]
     assert srv.base_url in line and "max_response_bytes" in line and "\n" not in line
     assert peak_mb < 1000, f"peak RSS {peak_mb:.0f} MB"
+
+
+def test_models_list_check_against_a_dripping_server_ends_at_its_timeout(tmp_path, monkeypatch, capsys):
+    from app.cli.main import main
+
+    with HostileChatServer("drip", interval_s=0.2, hostile_get=True) as srv:
+        monkeypatch.setenv("CARE_MANIFEST", str(_manifest(tmp_path, srv.base_url)))
+        start = time.monotonic()
+        assert main(["models", "list", "--check", "--timeout", "1"]) == 0
+        seconds = time.monotonic() - start
+    out = capsys.readouterr().out
+    (line,) = [ln for ln in out.splitlines() if "UNREACHABLE" in ln]
+    assert "no complete reply" in line and srv.base_url in line and seconds <= 1 + SLACK_S, (line, seconds)
