@@ -32,7 +32,9 @@ TOKENS = ["--max-new-tokens", "8"]
 
 # ----- helpers ------------------------------------------------------------------------------
 def run_cli(*argv: str, limit_file_bytes: int | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    """``python -m app ARGV`` in a child with this test's isolated environment. With
+    """``python -m app ARGV`` in a child with this test's isolated environment (not the shared
+    launcher of tests/hostile/conftest.py: that one captures output into files, which a file-size
+    limit would cut short; pipes are not limited). With
     ``limit_file_bytes`` the child may not write any file past that size (RLIMIT_FSIZE: the
     kernel answers EFBIG, as a full disk answers ENOSPC), SIGXFSZ ignored so it sees the error."""
 
