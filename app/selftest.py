@@ -162,7 +162,7 @@ def check_pipeline(state: dict[str, Any], folder: Path, max_new_tokens: int) -> 
     from app.pipeline.engine import CarePipeline
     from app.pipeline.strategies import strategy_for
     from app.pipeline.types import WeightsMissingError
-    from app.pipeline.vocab import Mode, RunStatus
+    from app.pipeline.vocab import BackendKind, Mode, RunStatus
 
     vol = state["volume"]
     try:
@@ -186,7 +186,7 @@ def check_pipeline(state: dict[str, Any], folder: Path, max_new_tokens: int) -> 
         # A route that failed (e.g. a model library that did not load) leaves the run
         # "completed" for the user's sake; for an install check it is a failure.
         raise SelfTestFailure(f"pipeline completed with errors: {'; '.join(record.errors)}")
-    if not any(m.backend == "litemedsam" for m in record.masks):
+    if not any(m.backend == BackendKind.LITEMEDSAM for m in record.masks):
         raise SelfTestFailure("pipeline ran but LiteMedSAM produced no mask for the clinician box")
     if len(record.answers) != len(pipeline.evidence_types) or record.vote is None:
         raise SelfTestFailure(

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.pipeline.types import Stage
-from app.pipeline.vocab import BackendKind
+from app.pipeline.vocab import BackendKind, RunStatus
 
 from .installed_code import coordinator_available
 from .run_worker import STAGES, Progress, RunOutcome, friendly_errors
@@ -131,8 +131,8 @@ class StageStrip(QWidget):
         for st in STAGES:
             if st in timed:
                 self._set(st, "done")
-            elif not stopped and status in ("cancelled", "failed"):
-                self._set(st, "stopped" if status == "cancelled" else "failed")
+            elif not stopped and status in (RunStatus.CANCELLED, RunStatus.FAILED):
+                self._set(st, "stopped" if status == RunStatus.CANCELLED else "failed")
                 stopped = True
             else:
                 self._set(st, "pending")
@@ -401,10 +401,10 @@ class AskPanel(QWidget):
         self.stages.finish(rec.status, timed)
         secs = self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
         parts: list[tuple[str, str]] = []
-        if rec.status == "completed":
+        if rec.status == RunStatus.COMPLETED:
             self.progress.setValue(1000)
             self.status.setText(f"Answered in {secs:.1f} s \u2014 see the Audit panel")
-        elif rec.status == "cancelled":
+        elif rec.status == RunStatus.CANCELLED:
             self.status.setText(f"Cancelled after {secs:.1f} s (kept in the history as cancelled)")
         else:
             self.status.setText(f"Failed after {secs:.1f} s")
@@ -419,7 +419,7 @@ class AskPanel(QWidget):
         if parts:
             level = "error" if any(lv == "error" for lv, _ in parts) else "warning"
             self.show_message("<br>".join(t for _, t in parts), level, rich=True,
-                              title="Run failed" if rec.status == "failed" else "")
+                              title="Run failed" if rec.status == RunStatus.FAILED else "")
         else:
             self.hide_message()
 
