@@ -200,8 +200,14 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
     def _update_enabled(self) -> None:
         has = self._current is not None
         planes = self.view.available_planes()
+        cine = bool(self._current is not None and self._current.temporal)
         for p, a in self.act_planes.items():
             a.setEnabled(p in planes)
+            base = a.toolTip().split("\n")[0]
+            if cine and p not in planes:
+                # Say why rather than leave a silently grey button.
+                base += "\nNot available: this series is a cine (frames over time), not a stack of slices"
+            a.setToolTip(base)
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_reset_wl):
             a.setEnabled(has)
         rgb = bool(self._current is not None and self._current.is_rgb)
