@@ -132,3 +132,23 @@ def test_unreadable_folder_reports_path_and_reason(tmp_path, bad):
     assert not result.volumes
     (err,) = result.errors
     assert str(folder) in str(err) and err.reason
+
+
+def test_cli_info_on_a_symlink_loop_ends_and_counts_each_instance_once(tmp_path, mr_dicom_dir):
+    """`info` on a folder that links to itself and holds the MR twice (a link and three
+    transfer-syntax copies of pydicom's MR): exit 0, two series, each image once."""
+    import json
+
+    root = tmp_path / "loop"
+    root.mkdir()
+    os.symlink(root, root / "self")
+    os.symlink(mr_dicom_dir, root / "mr")
+    shutil.copytree(mr_dicom_dir, root / "mr-copy")  # same instances, other files
+    for name in EMRI_COPIES:
+        shutil.copy(get_testdata_file(name), root / name)
+    proc = subprocess.run([sys.executable, "-m", "app", "info", "--json", str(root)], capture_output=True,
+                          text=True, timeout=300)  # the ceiling: a loop would never return
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    series = json.loads(proc.stdout)
+    assert sorted(s["size"][2] for s in series) == [10, 25]
