@@ -72,6 +72,7 @@ def test_cine_offers_no_coronal_or_sagittal(qtbot, main_window, tmp_path, mr_dic
     write_cine(tmp_path / "cine.dcm")
     _open(qtbot, w, [tmp_path / "cine.dcm"], 1)
     assert w.current_volume.temporal
+    assert "10 frames (cine)" in w.series_browser.list.item(0).text()
     for plane in (Plane.CORONAL, Plane.SAGITTAL):
         a = w.act_planes[plane]
         assert not a.isEnabled() and "cine" in a.toolTip()
