@@ -67,8 +67,22 @@ def _special_kind(path: str) -> str | None:
 
 
 def _walk(folder: Path, errors: list[LoadError]) -> list[str]:
+    """Image files under ``folder``, following symlinked folders (studies are often
+    assembled from links). Each real folder and file is visited once, by (device, inode),
+    so a link loop (a folder linking to itself or its parent) neither hangs nor repeats."""
     out: list[str] = []
-    for root, dirs, files in os.walk(folder):
+    seen_dirs: set[tuple[int, int]] = set()
+    seen_files: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            dirs[:] = []  # a loop or a second link to a folder already walked
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             low = name.lower()
@@ -81,6 +95,13 @@ def _walk(folder: Path, errors: list[LoadError]) -> list[str]:
             if special is not None:
                 errors.append(LoadError(path, special))
                 continue
+            try:
+                fst = os.stat(path)
+            except OSError:
+                continue  # vanished since the listing; _special_kind just read it
+            if (fst.st_dev, fst.st_ino) in seen_files:
+                continue  # the same file reached through another link
+            seen_files.add((fst.st_dev, fst.st_ino))
             out.append(path)
     return out
 

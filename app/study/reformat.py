@@ -224,8 +224,9 @@ def slice_geometry(volume: Volume, plane: Plane | str) -> SliceGeometry:
 
 
 def is_single_image(volume: Volume) -> bool:
-    """A 2-D image (one slice): only its own plane can be shown."""
-    return volume.num_slices == 1
+    """Only its own plane can be shown: a 2-D image (one slice), or a temporal cine whose
+    frames are one position over time (a coronal/sagittal cut would mix time into space)."""
+    return volume.num_slices == 1 or volume.temporal
 
 
 def native_plane(volume: Volume) -> Plane:

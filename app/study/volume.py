@@ -63,7 +63,10 @@ class PatientInfo:
     institution: str = ""
 
 
-@dataclass
+# eq=False: a volume is one loaded image, compared by identity (``is``, ``in``,
+# ``list.index``, dict/set keys). Field-wise ``==`` would compare numpy arrays and raise
+# "truth value of an array is ambiguous" as soon as a list holds two volumes.
+@dataclass(eq=False)
 class Volume:
     array: np.ndarray
     spacing: tuple[float, float, float]
@@ -83,6 +86,9 @@ class Volume:
     patient: PatientInfo = field(default_factory=PatientInfo)
     # Non-fatal remarks made while loading (e.g. "non-uniform slice spacing").
     warnings: list[str] = field(default_factory=list)
+    # True when array z is time (a cine: frames of one position over time), not space.
+    # Such a stack has no coronal/sagittal: a reformat would cut across time.
+    temporal: bool = False
 
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)

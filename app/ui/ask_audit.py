@@ -145,6 +145,7 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
         self.draw_tool.rejected.connect(lambda msg: w.status.showMessage(msg, 6000))
         self.draw_tool.active_changed.connect(self._on_draw_active)
         w.volume_shown.connect(self._on_volume_shown)
+        w.study_replaced.connect(self._on_study_replaced)
         w.series_loaded.connect(lambda _v: (self._update_target(), self.refresh_history()))
         v.slice_changed.connect(lambda *_: self._update_target())
         v.plane_changed.connect(lambda *_: self._update_target())
@@ -193,6 +194,18 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
                 self.audit.state.on_view = True
                 self.audit._draw_overlays()
         self.refresh_history()
+
+    def _on_study_replaced(self) -> None:
+        """Another study is opening: nothing of the old one may stay on the panels (its run
+        in the Audit panel, its question in Ask, boxes drawn on its slices)."""
+        self.draw_tool.set_active(False)
+        self.audit.show_record(None)
+        self.current_run_id = None
+        self.current_persisted = False
+        self.current_patient = None
+        self.pending.clear()
+        self.ask.set_question("")
+        self._update_actions()
 
     # ===================================================================== misc ==
     def _update_actions(self) -> None:

@@ -40,6 +40,9 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
     # while the array is still being filled in place; series_loaded follows when done.
     volume_shown = Signal(object)  # Volume | None
     load_failed = Signal(str)  # a load produced nothing: the one-line reason(s)
+    # A new load is about to replace the displayed study (its first volume is coming).
+    # Panels drop what belonged to the old study; a failed load never emits it.
+    study_replaced = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -67,6 +70,7 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         self._current: Volume | None = None
         self._worker: Worker | None = None
         self._partial_volume: Volume | None = None
+        self._replacing: Worker | None = None  # the load that already emitted study_replaced
         self._error_dialog: ErrorsDialog | None = None
 
         self._build_actions()
@@ -200,8 +204,14 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
     def _update_enabled(self) -> None:
         has = self._current is not None
         planes = self.view.available_planes()
+        cine = bool(self._current is not None and self._current.temporal)
         for p, a in self.act_planes.items():
             a.setEnabled(p in planes)
+            base = a.toolTip().split("\n")[0]
+            if cine and p not in planes:
+                # Say why rather than leave a silently grey button.
+                base += "\nNot available: this series is a cine (frames over time), not a stack of slices"
+            a.setToolTip(base)
         for a in (self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_reset_wl):
             a.setEnabled(has)
         rgb = bool(self._current is not None and self._current.is_rgb)

@@ -70,6 +70,7 @@ class RunHistoryMixin:
             note = "This run's series is not open, so its masks are not drawn on the image."
         self.current_run_id = rec.run_id
         self.current_persisted = True
+        self.ask.set_question(rec.question)  # Ask, Audit and History show the same run
         self.current_patient = loaded.patient
         self.audit.show_record(rec, loaded.overrides, on_view=target is not None, note=note)
         self.audit_dock.raise_()

@@ -45,6 +45,8 @@ def thumbnail(volume: Volume, size: int = THUMB) -> QPixmap:
 def series_text(volume: Volume) -> str:
     n = volume.num_slices
     count = f"{n} image{'s' if n != 1 else ''}" if volume.frames <= 1 else f"{volume.frames} frames"
+    if volume.temporal:
+        count += " (cine)"  # why coronal/sagittal are off for this series
     x, y, _ = volume.size
     return f"{volume.description or '(no description)'}\n{volume.modality} · {count} · {x}×{y}"
 

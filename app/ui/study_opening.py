@@ -82,6 +82,7 @@ class StudyOpeningMixin:
             return
         volume, done, total = payload
         self._partial_front = max(0, int(done) - 1)
+        self._replace_study(worker)
         if self._partial_volume is not volume:
             self._partial_volume = volume
             self.show_volume(volume)
@@ -105,6 +106,12 @@ class StudyOpeningMixin:
         self._worker = None
         self.status.end_task()
         self._partial_timer.stop()
+        if not result.volumes and self._replacing is not worker and self._current is not None:
+            # Nothing readable: the study on screen stays, and the message says why.
+            self._partial_volume = None
+            self._show_errors(result)
+            return
+        self._replace_study(worker)
         self._volumes = list(result.volumes)
         current_index = 0
         if self._partial_volume is not None and self._partial_volume in self._volumes:
@@ -131,6 +138,12 @@ class StudyOpeningMixin:
             self.show_volume(None)
         if result.errors:
             self._show_errors(result)
+
+    def _replace_study(self: "MainWindow", worker: Worker) -> None:
+        """Once per load, before its first volume is shown: the old study's panels clear."""
+        if self._replacing is not worker:
+            self._replacing = worker
+            self.study_replaced.emit()
 
     def _on_load_error(self: "MainWindow", worker: Worker, message: str) -> None:
         if worker is not self._worker:
@@ -162,7 +175,8 @@ class StudyOpeningMixin:
     def _show_failure(self: "MainWindow", text: str) -> None:
         """A load that produced nothing: the reason goes into the viewport and status bar."""
         log.warning("%s", text)
-        self.status.showMessage(text.splitlines()[0], 15000)
+        kept = " (the open study stays)" if self._current is not None else ""
+        self.status.showMessage(text.splitlines()[0] + kept, 15000)
         if self._current is None:
             self.view.set_message(text, error=True)
         self.load_failed.emit(text)

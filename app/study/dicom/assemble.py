@@ -132,6 +132,32 @@ def _description(ref: FrameRef, label: str) -> str:
     return f"{desc} [{label}]" if label else desc
 
 
+# FrameTime, FrameTimeVector, CineRate, ActualFrameDuration: a multi-frame file stepping
+# through time. FrameIncrementPointer naming one of them says so explicitly.
+_TIME_TAGS = (0x00181063, 0x00181065, 0x00180040, 0x00181242)
+
+
+def is_temporal(stack: Stack) -> bool:
+    """A cine: one multi-frame instance whose frames step through time at one position.
+
+    Its frames either carry no per-frame position or all share one (e.g. ultrasound, XA,
+    cardiac cine) and the header declares a frame time or cine rate. A stack with distinct
+    slice positions is spatial whatever else it declares."""
+    frames = stack.frames
+    if len(frames) < 2 or len({f.path for f in frames}) != 1:
+        return False
+    positions = {tuple(round(v, 3) for v in f.position) for f in frames if f.position is not None}
+    if len(positions) > 1:
+        return False
+    header = frames[0].header
+    pointer = header.get("FrameIncrementPointer")
+    # One tag (an int) or several (a pydicom MultiValue, which is not a list).
+    pointers = [] if pointer is None else [int(pointer)] if isinstance(pointer, int) else [int(t) for t in pointer]
+    if any(t in _TIME_TAGS for t in pointers):
+        return True
+    return any(t in header for t in _TIME_TAGS)
+
+
 def _workers(n_tasks: int) -> int:
     return max(1, min(4, os.cpu_count() or 1, n_tasks // 4))
 
@@ -165,6 +191,7 @@ def build_volume(
         frames=first.n_frames,
         patient=_patient(first.header),
         warnings=list(stack.warnings),
+        temporal=is_temporal(stack),
     )
     file_window = _file_window(first, store)
     window_set: list[bool] = []

@@ -6,6 +6,7 @@ from typing import Callable, Collection, Sequence
 
 from ..volume import LoadError, Volume
 from .assemble import Cancelled, PartialCallback, build_volume
+from .dedupe import drop_duplicate_instances
 from .errors import ReadFailure
 from .geometry import build_stacks
 from .header import FrameRef, scan_file
@@ -44,7 +45,7 @@ def load_dicom(
                 errors.append(LoadError(path, exc.reason))
         if progress is not None and (i % 16 == 0 or i == n - 1):
             progress(i + 1, n, "Reading DICOM headers")
-    stacks = build_stacks(frames)
+    stacks = build_stacks(drop_duplicate_instances(frames))
     # Largest volumes first is what a reader expects to see first; keep it stable.
     stacks.sort(key=lambda s: (s.frames[0].study_uid, _series_number(s.frames[0]), s.frames[0].series_uid, s.label))
     volumes: list[Volume] = []
