@@ -1,0 +1,91 @@
+"""DICOM overlay planes (groups 6000-601E): graphics the modality burned into the header
+(e.g. a Siemens MR "marked lesion" circle), read as small boolean bitmaps per frame.
+
+Why a header-time read: the overlay data lies before the pixel data, so the header scan
+already holds it; decoding costs one bit-unpack per plane, never the image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+
+OVERLAY_GROUPS = tuple(range(0x6000, 0x6020, 2))
+
+
+@dataclass(frozen=True)
+class DicomOverlay:
+    """One overlay plane on one slice, positioned in that slice's pixel grid."""
+
+    slice_index: int  # array z index of the volume it belongs to
+    group: int  # 0x6000..0x601E
+    origin: tuple[int, int]  # (row, column) of the bitmap's top-left pixel, 0-based
+    bitmap: np.ndarray  # (rows, cols) bool
+    label: str  # OverlayDescription / OverlayLabel, or "overlay 6000"
+    kind: str  # "G" graphics or "R" ROI
+
+
+def _planes(ds: Dataset, frame: int) -> list[tuple[int, tuple[int, int], np.ndarray, str, str]]:
+    out = []
+    for group in OVERLAY_GROUPS:
+        if (group, 0x3000) not in ds:
+            continue
+        try:
+            bits = ds.overlay_array(group)
+        except Exception:  # a malformed overlay must not stop the image from opening
+            continue
+        if bits.ndim == 3:  # multi-frame overlay: one bitmap per frame
+            # ImageFrameOrigin (60xx,0051): the 1-based image frame of the overlay's first frame.
+            origin_frame = int(ds[(group, 0x0051)].value) if (group, 0x0051) in ds else 1
+            idx = frame - (origin_frame - 1)
+            if not 0 <= idx < bits.shape[0]:
+                continue
+            bits = bits[idx]
+        elif frame > 0 and (group, 0x0015) not in ds:
+            continue  # a single-frame overlay of a multi-frame file applies to the first frame
+        org = ds.get((group, 0x0050))
+        r0, c0 = (int(org.value[0]) - 1, int(org.value[1]) - 1) if org is not None and len(org.value) == 2 else (0, 0)
+        label = ""
+        for tag in ((group, 0x0022), (group, 0x1500)):
+            if tag in ds and str(ds[tag].value).strip():
+                label = str(ds[tag].value).strip()
+                break
+        kind = str(ds[(group, 0x0040)].value).strip() if (group, 0x0040) in ds else "G"
+        out.append((group, (r0, c0), bits.astype(bool), label or f"overlay {group:04X}", kind))
+    return out
+
+
+def read_overlays(headers: list[tuple[Dataset, int]]) -> list[DicomOverlay]:
+    """Overlays of each slice; ``headers`` is (dataset, frame index in its file) per array z."""
+    out: list[DicomOverlay] = []
+    for k, (ds, frame) in enumerate(headers):
+        for group, origin, bits, label, kind in _planes(ds, frame):
+            if bits.any():
+                out.append(DicomOverlay(k, group, origin, bits, label, kind))
+    return out
+
+
+def overlay_count(overlays: list[DicomOverlay]) -> int:
+    """Distinct overlay planes (a plane repeated on several frames counts once)."""
+    return len({o.group for o in overlays})
+
+
+def overlay_mask(overlays: list[DicomOverlay], k: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """Union of slice ``k``'s overlays as a (rows, cols) bool mask, clipped to the image."""
+    mine = [o for o in overlays if o.slice_index == k]
+    if not mine:
+        return None
+    mask = np.zeros(shape, bool)
+    for o in mine:
+        r0, c0 = o.origin
+        h, w = o.bitmap.shape
+        rs, cs = max(r0, 0), max(c0, 0)
+        re_, ce = min(r0 + h, shape[0]), min(c0 + w, shape[1])
+        if re_ > rs and ce > cs:
+            mask[rs:re_, cs:ce] |= o.bitmap[rs - r0 : re_ - r0, cs - c0 : ce - c0]
+    return mask
+
+
+__all__ = ["DicomOverlay", "OVERLAY_GROUPS", "overlay_count", "overlay_mask", "read_overlays"]
