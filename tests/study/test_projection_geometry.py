@@ -183,3 +183,13 @@ def test_copied_real_file_keeps_its_geometry(capsys, tmp_path):
     shutil.copy(_store("RG3_UNCI.dcm"), tmp_path / "copy.dcm")
     (obj,) = _info(capsys, tmp_path)
     assert obj["modality"] == "CR" and obj["spacing_source"] == "none"
+
+
+def test_monochrome1_evidence_crop_is_inverted_like_the_slice():
+    from app.pipeline.evidence import crop_pixels
+
+    v = load([_store("RG1_UNCI.dcm")]).volumes[0]
+    img = slice_rgb(v, 0)
+    rect = (100, 100, 164, 164)
+    crop = crop_pixels(v.slice(0), v.window, rect, invert=v.invert_display)
+    assert np.array_equal(crop, img[100:164, 100:164])
