@@ -177,6 +177,39 @@ def test_malformed_overlay_does_not_stop_the_image(capsys, tmp_path):
     ds.save_as(tmp_path / "bad_overlay.dcm")
     (obj,) = _info(capsys, tmp_path / "bad_overlay.dcm")
     assert obj["overlays"] == 0 and obj["size"][:2] == [ds.Columns, ds.Rows]
+    v = load([tmp_path / "bad_overlay.dcm"]).volumes[0]
+    assert any(w.startswith("overlay 6000 ignored: OverlayData holds 2 bytes") for w in v.warnings)
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+from app.study.loader import load
+r = load([sys.argv[1]])
+v = r.volumes[0]
+print(len(v.dicom_overlays), "|".join(v.warnings))
+"""
+
+
+def test_overlay_declaring_gigapixels_is_refused_before_allocation(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    ds = pydicom.dcmread(_store("MR-SIEMENS-DICOM-WithOverlays.dcm"))
+    ds[0x60000010].value = 65535
+    ds[0x60000011].value = 65535
+    ds.add_new(0x60000015, "IS", 65535)
+    ds.save_as(tmp_path / "huge_overlay.dcm")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen([sys.executable, "-c", _PEAK_SCRIPT, str(tmp_path / "huge_overlay.dcm")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    assert os.waitstatus_to_exitcode(status) == 0, err
+    assert "Traceback" not in err
+    count, warnings = out.strip().split(" ", 1)
+    assert count == "0" and "overlay 6000 declares 65535 x 65535 x 65535" in warnings
+    assert usage.ru_maxrss < 600 * 1024  # KiB: a generous ceiling; decoding would need terabytes
 
 
 def test_copied_real_file_keeps_its_geometry(capsys, tmp_path):

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
+from ..limits import over_cap
+from .errors import one_line
+
 
 OVERLAY_GROUPS = tuple(range(0x6000, 0x6020, 2))
 
@@ -27,14 +30,55 @@ class DicomOverlay:
     kind: str  # "G" graphics or "R" ROI
 
 
-def _planes(ds: Dataset, frame: int) -> list[tuple[int, tuple[int, int], np.ndarray, str, str]]:
+def _declared_problem(ds: Dataset, group: int) -> str | None:
+    """Why an overlay plane is not decoded (checked before anything is allocated)."""
+    def us(elem: int) -> int:
+        try:
+            return int(ds[(group, elem)].value) if (group, elem) in ds else 0
+        except (TypeError, ValueError):
+            return 0
+
+    rows, cols, frames = us(0x0010), us(0x0011), max(us(0x0015), 1)
+    if rows <= 0 or cols <= 0:
+        return f"overlay {group:04X} ignored: no OverlayRows/OverlayColumns"
+    if (too_big := over_cap((cols, rows, frames), f"overlay {group:04X} declares")):
+        return too_big
+    have = len(ds[(group, 0x3000)].value or b"")
+    if have * 8 < rows * cols * frames:
+        return f"overlay {group:04X} ignored: OverlayData holds {have} bytes, {(rows * cols * frames + 7) // 8} needed"
+    return None
+
+
+class _Decoded:
+    """Each file's overlay planes are decoded once, however many of its frames ask."""
+
+    def __init__(self) -> None:
+        self.bits: dict[tuple[int, int], np.ndarray | None] = {}
+        self.notes: list[str] = []
+
+    def get(self, ds: Dataset, group: int) -> np.ndarray | None:
+        key = (id(ds), group)
+        if key not in self.bits:
+            problem = _declared_problem(ds, group)
+            bits = None
+            if problem is None:
+                try:
+                    bits = ds.overlay_array(group)
+                except Exception as exc:  # a malformed overlay must not stop the image opening
+                    problem = f"overlay {group:04X} ignored: {one_line(exc, 100)}"
+            if problem and problem not in self.notes:
+                self.notes.append(problem)
+            self.bits[key] = bits
+        return self.bits[key]
+
+
+def _planes(ds: Dataset, frame: int, cache: _Decoded) -> list[tuple[int, tuple[int, int], np.ndarray, str, str]]:
     out = []
     for group in OVERLAY_GROUPS:
         if (group, 0x3000) not in ds:
             continue
-        try:
-            bits = ds.overlay_array(group)
-        except Exception:  # a malformed overlay must not stop the image from opening
+        bits = cache.get(ds, group)
+        if bits is None:
             continue
         if bits.ndim == 3:  # multi-frame overlay: one bitmap per frame
             # ImageFrameOrigin (60xx,0051): the 1-based image frame of the overlay's first frame.
@@ -57,14 +101,16 @@ def _planes(ds: Dataset, frame: int) -> list[tuple[int, tuple[int, int], np.ndar
     return out
 
 
-def read_overlays(headers: list[tuple[Dataset, int]]) -> list[DicomOverlay]:
-    """Overlays of each slice; ``headers`` is (dataset, frame index in its file) per array z."""
+def read_overlays(headers: list[tuple[Dataset, int]]) -> tuple[list[DicomOverlay], list[str]]:
+    """(overlays of each slice, one-line notes on planes that were ignored); ``headers``
+    is (dataset, frame index in its file) per array z."""
     out: list[DicomOverlay] = []
+    cache = _Decoded()
     for k, (ds, frame) in enumerate(headers):
-        for group, origin, bits, label, kind in _planes(ds, frame):
+        for group, origin, bits, label, kind in _planes(ds, frame, cache):
             if bits.any():
                 out.append(DicomOverlay(k, group, origin, bits, label, kind))
-    return out
+    return out, cache.notes
 
 
 def overlay_count(overlays: list[DicomOverlay]) -> int:

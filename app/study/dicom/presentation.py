@@ -84,4 +84,5 @@ def apply_presentation(volume: Volume, frames: list[FrameRef]) -> None:
     volume.invert_display = not volume.is_rgb and first.photometric == "MONOCHROME1"
     if not volume.is_rgb:
         volume.voi_windows = voi_windows(ds)
-    volume.dicom_overlays = read_overlays([(f.header, f.frame) for f in frames])
+    volume.dicom_overlays, notes = read_overlays([(f.header, f.frame) for f in frames])
+    volume.warnings.extend(notes)
