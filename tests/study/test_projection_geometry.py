@@ -229,3 +229,13 @@ def test_monochrome1_evidence_crop_is_inverted_like_the_slice():
     rect = (100, 100, 164, 164)
     crop = crop_pixels(v.slice(0), v.window, rect, invert=v.invert_display)
     assert np.array_equal(crop, img[100:164, 100:164])
+
+
+def test_enhanced_file_spacing_comes_from_its_functional_groups():
+    path = Path(get_testdata_file("liver_1frame.dcm"))
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    fg = ds.get("SharedFunctionalGroupsSequence") or ds.PerFrameFunctionalGroupsSequence
+    expected = [float(x) for x in fg[0].PixelMeasuresSequence[0].PixelSpacing]
+    v = load([path]).volumes[0]
+    assert v.spacing_source == "PixelSpacing" and not v.projection
+    assert list(v.spacing[:2]) == pytest.approx(expected[::-1])

@@ -25,16 +25,30 @@ def spacing_source(ds: Dataset) -> tuple[str, tuple[float, float] | None]:
     """(source, (row spacing, column spacing) in mm) by the order PS3.3 C.10.7.1.3 implies:
     PixelSpacing (patient plane), ImagerPixelSpacing (detector plane), an ultrasound
     region's PhysicalDeltaX/Y (cm), else ("none", None)."""
-    for kw in ("PixelSpacing", "ImagerPixelSpacing"):
-        v = _floats(ds, kw, 2)
-        if v and math.isfinite(v[0] + v[1]) and v[0] > 0 and v[1] > 0:
-            return kw, (v[0], v[1])
+    for source in (ds, *_pixel_measures(ds)):
+        for kw in ("PixelSpacing", "ImagerPixelSpacing"):
+            v = _floats(source, kw, 2)
+            if v and math.isfinite(v[0] + v[1]) and v[0] > 0 and v[1] > 0:
+                return kw, (v[0], v[1])
     for region in ds.get("SequenceOfUltrasoundRegions", None) or []:
         dx, dy = _num(region, "PhysicalDeltaX"), _num(region, "PhysicalDeltaY")
         ux, uy = _num(region, "PhysicalUnitsXDirection"), _num(region, "PhysicalUnitsYDirection")
         if ux == uy == _US_UNIT_CM and dx and dy and math.isfinite(dx + dy) and dx > 0 and dy > 0:
             return "UltrasoundRegion", (abs(dy) * 10.0, abs(dx) * 10.0)
     return "none", None
+
+
+def _pixel_measures(ds: Dataset) -> list[Dataset]:
+    """Enhanced (multi-frame functional group) files keep PixelSpacing in PixelMeasuresSequence."""
+    out = []
+    for fg in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        try:
+            item = ds.get(fg)[0] if ds.get(fg) else None
+            if item is not None and item.get("PixelMeasuresSequence"):
+                out.append(item.PixelMeasuresSequence[0])
+        except Exception:  # odd functional groups must not stop the scan
+            continue
+    return out
 
 
 def patient_orientation(ds: Dataset) -> tuple[str, str] | None:
