@@ -27,7 +27,7 @@ import sys
 from typing import Any
 
 from app.audit.present.formatting import printable
-from app.study.dicom.overlay_planes import overlay_count
+from app.study.overlay_planes import overlay_count
 from app.study.edge_labels import native_edge_labels
 
 HELP = "List the series in a study (DICOM folder/DICOMDIR, NIfTI, NRRD, MHA, PNG/JPEG)."

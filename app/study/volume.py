@@ -97,7 +97,7 @@ class Volume:
     invert_display: bool = False
     # Every VOI window in the file (WindowCenter/Width pairs), cycled in the viewer.
     voi_windows: list[Window] = field(default_factory=list)
-    # DICOM overlay planes (60xx): app.study.overlays.DicomOverlay, one per plane and frame.
+    # DICOM overlay planes (60xx): app.study.overlay_planes.DicomOverlay, one per plane and slice.
     dicom_overlays: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from PySide6.QtGui import QImage, QPixmap
 
 from app.study.display import apply_window
-from app.study.dicom.overlay_planes import overlay_mask
+from app.study.overlay_planes import overlay_mask
 from app.study.overlays import MaskLayer, OverlayStack, composite
 from app.study.reformat import SliceGeometry
 from app.study.volume import Volume, Window

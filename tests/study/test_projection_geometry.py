@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from app.cli.main import main
-from app.study.dicom.overlay_planes import overlay_mask
+from app.study.overlay_planes import overlay_mask
 from app.study.display import slice_rgb
 from app.study.edge_labels import plane_name, projection_labels
 from app.study.loader import load
