@@ -2,8 +2,13 @@
 
 JSON output is a list of objects, all with exactly the keys
 ``series_uid, modality, description, size, spacing, origin, direction, frames, min, max,
-mean, window, errors`` (size/spacing/origin as [x, y, z], direction as 9 numbers,
-row-major, LPS; min/max/mean in modality units; window {center, width, name}).
+mean, window, errors, orientation_labels, spacing_source, overlays`` (size/spacing/origin
+as [x, y, z], direction as 9 numbers, row-major, LPS; min/max/mean in modality units, as
+stored, also for MONOCHROME1; window {center, width, name}; orientation_labels
+{left, right, top, bottom} of the acquisition-plane view, null where the file does not
+say (a radiograph without PatientOrientation, a picture); spacing_source
+"PixelSpacing" | "ImagerPixelSpacing" | "UltrasoundRegion" | "none" (none: spacing is a
+placeholder 1 and means pixels); overlays: how many DICOM overlay planes (60xx)).
 
 Errors: ``errors`` is a list of ``{path, reason}``. A file whose header named a series
 (e.g. one slice with corrupt pixel data) is listed under that series. Files that belong
@@ -22,11 +27,13 @@ import sys
 from typing import Any
 
 from app.audit.present.formatting import printable
+from app.study.overlay_planes import overlay_count
+from app.study.edge_labels import native_edge_labels
 
 HELP = "List the series in a study (DICOM folder/DICOMDIR, NIfTI, NRRD, MHA, PNG/JPEG)."
 
 KEYS = ("series_uid", "modality", "description", "size", "spacing", "origin", "direction",
-        "frames", "min", "max", "mean", "window", "errors")
+        "frames", "min", "max", "mean", "window", "errors", "orientation_labels", "spacing_source", "overlays")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +66,17 @@ def describe(volume: Any, errors: list[dict[str, str]]) -> dict[str, Any]:
         "mean": _finite(round(vmean, 4)),
         "window": volume.window.to_dict(),
         "errors": errors,
+        "orientation_labels": _labels(volume),
+        "spacing_source": volume.spacing_source,
+        "overlays": overlay_count(volume.dicom_overlays),
     }
+
+
+def _labels(volume: Any) -> dict[str, str] | None:
+    labels = native_edge_labels(volume)
+    if labels is None:
+        return None
+    return {"left": labels.left, "right": labels.right, "top": labels.top, "bottom": labels.bottom}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,6 +126,9 @@ def _print_table(objects: list[dict[str, Any]], volumes: list[Any]) -> None:
             ("frames", str(o["frames"])),
             ("min / max / mean", " / ".join("n/a" if x is None else f"{x:g}" for x in (o["min"], o["max"], o["mean"]))),
             ("window", f"C {w['center']:g}  W {w['width']:g}  ({w['name']})"),
+            ("spacing from", o["spacing_source"]),
+            ("edge labels", " ".join(f"{k}={v}" for k, v in o["orientation_labels"].items()) if o["orientation_labels"] else "none (not in the file)"),
+            ("overlays", str(o["overlays"])),
         ]
         if v.warnings:
             rows.append(("warnings", "; ".join(v.warnings)))

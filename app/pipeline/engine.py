@@ -323,7 +323,9 @@ class CarePipeline:
         """Evidence items from the accepted masks (``masks``: a subset, e.g. one entity a
         coordinator re-grounds on; ``margin``: a looser or tighter crop than the default)."""
         record = ctx.record
-        extra = {} if margin is None else {"margin": float(margin)}
+        extra: dict = {} if margin is None else {"margin": float(margin)}
+        if ctx.volume.invert_display:
+            extra["invert"] = True  # MONOCHROME1: the crop is inverted like the slice
         vlm = self.backend(Role.VQA)
         size = int(getattr(vlm, "image_size", 0) or ev.DEFAULT_INPUT_SIZE) if vlm is not None else ev.DEFAULT_INPUT_SIZE
         items: list[EvidenceItem] = []

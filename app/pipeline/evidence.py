@@ -76,10 +76,11 @@ def _to_rgb(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def crop_pixels(pixels: np.ndarray, window: Window, rect: tuple[int, int, int, int]) -> np.ndarray:
-    """The rectangle cut from the original modality values, then windowed to RGB uint8."""
+def crop_pixels(pixels: np.ndarray, window: Window, rect: tuple[int, int, int, int], invert: bool = False) -> np.ndarray:
+    """The rectangle cut from the original modality values, then windowed to RGB uint8
+    (inverted for MONOCHROME1, as the slice the reader and the model see)."""
     x0, y0, x1, y1 = rect
-    return _to_rgb(apply_window(pixels[y0:y1, x0:x1], window))
+    return _to_rgb(apply_window(pixels[y0:y1, x0:x1], window, invert=invert))
 
 
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:
@@ -103,8 +104,9 @@ def build_evidence(
     input_size: int = DEFAULT_INPUT_SIZE,
     margin: float = DEFAULT_MARGIN,
     min_size: int = MIN_CROP,
+    invert: bool = False,
 ) -> EvidenceItem:
-    """One evidence item for the slice.
+    """One evidence item for the slice (``invert``: MONOCHROME1, shown inverted).
 
     ``pixels`` are the slice's modality values [y, x] (or RGB [y, x, 3]); ``image_rgb`` is the
     same slice windowed with ``window`` (the model's first image). ``masks`` may include
@@ -127,5 +129,5 @@ def build_evidence(
 
     h, w = image_rgb.shape[:2]
     rect = crop_rect(bbox, (w, h), margin=margin, min_size=min_size)
-    crop = resize_square(crop_pixels(pixels, window, rect), input_size)
+    crop = resize_square(crop_pixels(pixels, window, rect, invert=invert), input_size)
     return EvidenceItem(kind, crop_rect=rect, entities=names, images=[image_rgb, crop])

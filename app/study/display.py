@@ -39,12 +39,20 @@ def default_window(modality: str, values: np.ndarray) -> Window:
     return auto_window(values)
 
 
-def apply_window(pixels: np.ndarray, window: Window) -> np.ndarray:
-    """Map modality values to uint8 through a linear window. RGB input passes through."""
+def apply_window(pixels: np.ndarray, window: Window, invert: bool = False) -> np.ndarray:
+    """Map modality values to uint8 through a linear window. RGB input passes through.
+
+    ``invert`` (MONOCHROME1: low values are white) flips the ramp, so the window's centre
+    and width stay the header's numbers and the stored values are never rewritten.
+    """
     if pixels.ndim == 3 and pixels.shape[-1] == 3:
         return pixels.astype(np.uint8, copy=False)
-    lo = window.low
     scale = 255.0 / max(window.width, 1e-6)
+    if invert:
+        out = (np.float32(window.high) - pixels.astype(np.float32, copy=False)) * np.float32(scale)
+        np.clip(out, 0.0, 255.0, out=out)
+        return out.astype(np.uint8)
+    lo = window.low
     out = (pixels.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(scale)
     np.clip(out, 0.0, 255.0, out=out)
     return out.astype(np.uint8)
@@ -52,7 +60,7 @@ def apply_window(pixels: np.ndarray, window: Window) -> np.ndarray:
 
 def slice_rgb(volume: Volume, k: int, window: Window | None = None) -> np.ndarray:
     """A slice as an (H, W, 3) uint8 RGB image in display orientation (model input)."""
-    img = apply_window(volume.slice(k), window or volume.window)
+    img = apply_window(volume.slice(k), window or volume.window, invert=volume.invert_display)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     return np.ascontiguousarray(img)

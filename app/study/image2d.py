@@ -57,6 +57,8 @@ def read_image2d(path: str) -> Volume | LoadError:
         headers=[{"file": Path(path).name, "width": int(array.shape[2]), "height": int(array.shape[1])}],
         frames=1,
         warnings=warnings,
+        # A picture file has no physical calibration: measure in pixels.
+        spacing_source="none",
     )
     if volume.is_rgb:
         volume.window = Window(127.5, 255.0, "RGB")

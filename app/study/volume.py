@@ -89,6 +89,22 @@ class Volume:
     # True when array z is time (a cine: frames of one position over time), not space.
     # Such a stack has no coronal/sagittal: a reformat would cut across time.
     temporal: bool = False
+    # --- presentation (issue 13): how the stored values are meant to be shown ---------
+    # Projection radiograph (CR/DX/MG/...: no ImageOrientationPatient): its direction
+    # matrix is a placeholder, so edge labels come from ``patient_orientation`` only.
+    projection: bool = False
+    # DICOM PatientOrientation (row direction, column direction), e.g. ("R", "F"); None: absent.
+    patient_orientation: tuple[str, str] | None = None
+    # Where the in-plane spacing came from: "PixelSpacing" (NIfTI/NRRD/MHA: the header's
+    # voxel spacing), "ImagerPixelSpacing" (at the detector), "UltrasoundRegion" or "none"
+    # (spacing is then a placeholder 1 and the viewer measures in pixels).
+    spacing_source: str = "PixelSpacing"
+    # MONOCHROME1: low values are white. Values stay as stored; only the display inverts.
+    invert_display: bool = False
+    # Every VOI window in the file (WindowCenter/Width pairs), cycled in the viewer.
+    voi_windows: list[Window] = field(default_factory=list)
+    # DICOM overlay planes (60xx): app.study.overlay_planes.DicomOverlay, one per plane and slice.
+    dicom_overlays: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)

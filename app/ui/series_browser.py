@@ -23,7 +23,7 @@ def thumbnail(volume: Volume, size: int = THUMB) -> QPixmap:
     w = volume.window
     if not volume.is_rgb and (w.width <= 1.0 and w.name in ("auto", "")):
         w = default_window(volume.modality, img)
-    img8 = apply_window(np.asarray(img), w)
+    img8 = apply_window(np.asarray(img), w, invert=volume.invert_display)
     pm = QPixmap.fromImage(numpy_to_qimage(img8))
     # Physical aspect, then fit the square.
     pw, ph = g.physical_size

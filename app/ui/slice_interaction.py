@@ -60,6 +60,10 @@ class SliceInteractionMixin:
             self.fit()
         elif key == K.Key_R:
             self.reset_window()
+        elif key == K.Key_V:
+            self.cycle_voi_window()  # next VOI window stored in the file
+        elif key == K.Key_O:
+            self.toggle_dicom_overlays()
         elif key == K.Key_1:
             self.set_plane(Plane.AXIAL)
         elif key == K.Key_2:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 
-from app.study.reformat import SliceGeometry
-from app.study.volume import SourceFormat
+from app.study.edge_labels import plane_name, view_edge_labels
+from app.study.reformat import EdgeLabels
 
 if TYPE_CHECKING:
     from .slice_view import SliceView
@@ -105,21 +105,34 @@ class SlicePaintingMixin:
         pat = v.patient
         self._text_block(p, [pat.name, f"ID: {pat.patient_id}" if pat.patient_id else "", _format_date(pat.study_date)], "tr")
         desc = v.description or "(no description)"
-        self._text_block(p, [desc, f"{v.modality}  {self._plane.value.capitalize()}"], "tl")
+        self._text_block(p, [desc, f"{v.modality}  {plane_name(v, self._plane)}"], "tl")
         k, n = self.slice_index, self.slice_count
         lines = [f"Im: {k + 1}/{n}"]
         if not v.is_rgb:
             lines.append(f"W: {self._window.width:.0f}  L: {self._window.center:.0f}")
         self._text_block(p, lines, "bl")
-        sx, sy = g.pixel_spacing
-        thick = g.spacing[2 - g.slice_axis]
-        self._text_block(p, [f"Zoom: {self.zoom * 100:.0f}%", f"{sx:.2f} x {sy:.2f} mm  Thk {thick:.2f} mm"], "br")
-        if v.source_format != SourceFormat.IMAGE2D:
-            self._paint_orientation(p, g)
+        self._text_block(p, [f"Zoom: {self.zoom * 100:.0f}%", self.spacing_text()], "br")
+        labels = view_edge_labels(v, g)
+        if labels is not None:
+            self._paint_orientation(p, labels)
         self._paint_scale_bar(p)
 
-    def _paint_orientation(self: "SliceView", p: QPainter, g: SliceGeometry) -> None:
-        labels = g.edge_labels()
+    def spacing_text(self: "SliceView") -> str:
+        """The corner's pixel-size readout; never a made-up "1.00 x 1.00 mm"."""
+        v, g = self._volume, self.geometry_
+        if v is None or g is None:
+            return ""
+        if v.spacing_source == "none":
+            return "Pixels (no calibration)"
+        sx, sy = g.pixel_spacing
+        text = f"{sx:.2f} x {sy:.2f} mm"
+        if v.spacing_source == "ImagerPixelSpacing":
+            return text + " at detector"
+        if v.projection:
+            return text  # a projection has no slice thickness
+        return text + f"  Thk {g.spacing[2 - g.slice_axis]:.2f} mm"
+
+    def _paint_orientation(self: "SliceView", p: QPainter, labels: EdgeLabels) -> None:
         f = QFont(p.font())
         f.setBold(True)
         f.setPointSizeF(f.pointSizeF() * 1.2)
@@ -142,6 +155,8 @@ class SlicePaintingMixin:
         """(length in mm, length in screen px) of the scale bar for the current zoom."""
         if self.geometry_ is None or self._scale <= 0:
             return 0.0, 0.0
+        if self._volume is not None and self._volume.spacing_source == "none":
+            return 0.0, 0.0  # uncalibrated: a bar would invent a length
         target_px = min(160.0, self.width() * 0.25)
         mm = _nice_length(target_px / self._scale)
         return mm, mm * self._scale
@@ -164,4 +179,6 @@ class SlicePaintingMixin:
             p.drawLine(QPointF(x1, y - 5), QPointF(x1, y + 1))
             p.drawLine(QPointF((x0 + x1) / 2, y - 3), QPointF((x0 + x1) / 2, y))
         label = _format_mm(mm)
+        if self._volume is not None and self._volume.spacing_source == "ImagerPixelSpacing":
+            label += " at detector"  # magnified by the beam geometry; not the patient's size
         self._shadow_text(p, QPointF(x1 - fm.horizontalAdvance(label), y - 8), label, QColor(222, 226, 232))

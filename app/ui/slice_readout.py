@@ -13,7 +13,7 @@ class CursorInfo:
     """What is under the mouse (for the status bar)."""
 
     ijk: tuple[int, int, int]  # voxel index (x, y, z)
-    lps: tuple[float, float, float]  # mm
+    lps: tuple[float, float, float] | None  # mm; None where the image has no patient frame
     value: float | tuple[int, int, int]  # modality units, or RGB
     unit: str  # "HU" for CT, "" otherwise
 
@@ -35,6 +35,9 @@ def window_presets(volume: Volume | None) -> dict[str, Window]:
     if volume is None or volume.is_rgb:
         return out
     out["default"] = Window(volume.window.center, volume.window.width, "default")
+    if len(volume.voi_windows) > 1:  # every VOI window the file stores (key V cycles them)
+        for i, w in enumerate(volume.voi_windows, 1):
+            out[f"file {i}: {w.name}"] = w
     if volume.modality.upper() == "CT":
         out.update(CT_PRESETS)
     out["auto"] = Window(0.0, 0.0, "auto")  # computed on demand from the voxels

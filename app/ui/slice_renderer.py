@@ -13,9 +13,15 @@ import numpy as np
 from PySide6.QtGui import QImage, QPixmap
 
 from app.study.display import apply_window
-from app.study.overlays import OverlayStack, composite
+from app.study.overlay_planes import overlay_mask
+from app.study.overlays import MaskLayer, OverlayStack, composite
 from app.study.reformat import SliceGeometry
 from app.study.volume import Volume, Window
+
+
+# Overlay planes are graphics, drawn opaque in one colour readers know from other viewers.
+DICOM_OVERLAY_COLOR = (255, 214, 0)
+DICOM_OVERLAY_LAYER = MaskLayer("DICOM overlay", DICOM_OVERLAY_COLOR, opacity=1.0)
 
 
 def numpy_to_qimage(img: np.ndarray, copy: bool = True) -> QImage:
@@ -61,20 +67,26 @@ class SliceRenderer:
         self.data_version += 1
 
     def base(self, volume: Volume, geom: SliceGeometry, k: int, window: Window) -> np.ndarray:
-        key = (id(volume), self.data_version, geom.plane, geom.slice_axis, k, window.center, window.width)
+        key = (id(volume), self.data_version, geom.plane, geom.slice_axis, k, window.center, window.width,
+               volume.invert_display)
         if key != self._base_key or self._base is None:
             pixels = geom.extract(volume.array, k)
-            self._base = np.ascontiguousarray(apply_window(pixels, window))
+            # MONOCHROME1 is inverted here, in the display mapping (the values stay stored).
+            self._base = np.ascontiguousarray(apply_window(pixels, window, invert=volume.invert_display))
             self._base_key = key
         return self._base
 
     def frame(
-        self, volume: Volume, geom: SliceGeometry, k: int, window: Window, overlays: OverlayStack
+        self, volume: Volume, geom: SliceGeometry, k: int, window: Window, overlays: OverlayStack,
+        dicom_overlays: bool = False,
     ) -> Frame:
+        """``dicom_overlays``: draw the file's overlay planes (60xx) of slice ``k`` on top."""
         base = self.base(volume, geom, k, window)
-        key = (self._base_key, overlays.version)
+        key = (self._base_key, overlays.version, dicom_overlays)
         if key != self._frame_key or self._frame is None:
             layers = overlays.masks_for(geom.extract, geom.slice_axis, k)
+            if dicom_overlays:
+                layers = layers + self._dicom_layers(volume, geom, k)
             shown = composite(base, layers) if layers else base
             # RGB32 is the raster engine's fast path for scaled, smoothed blits: converting
             # once here makes every later repaint (pan, zoom) several times cheaper.
@@ -82,3 +94,13 @@ class SliceRenderer:
             self._frame = Frame(shown, QPixmap.fromImage(img))
             self._frame_key = key
         return self._frame
+
+    @staticmethod
+    def _dicom_layers(volume: Volume, geom: SliceGeometry, k: int) -> list[tuple[MaskLayer, np.ndarray]]:
+        """The file's overlay planes exist in the acquisition plane only (one bitmap per slice)."""
+        if geom.slice_axis != 0 or not volume.dicom_overlays:
+            return []
+        mask = overlay_mask(volume.dicom_overlays, k, tuple(volume.array.shape[1:3]))
+        if mask is None:
+            return []
+        return [(DICOM_OVERLAY_LAYER, geom.extract(mask[None], 0))]

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.study.display import auto_window, default_window
 from app.study.reformat import Plane, SliceGeometry, is_single_image, native_plane, slice_geometry
-from app.study.volume import Volume, Window
+from app.study.volume import SourceFormat, Volume, Window
 
 from .overlays import OverlayManager
 from .slice_interaction import ZOOM_STEP, DragMode, SliceInteractionMixin
@@ -67,6 +67,7 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
         self.drag_mode = DragMode.PAN
         self.show_annotations = True
         self.show_overlays = True
+        self.show_dicom_overlays = True  # the file's overlay planes (60xx), key O
         self._message = ""
         self._message_is_error = False
 
@@ -246,6 +247,24 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
         else:
             self.set_window(presets[name])
 
+    def cycle_voi_window(self) -> Window | None:
+        """Step to the file's next VOI window (WindowCenter/Width pair); None if it has none."""
+        v = self._volume
+        if v is None or v.is_rgb or not v.voi_windows:
+            return None
+        windows = v.voi_windows
+        current = next((i for i, w in enumerate(windows)
+                        if (w.center, w.width) == (self._window.center, self._window.width)), -1)
+        window = windows[(current + 1) % len(windows)]
+        self.set_window(window)
+        return window
+
+    def toggle_dicom_overlays(self) -> bool:
+        """Show or hide the file's overlay planes; returns the new state."""
+        self.show_dicom_overlays = not self.show_dicom_overlays
+        self.update()
+        return self.show_dicom_overlays
+
     def reset_window(self) -> None:
         if self._volume is not None:
             self.set_window(self._initial_window(self._volume), user=False)
@@ -347,7 +366,10 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
             value = tuple(int(c) for c in raw)  # type: ignore[assignment]
         else:
             value = float(raw)
-        return CursorInfo((i, j, k), (float(lps[0]), float(lps[1]), float(lps[2])), value, modality_unit(v))
+        # A radiograph or a picture has no patient frame: no invented LPS millimetres.
+        where = None if v.projection or v.source_format == SourceFormat.IMAGE2D else (
+            float(lps[0]), float(lps[1]), float(lps[2]))
+        return CursorInfo((i, j, k), where, value, modality_unit(v))
 
     def _refresh_cursor(self) -> None:
         if self._last_cursor is not None:
@@ -360,7 +382,8 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
         if g is None or v is None:
             return None
         stack = self.overlays.stack if self.show_overlays else _EMPTY_STACK
-        return self._renderer.frame(v, g, self.slice_index, self._window, stack)
+        return self._renderer.frame(v, g, self.slice_index, self._window, stack,
+                                    dicom_overlays=self.show_dicom_overlays)
 
     def frame_shape(self) -> tuple[int, int] | None:
         """(rows, cols) of the displayed slice in voxels."""

@@ -46,13 +46,15 @@ class ViewerStatusBar(QStatusBar):
             for w in (self.position, self.voxel, self.value):
                 w.setVisible(False)
             return
-        x, y, z = info.lps
         i, j, k = info.ijk
-        self.position.setText(f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm")
+        if info.lps is not None:
+            x, y, z = info.lps
+            self.position.setText(f"LPS ({x:.1f}, {y:.1f}, {z:.1f}) mm")
         self.voxel.setText(f"[{i}, {j}, {k}]")
         self.value.setText(info.value_text())
-        for w in (self.position, self.voxel, self.value):
+        for w in (self.voxel, self.value):
             w.setVisible(True)
+        self.position.setVisible(info.lps is not None)
 
     def set_window(self, window: Window | None, rgb: bool = False) -> None:
         if window is None or rgb:

@@ -17,7 +17,7 @@ def test_info_json_keys_and_values(capsys, mr_dicom_dir):
     obj = out[0]
     assert set(obj) == set(KEYS) == {
         "series_uid", "modality", "description", "size", "spacing", "origin", "direction",
-        "frames", "min", "max", "mean", "window", "errors",
+        "frames", "min", "max", "mean", "window", "errors", "orientation_labels", "spacing_source", "overlays",
     }
     assert obj["modality"] == "MR" and obj["size"] == [256, 256, 25] and obj["errors"] == []
     assert np.allclose(obj["spacing"], [0.78125, 0.78125, 6.5])

@@ -9,6 +9,7 @@ import pydicom
 import pytest
 from pydicom.pixels import apply_color_lut
 
+from app.study.display import slice_rgb
 from app.study.loader import load
 from app.study.volume import LoadError, Volume
 
@@ -104,24 +105,20 @@ def test_rescale_is_applied_and_matches_pydicom():
     assert np.array_equal(ct.array[0], ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept))
 
 
-def test_monochrome1_is_inverted_in_modality_space_with_its_window():
+def test_monochrome1_keeps_stored_values_and_inverts_on_display():
     name = "RG1_UNCR.dcm"
     ds = pydicom.dcmread(_path(name))
     assert ds.PhotometricInterpretation == "MONOCHROME1"
     v = _vol(name)
     slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
-    top = (2**ds.BitsStored - 1) * slope + intercept
-    bottom = intercept
     modality = ds.pixel_array * slope + intercept
-    assert np.array_equal(v.array[0], (top + bottom) - modality)
-    # The file's window is mirrored with the values, so the display is unchanged:
-    # a pixel bright in MONOCHROME1 terms (low value) is now high, and vice versa.
-    c, w = float(pydicom.multival.MultiValue(float, [ds.WindowCenter])[0] if not isinstance(ds.WindowCenter, pydicom.multival.MultiValue) else ds.WindowCenter[0]), float(
-        ds.WindowWidth if not isinstance(ds.WindowWidth, pydicom.multival.MultiValue) else ds.WindowWidth[0]
-    )
-    assert v.window.center == pytest.approx((top + bottom) - c) and v.window.width == pytest.approx(w)
+    # Issue 13: the values (cursor readout, info min/max) and the window stay the header's.
+    assert np.array_equal(v.array[0], modality)
+    assert v.invert_display
+    assert (v.window.center, v.window.width) == (float(ds.WindowCenter), float(ds.WindowWidth))
+    shown = slice_rgb(v, 0)[..., 0]
     raw_low = np.unravel_index(np.argmin(modality), modality.shape)
-    assert v.array[0][raw_low] == v.array.max()  # darkest on MONOCHROME2 display = brightest value
+    assert shown[raw_low] == shown.max()  # the lowest MONOCHROME1 value displays white
 
 
 def test_palette_colour_becomes_rgb():

@@ -21,6 +21,7 @@ from .errors import ReadFailure
 from .geometry import Stack
 from .attributes import _text
 from .frame_ref import FrameRef
+from .presentation import apply_presentation
 from .pixels import can_read_native, is_color, iter_file_frames, modality_values, read_frame, stored_range, to_rgb8
 
 PartialCallback = Callable[[Volume, int, int], None]
@@ -46,7 +47,8 @@ class SliceStore:
         first = frames[0]
         self.color = is_color(first)
         n, rows, cols = len(frames), first.rows, first.cols
-        self.invert = first.photometric == "MONOCHROME1"
+        # MONOCHROME1 is inverted on display only (presentation.py): values stay as stored.
+        self.invert = False
         self.invert_sum = sum(stored_range(first)) if self.invert else 0.0
         if self.color:
             self.array = np.zeros((n, rows, cols, 3), np.uint8)
@@ -198,8 +200,7 @@ def build_volume(
     if file_window or store.color:
         volume.window = file_window or Window(127.5, 255.0, "RGB")
         window_set.append(True)
-    if store.invert:
-        volume.warnings.append("MONOCHROME1: values inverted so the image displays like MONOCHROME2")
+    apply_presentation(volume, frames)
 
     errors: list[LoadError] = []
     failed: set[int] = set()
