@@ -22,28 +22,24 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from app.audit.present import breakable
 from app.pipeline.types import Stage
 from app.pipeline.vocab import BackendKind, RunStatus
 
 from .installed_code import coordinator_available
-from .run_worker import STAGES, Progress, RunOutcome, friendly_errors
+from .run_worker import Progress, RunOutcome, friendly_errors
+from .stage_strip import STAGE_LABELS, StageStrip
 from .theme import icon
 
 MAX_RECENT = 15
 RECENT_KEY = "ask/recent_questions"
 PROFILE_KEY = "ask/profile"
-STAGE_LABELS = {
-    Stage.ENTITIES: "Entities",
-    Stage.MASKS: "Masks",
-    Stage.EVIDENCE: "Evidence",
-    Stage.ANSWER: "Answer",
-    Stage.REVIEW: "Review",
-}
 COORD_TIP = "CARE-Coord needs the coordinator, which is not part of this build yet; CARE-Flow runs every evidence type and votes."
 
 
@@ -83,61 +79,6 @@ def profile_choices() -> tuple[list[ProfileChoice], str]:
     return out, chosen
 
 
-class StageStrip(QWidget):
-    """Five chips: pending (dim), running (blue), done (green), stopped (amber/red)."""
-
-    COLORS = {"pending": ("#2a3038", "#7d8793"), "active": ("#1f5f85", "#ffffff"),
-              "done": ("#24543a", "#cfeedd"), "stopped": ("#6b4a12", "#ffe2a8"), "failed": ("#6e2326", "#ffd5d5")}
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(3)
-        self.chips: dict[Stage, QLabel] = {}
-        for i, st in enumerate(STAGES):
-            chip = QLabel(STAGE_LABELS[st])
-            chip.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            chip.setMinimumWidth(58)
-            self.chips[st] = chip
-            lay.addWidget(chip, 1)
-            if i < len(STAGES) - 1:
-                arrow = QLabel("\u203a")
-                arrow.setStyleSheet("color:#5a626d;")
-                lay.addWidget(arrow)
-        self.reset()
-
-    def state(self, stage: Stage) -> str:
-        return self.chips[stage].property("state")
-
-    def _set(self, stage: Stage, state: str) -> None:
-        bg, fg = self.COLORS[state]
-        chip = self.chips[stage]
-        chip.setProperty("state", state)
-        chip.setStyleSheet(f"background:{bg}; color:{fg}; border-radius:3px; padding:2px 4px;")
-
-    def reset(self) -> None:
-        for st in STAGES:
-            self._set(st, "pending")
-
-    def activate(self, stage: Stage) -> None:
-        idx = STAGES.index(stage)
-        for i, st in enumerate(STAGES):
-            self._set(st, "done" if i < idx else "active" if i == idx else "pending")
-
-    def finish(self, status: str, timed: set[Stage]) -> None:
-        """After the run: done where the stage ran; where it stopped, amber (cancel) or red."""
-        stopped = False
-        for st in STAGES:
-            if st in timed:
-                self._set(st, "done")
-            elif not stopped and status in (RunStatus.CANCELLED, RunStatus.FAILED):
-                self._set(st, "stopped" if status == RunStatus.CANCELLED else "failed")
-                stopped = True
-            else:
-                self._set(st, "pending")
-
-
 class AskPanel(QWidget):
     run_requested = Signal(str, str, str)  # question, profile, mode
     cancel_requested = Signal()
@@ -153,7 +94,18 @@ class AskPanel(QWidget):
         self._tick.timeout.connect(self._update_elapsed)
         self.last_progress: Progress | None = None
 
-        lay = QVBoxLayout(self)
+        # Everything scrolls inside the dock: a long message (the install command, the audit
+        # trail's reason) grows the panel instead of being cut at the dock's height.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll_area = QScrollArea(self)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget(self.scroll_area)
+        self.scroll_area.setWidget(body)
+        outer.addWidget(self.scroll_area)
+        lay = QVBoxLayout(body)
         lay.setContentsMargins(8, 8, 8, 8)
         lay.setSpacing(6)
 
@@ -180,6 +132,11 @@ class AskPanel(QWidget):
                               Qt.ItemDataRole.ToolTipRole)
         self.profile = QComboBox(self)
         self.profile.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # A long profile label must not force the panel wider than its dock (the popup still
+        # shows it whole); the same for the mode names.
+        for combo in (self.mode, self.profile):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         self.profile.currentIndexChanged.connect(self._on_profile_changed)
         grid.addWidget(QLabel("Mode"), 0, 0)
         grid.addWidget(self.mode, 0, 1)
@@ -225,7 +182,9 @@ class AskPanel(QWidget):
 
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                             | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        self.message.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.message.setTextFormat(Qt.TextFormat.RichText)
         self.message.setFrameShape(QFrame.Shape.StyledPanel)
         self.message.hide()
@@ -427,6 +386,10 @@ class AskPanel(QWidget):
         colors = {"error": ("#3a1d20", "#ff9a92", "#7a3036"), "warning": ("#3a3019", "#ffd27a", "#6b5320"),
                   "info": ("#1d2a36", "#b9dcf5", "#2d4a63")}
         bg, fg, border = colors.get(level, colors["info"])
+        # Long tokens (paths, run ids) get break points so the label wraps them instead of
+        # widening past the dock; message_text() strips them again.
+        if not rich:
+            text = breakable(text, 32)
         body = text if rich else html.escape(text).replace("\n", "<br>")
         # Commands in backticks (the weights-missing message) become copyable code.
         if not rich and "`" in text:
@@ -439,6 +402,8 @@ class AskPanel(QWidget):
                                    "border-radius:4px; padding:6px;}")
         self.message_level = level
         self.message.show()
+        # Bring the whole message into view once the layout has given it its height.
+        QTimer.singleShot(0, lambda: self.scroll_area.ensureWidgetVisible(self.message, 0, 0))
 
     def hide_message(self) -> None:
         self.message.hide()
@@ -450,7 +415,7 @@ class AskPanel(QWidget):
 
         doc = QTextDocument()
         doc.setHtml(self.message.text())
-        return doc.toPlainText()
+        return doc.toPlainText().replace("\u200b", "")
 
 
 _ERROR_TITLES = {

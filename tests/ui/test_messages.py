@@ -1,0 +1,91 @@
+"""Issue 13, defect 7: messages are never clipped, long stages show they are alive, the box
+tool shows a busy cue, overrides read in plain words, and every shortcut is listed."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QPoint, QRect, Qt
+
+from tests.ui.care_session import QUESTION, settle
+
+
+def _ask(qtbot, care, question=QUESTION, timeout=120_000):
+    care.ask.set_question(question)
+    assert care.ask.run_button.isEnabled()
+    with qtbot.waitSignal(care.run_finished, timeout=timeout) as sig:
+        qtbot.mouseClick(care.ask.run_button, Qt.MouseButton.LeftButton)
+    return sig.args[0]
+
+
+def assert_whole_text_visible(qtbot, panel) -> None:
+    """The message label wraps, has the height its text needs at its width, is no wider
+    than the panel, and scrolls fully into view (so no part of the text is ever cut)."""
+    label = panel.message
+    qtbot.waitUntil(lambda: label.isVisible() and label.height() >= label.heightForWidth(label.width()),
+                    timeout=5_000)
+    assert label.wordWrap()
+    viewport = panel.scroll_area.viewport()
+    assert label.width() <= viewport.width()
+    assert label.minimumSizeHint().width() <= viewport.width()  # nothing forces it wider
+    # The laid-out text (as Qt lays it at this width) fits in the label's contents.
+    from PySide6.QtGui import QTextDocument
+
+    doc = QTextDocument()
+    doc.setDefaultFont(label.font())
+    doc.setHtml(label.text())
+    doc.setTextWidth(label.contentsRect().width())
+    assert doc.size().height() <= label.height()
+    # Scrolled into view: the whole label lies inside the viewport (or the area scrolls to it).
+    qtbot.waitUntil(lambda: QRect(label.mapTo(viewport, QPoint(0, 0)), label.size()).bottom()
+                    <= viewport.rect().bottom() or panel.scroll_area.verticalScrollBar().maximum() > 0, timeout=5_000)
+    top = label.mapTo(viewport, QPoint(0, 0))
+    if label.height() <= viewport.height():
+        assert viewport.rect().contains(QRect(top, label.size()))
+    flags = label.textInteractionFlags()
+    assert flags & Qt.TextInteractionFlag.TextSelectableByMouse and flags & Qt.TextInteractionFlag.TextSelectableByKeyboard
+
+
+def _narrow_ask_dock(qtbot, care) -> None:
+    """The docks as a radiologist leaves them: the Ask dock short, the Audit dock tall."""
+    w = care.window
+    w.resizeDocks([care.ask_dock, care.audit_dock], [200, 700], Qt.Orientation.Vertical)
+    w.resizeDocks([care.ask_dock], [330], Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+
+
+def test_missing_weights_message_shows_the_whole_install_command(qtbot, care, tmp_path, monkeypatch):
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    monkeypatch.setenv("CARE_MODELS_DIR", str(empty))
+    from app.ui.run_worker import PipelineCache
+
+    care.pipelines = PipelineCache()
+    care.ask.reload_profiles()
+    care.ask.set_profile("tiny")
+    _narrow_ask_dock(qtbot, care)
+    outcome = _ask(qtbot, care, "Is there a pleural effusion?")
+    assert outcome.record is None and outcome.error_kind == "weights"
+    text = care.ask.message_text()
+    assert "care-viewer models fetch tiny" in text and "care-viewer models import" in text
+    assert outcome.error.replace("`", "").split()[-1] in text  # to its last word
+    assert_whole_text_visible(qtbot, care.ask)
+
+
+def test_audit_unavailable_message_gives_the_reason_in_full(qtbot, care):
+    from app.audit.service import AuditService
+    from app.audit.store import AuditStoreError
+
+    reason = ("/home/radiologist/.local/share/care-viewer/audit/a-very-long-folder-name-that-never-wraps/"
+              "audit.sqlite3: cannot open the audit database (disk I/O error)")
+
+    def broken():
+        raise AuditStoreError(reason)
+
+    _narrow_ask_dock(qtbot, care)
+    care.audit_io.service = AuditService(broken)
+    care.ask.set_question(QUESTION)
+    assert care.start_run(QUESTION, "tiny") is None
+    settle(qtbot, care)
+    text = care.ask.message_text()
+    assert text.startswith("Audit trail unavailable")
+    assert "so no run was started" in text and reason in text  # the reason itself, to its end
+    assert_whole_text_visible(qtbot, care.ask)
