@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.audit.present import breakable
+from app.pipeline.context import STAGE_SPAN
 from app.pipeline.types import Stage
 from app.pipeline.vocab import BackendKind, RunStatus
 
@@ -38,6 +39,7 @@ from .stage_strip import STAGE_LABELS, StageStrip
 from .theme import icon
 
 MAX_RECENT = 15
+QUIET_MS = 1500  # no progress report for this long: the stage is busy (bar indeterminate)
 RECENT_KEY = "ask/recent_questions"
 PROFILE_KEY = "ask/profile"
 COORD_TIP = "CARE-Coord needs the coordinator, which is not part of this build yet; CARE-Flow runs every evidence type and votes."
@@ -89,6 +91,9 @@ class AskPanel(QWidget):
         self._running = False
         self._has_target = False
         self._clock = QElapsedTimer()
+        self._stage_clock = QElapsedTimer()  # since the current stage began
+        self._report_clock = QElapsedTimer()  # since the last progress report
+        self._stage_status = ""
         self._tick = QTimer(self)
         self._tick.setInterval(200)
         self._tick.timeout.connect(self._update_elapsed)
@@ -325,24 +330,56 @@ class AskPanel(QWidget):
         self.remember_question(question)
         self.hide_message()
         self.stages.reset()
-        self.progress.setValue(0)
+        self._set_fraction(0.0)
         self.status.setText("Starting\u2026")
+        self._stage_status = ""
+        self._stage_clock.invalidate()
+        self._report_clock.start()
         self._clock.start()
         self._tick.start()
         self._update_elapsed()
         self._update_enabled()
 
+    @property
+    def busy(self) -> bool:
+        """Whether the bar is indeterminate (a stage is working with no fraction to report)."""
+        return self.progress.maximum() == 0
+
+    def _set_fraction(self, fraction: float | None) -> None:
+        """A fraction of the whole run, or None: busy (indeterminate) bar."""
+        if fraction is None:
+            self.progress.setRange(0, 0)
+            return
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(round(fraction * 1000)))
+
     def on_progress(self, p: Progress) -> None:
+        if self.last_progress is None or self.last_progress.stage != p.stage or not self._stage_clock.isValid():
+            self._stage_clock.start()
         self.last_progress = p
+        self._report_clock.start()
         self.stages.activate(p.stage)
-        self.progress.setValue(int(round(p.fraction * 1000)))
-        if not self.cancel_button.isEnabled() and self._running:
-            return  # keep "Cancelling..." visible
-        self.status.setText(f"{STAGE_LABELS.get(p.stage, p.stage.value)}: {p.message}")
+        # A report at the very start of its stage's span carries no fraction (the pipeline
+        # reports "loading the VQA model" with none): show a busy bar, not a frozen one.
+        lo = STAGE_SPAN.get(p.stage, (0.0, 1.0))[0]
+        self._set_fraction(None if p.fraction <= lo + 1e-9 and p.fraction < 1.0 else p.fraction)
+        self._stage_status = f"{STAGE_LABELS.get(p.stage, p.stage.value)}: {p.message}"
+        self._update_elapsed()
 
     def _update_elapsed(self) -> None:
-        if self._clock.isValid():
-            self.elapsed.setText(f"{self._clock.elapsed() / 1000:.1f} s")
+        if not self._clock.isValid():
+            return
+        self.elapsed.setText(f"{self._clock.elapsed() / 1000:.1f} s")
+        if not self._running:
+            return
+        # Model loading and generation report nothing for seconds: after a quiet spell the
+        # bar turns busy, so a long stage never looks stuck.
+        if self._report_clock.isValid() and self._report_clock.elapsed() >= QUIET_MS and not self.busy:
+            self._set_fraction(None)
+        if not self.cancel_button.isEnabled():
+            return  # keep "Cancelling..." visible
+        if self._stage_status and self._stage_clock.isValid():
+            self.status.setText(f"{self._stage_status} \u2014 {self._stage_clock.elapsed() / 1000:.0f} s")
 
     def run_finished(self, outcome: RunOutcome) -> None:
         self._running = False
@@ -350,9 +387,9 @@ class AskPanel(QWidget):
         self._update_elapsed()
         self._update_enabled()
         rec = outcome.record
+        self._set_fraction(0.0)
         if rec is None:
             self.stages.finish("failed", set())
-            self.progress.setValue(0)
             self.status.setText("Not run")
             self.show_message(outcome.error, "error", title=_ERROR_TITLES.get(outcome.error_kind, "Cannot run"))
             return
@@ -361,7 +398,7 @@ class AskPanel(QWidget):
         secs = self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
         parts: list[tuple[str, str]] = []
         if rec.status == RunStatus.COMPLETED:
-            self.progress.setValue(1000)
+            self._set_fraction(1.0)
             self.status.setText(f"Answered in {secs:.1f} s \u2014 see the Audit panel")
         elif rec.status == RunStatus.CANCELLED:
             self.status.setText(f"Cancelled after {secs:.1f} s (kept in the history as cancelled)")

@@ -89,3 +89,44 @@ def test_audit_unavailable_message_gives_the_reason_in_full(qtbot, care):
     assert text.startswith("Audit trail unavailable")
     assert "so no run was started" in text and reason in text  # the reason itself, to its end
     assert_whole_text_visible(qtbot, care.ask)
+
+
+def test_long_stages_show_elapsed_time_and_a_busy_bar(qtbot, tmp_path, monkeypatch):
+    from app.pipeline.context import STAGE_SPAN
+    from app.pipeline.types import Stage
+    from app.ui.ask_panel import QUIET_MS, AskPanel
+    from app.ui.run_worker import Progress
+    from tests.ui.care_session import isolate_settings
+
+    isolate_settings(monkeypatch, tmp_path)
+    panel = AskPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.run_started(QUESTION)
+    # "loading the VQA model" comes with no fraction: busy at once.
+    panel.on_progress(Progress(Stage.ANSWER, "loading the VQA model", STAGE_SPAN[Stage.ANSWER][0]))
+    assert panel.busy
+    qtbot.waitUntil(lambda: panel.status.text().startswith("Answer: loading the VQA model \u2014 ")
+                    and panel.status.text().endswith(" s"), timeout=3_000)
+    # A real fraction: a determinate bar at that fraction.
+    panel.on_progress(Progress(Stage.ANSWER, "answering with 3 evidence types", 0.52))
+    assert not panel.busy and panel.progress.value() == 520
+    # Generation then reports nothing for a while: the bar turns busy, the clocks keep going.
+    qtbot.waitUntil(lambda: panel.busy, timeout=QUIET_MS + 3_000)
+    first = panel.elapsed.text()
+    qtbot.waitUntil(lambda: panel.elapsed.text() != first, timeout=3_000)
+    assert panel.elapsed.text().endswith(" s")
+    panel.cancel_button.click()  # "Cancelling..." is not overwritten by the stage clock
+    qtbot.wait(450)
+    assert panel.status.text().startswith("Cancelling")
+
+
+def test_a_real_run_shows_stage_time_and_ends_with_a_full_bar(qtbot, care):
+    seen: list[tuple[bool, str]] = []
+    care.run_started.connect(lambda handle: handle.signals.partial.connect(
+        lambda _p: seen.append((care.ask.busy, care.ask.status.text()))))
+    outcome = _ask(qtbot, care)
+    assert outcome.record.status == "completed"
+    assert any(busy for busy, _ in seen)  # the model-loading reports came with no fraction
+    assert not care.ask.busy and care.ask.progress.value() == 1000
+    assert care.ask.status.text().startswith("Answered in ")
