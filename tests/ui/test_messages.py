@@ -130,3 +130,34 @@ def test_a_real_run_shows_stage_time_and_ends_with_a_full_bar(qtbot, care):
     assert any(busy for busy, _ in seen)  # the model-loading reports came with no fraction
     assert not care.ask.busy and care.ask.progress.value() == 1000
     assert care.ask.status.text().startswith("Answered in ")
+
+
+def test_box_tool_keeps_the_box_and_shows_a_busy_cue_while_litemedsam_runs(qtbot, care):
+    from app.ui.override_tools import SEGMENTING_LAYER
+    from tests.ui.care_session import TUMOUR_BOX, screen_point
+
+    view = care.view
+    care.act_draw.setChecked(True)
+    assert care.draw_tool.active
+    during: list[tuple] = []
+    # Connected after the controller's slot: runs right after segment_box started the worker.
+    care.draw_tool.box_drawn.connect(lambda k, box: during.append((
+        SEGMENTING_LAYER in view.overlays, view.cursor().shape(), care.window.status.currentMessage(),
+        care.box_worker is not None)))
+    a = screen_point(view, TUMOUR_BOX[0], TUMOUR_BOX[1])
+    b = screen_point(view, TUMOUR_BOX[2] - 1, TUMOUR_BOX[3] - 1)
+    with qtbot.waitSignal(care.box_segmented, timeout=60_000) as sig:
+        qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=a)
+        qtbot.mouseMove(view, QPoint((a.x() + b.x()) // 2, (a.y() + b.y()) // 2))
+        qtbot.mouseMove(view, b)
+        qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=b)
+    assert during, "the drag made no box"
+    shown, cursor, status, working = during[0]
+    assert working and shown and cursor == Qt.CursorShape.BusyCursor
+    assert status.startswith("Segmenting the box")
+    out = sig.args[0]
+    assert out.mask is not None
+    # Cleared when it returns: the busy box goes, the draw cursor comes back, the result is said.
+    assert SEGMENTING_LAYER not in view.overlays
+    assert view.cursor().shape() == Qt.CursorShape.CrossCursor and not care.draw_tool.segmenting
+    assert "confidence" in care.window.status.currentMessage()
