@@ -161,3 +161,37 @@ def test_box_tool_keeps_the_box_and_shows_a_busy_cue_while_litemedsam_runs(qtbot
     assert SEGMENTING_LAYER not in view.overlays
     assert view.cursor().shape() == Qt.CursorShape.CrossCursor and not care.draw_tool.segmenting
     assert "confidence" in care.window.status.currentMessage()
+
+
+def test_shortcuts_dialog_lists_every_action_with_a_shortcut(qtbot, care):
+    from PySide6.QtGui import QAction, QKeySequence, QShortcut
+
+    from app.ui.dialogs import ShortcutsDialog
+
+    w = care.window
+    dlg = ShortcutsDialog(w)
+    qtbot.addWidget(dlg)
+    table = dlg.table
+    listed = {(table.item(r, 0).text(), table.item(r, 1).text()) for r in range(table.rowCount())}
+    keys_listed = {k for k, _ in listed}
+    bound = [(a.text(), s.toString(QKeySequence.SequenceFormat.NativeText))
+             for a in w.findChildren(QAction) for s in a.shortcuts()]
+    bound += [(sc.objectName(), sc.key().toString(QKeySequence.SequenceFormat.NativeText))
+              for sc in w.findChildren(QShortcut)]
+    assert len(bound) >= 10  # the window's own actions and the Ask/Audit panel's
+    missing = [(t, k) for t, k in bound if k and k not in keys_listed]
+    assert not missing, f"shortcuts not in the dialog: {missing}"
+    for text, keys in [(a.text(), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+                       for a in w.findChildren(QAction) if not a.shortcut().isEmpty()]:
+        name = text.replace("&", "").rstrip("\u2026").rstrip(".").strip()
+        assert (keys, name) in listed
+    # The panels' own actions come with it (not a hand-kept list): Draw box (B), Export (Ctrl+E).
+    assert any(k == "B" and "box" in a.lower() for k, a in listed)
+    assert any(k == QKeySequence("Ctrl+E").toString(QKeySequence.SequenceFormat.NativeText) for k, _ in listed)
+    # A shortcut added later is listed without editing the dialog.
+    extra = QAction("Cine play/pause", w)
+    extra.setShortcut(QKeySequence("Space"))
+    w.addAction(extra)
+    again = ShortcutsDialog(w)
+    qtbot.addWidget(again)
+    assert ("Space", "Cine play/pause") in again.rows
