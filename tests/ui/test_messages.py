@@ -195,3 +195,55 @@ def test_shortcuts_dialog_lists_every_action_with_a_shortcut(qtbot, care):
     again = ShortcutsDialog(w)
     qtbot.addWidget(again)
     assert ("Space", "Cine play/pause") in again.rows
+
+
+def _clipped_labels(panel) -> list[str]:
+    """Labels of the audit panel that do not fit: wider than the scroll viewport (the panel
+    never scrolls sideways) or shorter than their wrapped text needs."""
+    from PySide6.QtWidgets import QLabel
+
+    viewport = panel.scroll.viewport()
+    right = viewport.mapToGlobal(QPoint(viewport.width(), 0)).x()
+    out = []
+    for lab in panel.findChildren(QLabel):
+        if not lab.isVisible() or not lab.text():
+            continue
+        edge = lab.mapToGlobal(QPoint(lab.width(), 0)).x()
+        if panel.scroll.isAncestorOf(lab) and edge > right + 1:
+            out.append(f"too wide ({edge - right} px): {lab.text()[:80]!r}")
+        elif lab.wordWrap() and lab.height() < lab.heightForWidth(lab.width()):
+            out.append(f"cut ({lab.height()} < {lab.heightForWidth(lab.width())}): {lab.text()[:80]!r}")
+    return out
+
+
+def test_audit_panel_reads_at_its_default_width_with_overrides_in_plain_words(qtbot, care):
+    from tests.ui.care_session import TUMOUR_BOX
+
+    w = care.window
+    w.resize(1440, 900)  # the window's default size, docks as the window lays them out
+    first = _ask(qtbot, care).record
+    panel = care.audit
+    if first.masks:
+        panel.mask_rows[0].discard.click()
+    from tests.ui.test_ask_audit import draw_box
+
+    assert draw_box(qtbot, care, TUMOUR_BOX).mask is not None
+    settle(qtbot, care)
+    from PySide6.QtWidgets import QLabel as _QLabel
+
+    qtbot.waitUntil(lambda: "you drew a box" in " ".join(
+        lab.text() for lab in panel.sec_overrides.findChildren(_QLabel)), timeout=10_000)
+    for sec in panel._sections() + tuple(panel.answer_sections):
+        sec.set_expanded(True)  # every section open: the widest the panel gets
+    qtbot.wait(100)
+    assert not _clipped_labels(panel), _clipped_labels(panel)
+    from PySide6.QtGui import QTextDocument
+    from PySide6.QtWidgets import QLabel
+
+    doc = QTextDocument()
+    doc.setHtml("<br>".join(lab.text() for lab in panel.sec_overrides.findChildren(QLabel)))
+    shown = doc.toPlainText()
+    assert "mask_discard" not in shown and "box_added" not in shown and "masks[0]" not in shown
+    if first.masks:
+        assert "you discarded mask 1 (" in shown and f"C {first.masks[0].confidence:.2f})" in shown
+    assert "\u2192 LiteMedSAM mask C " in shown
