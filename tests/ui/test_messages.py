@@ -247,3 +247,11 @@ def test_audit_panel_reads_at_its_default_width_with_overrides_in_plain_words(qt
     if first.masks:
         assert "you discarded mask 1 (" in shown and f"C {first.masks[0].confidence:.2f})" in shown
     assert "\u2192 LiteMedSAM mask C " in shown
+
+
+def test_status_bar_keeps_the_whole_message_in_its_tooltip(qtbot, main_window):
+    msg = "Audit trail unavailable: " + "/very/long/path" * 20 + "/audit.sqlite3: cannot open (disk I/O error)"
+    main_window.status.showMessage(msg, 15000)
+    assert main_window.status.currentMessage() == msg and main_window.status.toolTip() == msg
+    main_window.status.clearMessage()
+    assert main_window.status.toolTip() == ""
