@@ -423,16 +423,14 @@ class AskPanel(QWidget):
         colors = {"error": ("#3a1d20", "#ff9a92", "#7a3036"), "warning": ("#3a3019", "#ffd27a", "#6b5320"),
                   "info": ("#1d2a36", "#b9dcf5", "#2d4a63")}
         bg, fg, border = colors.get(level, colors["info"])
-        # Long tokens (paths, run ids) get break points so the label wraps them instead of
-        # widening past the dock; message_text() strips them again.
+        body = text
         if not rich:
-            text = breakable(text, 32)
-        body = text if rich else html.escape(text).replace("\n", "<br>")
-        # Commands in backticks (the weights-missing message) become copyable code.
-        if not rich and "`" in text:
-            pieces = html.escape(text).split("`")
-            body = "".join(f"<code style='background:#11151a;color:#e8edf2'>{p}</code>" if i % 2 else p
-                           for i, p in enumerate(pieces)).replace("\n", "<br>")
+            # Commands in backticks (the weights-missing message) become copyable code, kept
+            # exactly as typed; long tokens in the prose (paths, run ids) get break points so
+            # the label wraps them instead of widening past the dock (message_text() strips them).
+            pieces = text.split("`")
+            body = "".join(f"<code style='background:#11151a;color:#e8edf2'>{html.escape(p)}</code>" if i % 2
+                           else html.escape(breakable(p, 32)) for i, p in enumerate(pieces)).replace("\n", "<br>")
         head = f"<b>{html.escape(title)}</b><br>" if title else ""
         self.message.setText(head + body)
         self.message.setStyleSheet(f"QLabel{{background:{bg}; color:{fg}; border:1px solid {border}; "
