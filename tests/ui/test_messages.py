@@ -68,6 +68,7 @@ def test_missing_weights_message_shows_the_whole_install_command(qtbot, care, tm
     assert "care-viewer models fetch tiny" in text and "care-viewer models import" in text
     assert outcome.error.replace("`", "").split()[-1] in text  # to its last word
     # The commands are in the label exactly as typed (no break points): selecting copies them.
+    assert outcome.error.count("`") >= 2
     for cmd in outcome.error.split("`")[1::2]:
         assert f">{cmd}</code>" in care.ask.message.text().replace("&lt;", "<").replace("&gt;", ">")
     assert_whole_text_visible(qtbot, care.ask)
