@@ -22,28 +22,26 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from app.audit.present import breakable
+from app.pipeline.context import STAGE_SPAN
 from app.pipeline.types import Stage
 from app.pipeline.vocab import BackendKind, RunStatus
 
 from .installed_code import coordinator_available
-from .run_worker import STAGES, Progress, RunOutcome, friendly_errors
+from .run_worker import Progress, RunOutcome, friendly_errors
+from .stage_strip import STAGE_LABELS, StageStrip
 from .theme import icon
 
 MAX_RECENT = 15
+QUIET_MS = 1500  # no progress report for this long: the stage is busy (bar indeterminate)
 RECENT_KEY = "ask/recent_questions"
 PROFILE_KEY = "ask/profile"
-STAGE_LABELS = {
-    Stage.ENTITIES: "Entities",
-    Stage.MASKS: "Masks",
-    Stage.EVIDENCE: "Evidence",
-    Stage.ANSWER: "Answer",
-    Stage.REVIEW: "Review",
-}
 COORD_TIP = "CARE-Coord needs the coordinator, which is not part of this build yet; CARE-Flow runs every evidence type and votes."
 
 
@@ -83,61 +81,6 @@ def profile_choices() -> tuple[list[ProfileChoice], str]:
     return out, chosen
 
 
-class StageStrip(QWidget):
-    """Five chips: pending (dim), running (blue), done (green), stopped (amber/red)."""
-
-    COLORS = {"pending": ("#2a3038", "#7d8793"), "active": ("#1f5f85", "#ffffff"),
-              "done": ("#24543a", "#cfeedd"), "stopped": ("#6b4a12", "#ffe2a8"), "failed": ("#6e2326", "#ffd5d5")}
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(3)
-        self.chips: dict[Stage, QLabel] = {}
-        for i, st in enumerate(STAGES):
-            chip = QLabel(STAGE_LABELS[st])
-            chip.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            chip.setMinimumWidth(58)
-            self.chips[st] = chip
-            lay.addWidget(chip, 1)
-            if i < len(STAGES) - 1:
-                arrow = QLabel("\u203a")
-                arrow.setStyleSheet("color:#5a626d;")
-                lay.addWidget(arrow)
-        self.reset()
-
-    def state(self, stage: Stage) -> str:
-        return self.chips[stage].property("state")
-
-    def _set(self, stage: Stage, state: str) -> None:
-        bg, fg = self.COLORS[state]
-        chip = self.chips[stage]
-        chip.setProperty("state", state)
-        chip.setStyleSheet(f"background:{bg}; color:{fg}; border-radius:3px; padding:2px 4px;")
-
-    def reset(self) -> None:
-        for st in STAGES:
-            self._set(st, "pending")
-
-    def activate(self, stage: Stage) -> None:
-        idx = STAGES.index(stage)
-        for i, st in enumerate(STAGES):
-            self._set(st, "done" if i < idx else "active" if i == idx else "pending")
-
-    def finish(self, status: str, timed: set[Stage]) -> None:
-        """After the run: done where the stage ran; where it stopped, amber (cancel) or red."""
-        stopped = False
-        for st in STAGES:
-            if st in timed:
-                self._set(st, "done")
-            elif not stopped and status in (RunStatus.CANCELLED, RunStatus.FAILED):
-                self._set(st, "stopped" if status == RunStatus.CANCELLED else "failed")
-                stopped = True
-            else:
-                self._set(st, "pending")
-
-
 class AskPanel(QWidget):
     run_requested = Signal(str, str, str)  # question, profile, mode
     cancel_requested = Signal()
@@ -148,12 +91,26 @@ class AskPanel(QWidget):
         self._running = False
         self._has_target = False
         self._clock = QElapsedTimer()
+        self._stage_clock = QElapsedTimer()  # since the current stage began
+        self._report_clock = QElapsedTimer()  # since the last progress report
+        self._stage_status = ""
         self._tick = QTimer(self)
         self._tick.setInterval(200)
         self._tick.timeout.connect(self._update_elapsed)
         self.last_progress: Progress | None = None
 
-        lay = QVBoxLayout(self)
+        # Everything scrolls inside the dock: a long message (the install command, the audit
+        # trail's reason) grows the panel instead of being cut at the dock's height.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll_area = QScrollArea(self)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget(self.scroll_area)
+        self.scroll_area.setWidget(body)
+        outer.addWidget(self.scroll_area)
+        lay = QVBoxLayout(body)
         lay.setContentsMargins(8, 8, 8, 8)
         lay.setSpacing(6)
 
@@ -180,6 +137,11 @@ class AskPanel(QWidget):
                               Qt.ItemDataRole.ToolTipRole)
         self.profile = QComboBox(self)
         self.profile.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # A long profile label must not force the panel wider than its dock (the popup still
+        # shows it whole); the same for the mode names.
+        for combo in (self.mode, self.profile):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         self.profile.currentIndexChanged.connect(self._on_profile_changed)
         grid.addWidget(QLabel("Mode"), 0, 0)
         grid.addWidget(self.mode, 0, 1)
@@ -225,7 +187,9 @@ class AskPanel(QWidget):
 
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                             | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        self.message.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         self.message.setTextFormat(Qt.TextFormat.RichText)
         self.message.setFrameShape(QFrame.Shape.StyledPanel)
         self.message.hide()
@@ -366,24 +330,56 @@ class AskPanel(QWidget):
         self.remember_question(question)
         self.hide_message()
         self.stages.reset()
-        self.progress.setValue(0)
+        self._set_fraction(0.0)
         self.status.setText("Starting\u2026")
+        self._stage_status = ""
+        self._stage_clock.invalidate()
+        self._report_clock.start()
         self._clock.start()
         self._tick.start()
         self._update_elapsed()
         self._update_enabled()
 
+    @property
+    def busy(self) -> bool:
+        """Whether the bar is indeterminate (a stage is working with no fraction to report)."""
+        return self.progress.maximum() == 0
+
+    def _set_fraction(self, fraction: float | None) -> None:
+        """A fraction of the whole run, or None: busy (indeterminate) bar."""
+        if fraction is None:
+            self.progress.setRange(0, 0)
+            return
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(int(round(fraction * 1000)))
+
     def on_progress(self, p: Progress) -> None:
+        if self.last_progress is None or self.last_progress.stage != p.stage or not self._stage_clock.isValid():
+            self._stage_clock.start()
         self.last_progress = p
+        self._report_clock.start()
         self.stages.activate(p.stage)
-        self.progress.setValue(int(round(p.fraction * 1000)))
-        if not self.cancel_button.isEnabled() and self._running:
-            return  # keep "Cancelling..." visible
-        self.status.setText(f"{STAGE_LABELS.get(p.stage, p.stage.value)}: {p.message}")
+        # A report at the very start of its stage's span carries no fraction (the pipeline
+        # reports "loading the VQA model" with none): show a busy bar, not a frozen one.
+        lo = STAGE_SPAN.get(p.stage, (0.0, 1.0))[0]
+        self._set_fraction(None if p.fraction <= lo + 1e-9 and p.fraction < 1.0 else p.fraction)
+        self._stage_status = f"{STAGE_LABELS.get(p.stage, p.stage.value)}: {p.message}"
+        self._update_elapsed()
 
     def _update_elapsed(self) -> None:
-        if self._clock.isValid():
-            self.elapsed.setText(f"{self._clock.elapsed() / 1000:.1f} s")
+        if not self._clock.isValid():
+            return
+        self.elapsed.setText(f"{self._clock.elapsed() / 1000:.1f} s")
+        if not self._running:
+            return
+        # Model loading and generation report nothing for seconds: after a quiet spell the
+        # bar turns busy, so a long stage never looks stuck.
+        if self._report_clock.isValid() and self._report_clock.elapsed() >= QUIET_MS and not self.busy:
+            self._set_fraction(None)
+        if not self.cancel_button.isEnabled():
+            return  # keep "Cancelling..." visible
+        if self._stage_status and self._stage_clock.isValid():
+            self.status.setText(f"{self._stage_status} \u2014 {self._stage_clock.elapsed() / 1000:.0f} s")
 
     def run_finished(self, outcome: RunOutcome) -> None:
         self._running = False
@@ -391,9 +387,9 @@ class AskPanel(QWidget):
         self._update_elapsed()
         self._update_enabled()
         rec = outcome.record
+        self._set_fraction(0.0)
         if rec is None:
             self.stages.finish("failed", set())
-            self.progress.setValue(0)
             self.status.setText("Not run")
             self.show_message(outcome.error, "error", title=_ERROR_TITLES.get(outcome.error_kind, "Cannot run"))
             return
@@ -402,7 +398,7 @@ class AskPanel(QWidget):
         secs = self._clock.elapsed() / 1000 if self._clock.isValid() else 0.0
         parts: list[tuple[str, str]] = []
         if rec.status == RunStatus.COMPLETED:
-            self.progress.setValue(1000)
+            self._set_fraction(1.0)
             self.status.setText(f"Answered in {secs:.1f} s \u2014 see the Audit panel")
         elif rec.status == RunStatus.CANCELLED:
             self.status.setText(f"Cancelled after {secs:.1f} s (kept in the history as cancelled)")
@@ -427,18 +423,22 @@ class AskPanel(QWidget):
         colors = {"error": ("#3a1d20", "#ff9a92", "#7a3036"), "warning": ("#3a3019", "#ffd27a", "#6b5320"),
                   "info": ("#1d2a36", "#b9dcf5", "#2d4a63")}
         bg, fg, border = colors.get(level, colors["info"])
-        body = text if rich else html.escape(text).replace("\n", "<br>")
-        # Commands in backticks (the weights-missing message) become copyable code.
-        if not rich and "`" in text:
-            pieces = html.escape(text).split("`")
-            body = "".join(f"<code style='background:#11151a;color:#e8edf2'>{p}</code>" if i % 2 else p
-                           for i, p in enumerate(pieces)).replace("\n", "<br>")
+        body = text
+        if not rich:
+            # Commands in backticks (the weights-missing message) become copyable code, kept
+            # exactly as typed; long tokens in the prose (paths, run ids) get break points so
+            # the label wraps them instead of widening past the dock (message_text() strips them).
+            pieces = text.split("`")
+            body = "".join(f"<code style='background:#11151a;color:#e8edf2'>{html.escape(p)}</code>" if i % 2
+                           else html.escape(breakable(p, 32)) for i, p in enumerate(pieces)).replace("\n", "<br>")
         head = f"<b>{html.escape(title)}</b><br>" if title else ""
         self.message.setText(head + body)
         self.message.setStyleSheet(f"QLabel{{background:{bg}; color:{fg}; border:1px solid {border}; "
                                    "border-radius:4px; padding:6px;}")
         self.message_level = level
         self.message.show()
+        # Bring the whole message into view once the layout has given it its height.
+        QTimer.singleShot(0, lambda: self.scroll_area.ensureWidgetVisible(self.message, 0, 0))
 
     def hide_message(self) -> None:
         self.message.hide()
@@ -450,7 +450,7 @@ class AskPanel(QWidget):
 
         doc = QTextDocument()
         doc.setHtml(self.message.text())
-        return doc.toPlainText()
+        return doc.toPlainText().replace("\u200b", "")
 
 
 _ERROR_TITLES = {

@@ -103,6 +103,8 @@ class ClinicianEditsMixin:
         worker = Worker(lambda ctx: segment_box_task(pipelines, profile, v, slice_index, window, box, name),
                         name="box segmentation")
         self.box_worker = worker
+        # Busy cue: the box stays drawn with a busy cursor until _on_box (seconds on a CPU).
+        self.draw_tool.show_segmenting(slice_index, box)
         worker.signals.finished.connect(lambda out, e=edit, vol=v: self._on_box(out, e, vol))
         worker.signals.errored.connect(lambda msg: self._on_box(BoxOutcome(None, slice_index, box, msg), False, v))
         worker.start()
@@ -110,6 +112,7 @@ class ClinicianEditsMixin:
 
     def _on_box(self: "AskAuditController", out: BoxOutcome, edit: bool, volume: Volume) -> None:
         self.box_worker = None
+        self.draw_tool.end_segmenting()
         if out.mask is None:
             self.window.status.showMessage(out.error or "box segmentation failed", 12000)
             self.ask.show_message(out.error or "box segmentation failed", "error", title="Box not segmented")

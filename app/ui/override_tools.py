@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 from app.study.reformat import native_plane
 
 PREVIEW_LAYER = "care:drawing"
+SEGMENTING_LAYER = "care:drawing:segmenting"  # the released box, kept while LiteMedSAM runs
 PREVIEW_COLOR = (255, 255, 255)
 MIN_SIZE_PX = 3  # smaller drags are clicks, not boxes
 
@@ -31,7 +32,32 @@ class BoxDrawTool(QObject):
         self.view = view
         self._active = False
         self._start: QPointF | None = None
+        self._segmenting = False
         view.installEventFilter(self)
+
+    @property
+    def segmenting(self) -> bool:
+        return self._segmenting
+
+    def show_segmenting(self, slice_index: int, box: tuple[int, int, int, int], backend: str = "LiteMedSAM") -> None:
+        """The drawn box stays on the image, labelled, with a busy cursor, until
+        :meth:`end_segmenting` (the segmenter takes seconds on a CPU)."""
+        ov = self.view.overlays
+        if SEGMENTING_LAYER in ov:
+            ov.remove(SEGMENTING_LAYER)
+        ov.add_box(SEGMENTING_LAYER, slice_index, box, PREVIEW_COLOR, line_width=1.5,
+                   label=f"segmenting with {backend}\u2026")
+        self._segmenting = True
+        self.view.setCursor(Qt.CursorShape.BusyCursor)
+
+    def end_segmenting(self) -> None:
+        if SEGMENTING_LAYER in self.view.overlays:
+            self.view.overlays.remove(SEGMENTING_LAYER)
+        self._segmenting = False
+        if self._active:
+            self.view.setCursor(Qt.CursorShape.CrossCursor)
+        else:
+            self.view.unsetCursor()
 
     @property
     def active(self) -> bool:
@@ -43,7 +69,9 @@ class BoxDrawTool(QObject):
             return
         self._active = on
         self._cancel_drag()
-        if on:
+        if self._segmenting:
+            pass  # the busy cursor stays until the segmenter returns
+        elif on:
             self.view.setCursor(Qt.CursorShape.CrossCursor)
         else:
             self.view.unsetCursor()

@@ -63,7 +63,8 @@ class RunControlMixin:
         def refused(f: AuditFailure) -> None:
             self._opening_for_run = False
             self.window.status.showMessage(f"Audit trail unavailable: {f.message}", 15000)
-            self.ask.show_message("The audit trail cannot be opened, so no run was started (see the status bar).",
+            # The reason goes in the panel too: the one-line status bar cuts long paths.
+            self.ask.show_message(f"The audit trail cannot be opened, so no run was started: {f.message}",
                                   "error", title="Audit trail unavailable")
 
         # Delivered later, on this thread: the flag is set before `opened` can clear it.

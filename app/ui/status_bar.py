@@ -37,6 +37,9 @@ class ViewerStatusBar(QStatusBar):
         for w in (self.position, self.voxel, self.value, self.window_label, self.zoom, self.slice):
             w.setVisible(False)
             self.addPermanentWidget(w)
+        # The message line is one line and elides what does not fit: the whole message is
+        # always in the tooltip (the panels that matter show theirs in full).
+        self.messageChanged.connect(lambda text: self.setToolTip(text))
         self.position.setToolTip("Cursor position, patient LPS millimetres")
         self.voxel.setToolTip("Voxel index (x, y, z)")
 

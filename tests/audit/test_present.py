@@ -214,3 +214,54 @@ def test_history_table_time_is_the_shared_formatter():
     s = RunSummary("0123456789ab", "2025-03-15T10:20:30+00:00", "", "completed", "1.2", "", 0, "q", "flow",
                    "tiny", "a", None, 0)
     assert fmt_local_minute(s.created) in format_table([s])
+
+
+def _viewer_overrides(run_id: str) -> list[Override]:
+    """The rows the viewer writes (app/ui/clinician_edits.py, run_control.py), as stored."""
+    t = "2025-03-16T08:0{}:00+00:00"
+    return [
+        Override.stored(run_id, 1, t.format(1), "mask_discard", {
+            "target": "masks[0]", "old": "accepted", "new": "discarded", "note": "right lung (C=0.781)"}, "dr.a"),
+        Override.stored(run_id, 2, t.format(2), "mask_restore", {
+            "target": "masks[0]", "old": "discarded", "new": "accepted", "note": "right lung (C=0.781)"}, "dr.a"),
+        Override.stored(run_id, 3, t.format(3), "box_added", {
+            "target": "clinician region 1", "old": "", "new": [120, 80, 190, 150],
+            "note": "litemedsam mask on slice 34: C=0.780 (accepted), 2210 px"}, "dr.a"),
+        Override.stored(run_id, 4, t.format(4), "mask_discard", {
+            "target": "drawn box 0", "old": "accepted", "new": "discarded",
+            "note": "clinician region 1 (C=0.780)"}, "dr.a"),
+        Override.stored(run_id, 5, t.format(5), "reask", {
+            "target": "run", "old": run_id, "new": "abcdef123456",
+            "note": "re-asked with 1 box(es), discarded: right lung"}, "dr.a"),
+    ]
+
+
+def test_overrides_read_in_plain_words_in_panel_and_report(real_run, tmp_path, qapp):
+    from app.ui.audit_panel import AuditPanel
+
+    record, patient = real_run
+    ov = _viewer_overrides(record.run_id)
+    rows = build_presentation(record, ov).overrides
+    assert [r.sentence for r in rows] == [
+        "you discarded mask 1 (right lung, C 0.78)",
+        "you restored mask 1 (right lung, C 0.78)",
+        "you drew a box (120, 80)\u2013(190, 150) on slice 34 \u2192 LiteMedSAM mask C 0.78 (accepted) "
+        "for clinician region 1",
+        "you discarded drawn box 1 (clinician region 1, C 0.78)",
+        "you re-asked with 1 box (new run abcdef123456); discarded: right lung",
+    ]
+    # An unknown kind (a newer version's row) still reads as what it stored.
+    odd = Override.stored(record.run_id, 6, "t", "future_kind", {"target": "x", "old": "a", "new": "b"})
+    assert build_presentation(record, [odd]).overrides[0].sentence == "future_kind x a \u2192 b"
+
+    panel = AuditPanel(_View())
+    panel.show_record(record, ov, on_view=False)
+    shown = " ".join(_panel_text(panel).split())
+    pdf = tmp_path / "ov.pdf"
+    build_report(record, pdf, overrides=ov, patient=patient)
+    report = _alnum("".join(p.extract_text() or "" for p in PdfReader(str(pdf)).pages))
+    for r in rows:
+        assert r.sentence in shown
+        assert _alnum(r.sentence) in report
+    assert "mask_discard" not in shown and "masks[0]" not in shown and "box_added" not in shown
+    panel.deleteLater()

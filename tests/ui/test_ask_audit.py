@@ -188,7 +188,7 @@ def test_discard_and_drawn_box_are_overrides_and_reask_links_the_runs(qtbot, car
     added = [o for o in ovr if o.kind == "box_added"]
     assert added[0].detail["new"] == list(out.box) and "litemedsam" in added[0].detail["note"]
     assert ovr[-1].detail["new"] == "discarded" and ovr[-1].detail["target"].startswith("drawn box")
-    assert "box_added" in _texts(panel.sec_overrides)
+    assert "you drew a box" in _texts(panel.sec_overrides)  # plain words, not the store's kind
 
     # Re-ask with the edited evidence: only the kept box goes in, as a new linked run.
     with qtbot.waitSignal(care.run_finished, timeout=120_000) as sig:

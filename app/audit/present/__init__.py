@@ -1,7 +1,8 @@
 """How a run is shown: one presentation (typed rows of finished strings) computed from a
 RunRecord, which the audit panel, the PDF report and the terminal only lay out. No Qt, no
 reportlab here."""
-from .build import ANSWER_CHARS, NAME_CHARS, build_presentation, mask_row, mode_label, override_rows
+from .build import ANSWER_CHARS, NAME_CHARS, build_presentation, mask_row, mode_label
+from .overrides import override_rows, override_sentence
 from .formatting import (
     breakable, elide, elide_name, fmt_dicom_date, fmt_local_minute, fmt_person_name, fmt_prob, fmt_prob3, fmt_time,
     sentence, tail,
@@ -14,6 +15,7 @@ from .texts import DEIDENTIFIED, DISCLAIMER, EVIDENCE_LABELS, EVIDENCE_TITLES, R
 
 __all__ = [
     "ANSWER_CHARS", "NAME_CHARS", "build_presentation", "mask_row", "mode_label", "override_rows",
+    "override_sentence",
     "breakable", "elide", "elide_name", "fmt_dicom_date", "fmt_local_minute", "fmt_person_name", "fmt_prob",
     "fmt_prob3", "fmt_time", "sentence", "tail",
     "AnswerRow", "Coordinator", "Entities", "EntityRow", "EvidenceRow", "Header", "MaskRow", "ModelRow",

@@ -5,13 +5,14 @@ from typing import Sequence
 
 from app.pipeline.record import MaskRecord, Override, RunRecord
 from app.pipeline.types import EvidenceType, Stage
-from app.pipeline.vocab import EntitySource, Mode, OverrideKind, RunStatus, TieBreak
+from app.pipeline.vocab import EntitySource, Mode, RunStatus, TieBreak
 
 from .formatting import elide, elide_name, fmt_prob, fmt_prob3, fmt_time, sentence
 from .model import (
-    AnswerRow, Entities, EntityRow, EvidenceRow, Header, MaskRow, ModelRow, OverrideRow, RunPresentation,
+    AnswerRow, Entities, EntityRow, EvidenceRow, Header, MaskRow, ModelRow, RunPresentation,
     TimingRow, VoteRow, VoteSummary,
 )
+from .overrides import override_rows
 from .texts import DISCLAIMER, EVIDENCE_LABELS, EVIDENCE_TITLES, MODE_LABELS, REPORT_TITLE, STATUS_LABELS, TIE_RULES
 from .timeline import coordinator
 
@@ -187,17 +188,6 @@ def _vote(r: RunRecord) -> VoteSummary | None:
         winner_count=f" ({n} of {len(v.votes)} votes)" if v.winner else "", tie_rule=rule, detail=v.detail,
         detail_short=elide(v.detail, 400), counts_line=line,
     )
-
-
-def override_rows(overrides: Sequence[Override]) -> tuple[OverrideRow, ...]:
-    out = []
-    for o in overrides:
-        out.append(OverrideRow(
-            time=fmt_time(o.time), who=o.author, kind=str(o.kind or o.target), target=o.target, old=o.old,
-            new=o.new, note=o.note, change=f"{o.old} \u2192 {o.new}" if o.old or o.new else "",
-            final_answer=o.target == OverrideKind.FINAL_ANSWER,
-        ))
-    return tuple(out)
 
 
 def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) -> RunPresentation:

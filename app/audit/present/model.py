@@ -180,6 +180,7 @@ class OverrideRow:
     note: str
     change: str  # "old → new" ("" when neither)
     final_answer: bool
+    sentence: str = ""  # plain words: "you discarded mask 1 (right lung, C 0.78)"
 
 
 @dataclass(frozen=True)

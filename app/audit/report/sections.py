@@ -207,10 +207,11 @@ def overrides(ctx: Ctx) -> list[Any]:
     if not ctx.pres.overrides:
         return out + [para(ctx, "None.", "body")]
     fw = ctx.frame_width
-    rows: list[list[Any]] = [["Time", "By", "Changed", "From", "To", "Note"]]
+    # The same plain-words sentence the audit panel shows, with the stored note for the record.
+    rows: list[list[Any]] = [["Time", "By", "What was done", "Note"]]
     for o in ctx.pres.overrides:
-        rows.append([o.time, o.who or "-", o.target, o.old or "-", o.new or "-", o.note or "-"])
-    return out + [table(ctx, rows, [0.18 * fw, 0.12 * fw, 0.14 * fw, 0.2 * fw, 0.2 * fw, 0.16 * fw])]
+        rows.append([o.time, o.who or "-", o.sentence, o.note or "-"])
+    return out + [table(ctx, rows, [0.18 * fw, 0.12 * fw, 0.44 * fw, 0.26 * fw])]
 
 
 def models(ctx: Ctx) -> list[Any]:

@@ -50,6 +50,7 @@ class MaskRow(ClickableFrame):
         grid.addWidget(self.discard, 0, 4)
         self.route = QLabel(p.route)
         self.route.setStyleSheet(f"color:{DIM}; font-size:11px;")
+        self.route.setWordWrap(True)  # wraps rather than widening the panel past its dock
         grid.addWidget(self.route, 1, 2)
         self.bar = ConfidenceBar(p.confidence, p.tau, p.accepted, p.confidence_tip)
         self.bar.setMinimumWidth(90)

@@ -17,7 +17,7 @@ def fill_overrides(sec: Section, rows: Sequence[OverrideRow]) -> None:
     lines = []
     for o in rows:
         who = f" by {o.who}" if o.who else ""
-        lines.append(f"{span(esc(o.time) + esc(who), DIM)} <b>{esc(o.kind)}</b> {esc(o.target)} {esc(o.change)}"
-                     + (f" <i>{esc(o.note)}</i>" if o.note else ""))
+        # The sentence already carries the note's facts (entity, confidence, box count).
+        lines.append(f"{span(esc(o.time) + esc(who), DIM)}<br>{esc(o.sentence)}")
     sec.add(label("<br>".join(lines), rich=True))
     sec.set_title(f"Clinician overrides ({len(rows)})")

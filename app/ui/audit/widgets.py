@@ -59,6 +59,40 @@ def label(text: str, *, rich: bool = False, color: str | None = None, selectable
     return lab
 
 
+class TitleButton(QToolButton):
+    """A section's toggle whose title is elided to the panel's width (the full title in the
+    tooltip): an answer's title must never widen the panel past its dock, where the
+    sideways-clipped rest would be unreadable."""
+
+    ARROW_PX = 26  # the arrow icon and the padding beside the text
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def _elide(self) -> None:
+        avail = max(self.width() - self.ARROW_PX, 40)
+        self.setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, avail))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(80, super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(120, super().sizeHint().height())
+
+
 class Section(QWidget):
     """A titled, collapsible block."""
 
@@ -67,8 +101,8 @@ class Section(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 2, 0, 2)
         lay.setSpacing(2)
-        self.header = QToolButton(self)
-        self.header.setText(title)
+        self.header = TitleButton(self)
+        self.header.set_full_text(title)
         self.header.setCheckable(True)
         self.header.setChecked(expanded)
         self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -86,7 +120,7 @@ class Section(QWidget):
         self.body.setVisible(expanded)
 
     def set_title(self, title: str) -> None:
-        self.header.setText(title)
+        self.header.set_full_text(title)
 
     def set_expanded(self, on: bool) -> None:
         self.header.blockSignals(True)
