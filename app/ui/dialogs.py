@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
 VIEW_KEYS: tuple[tuple[str, str], ...] = (
     ("Wheel, Page Up/Down, \u2191/\u2193, \u2190/\u2192", "Previous / next slice (Page Up/Down jump 10%)"),
     ("Home / End", "First / last slice"),
+    ("V", "Next VOI window stored in the file"),
+    ("O", "Show / hide the file's DICOM overlay planes (60xx)"),
     ("Ctrl + wheel", "Zoom in / out"),
     ("Right-drag", "Window/level: horizontal = width, vertical = level"),
     ("Middle-drag (or left-drag in Pan mode)", "Pan"),
