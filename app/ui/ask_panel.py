@@ -109,6 +109,10 @@ class AskPanel(QWidget):
         self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QWidget(self.scroll_area)
         self.scroll_area.setWidget(body)
+        # A new message is brought into view once the layout has settled: the scroll range grows
+        # only after the wrapped label gets its height, so reveal again when the range changes.
+        self._reveal_message = False
+        self.scroll_area.verticalScrollBar().rangeChanged.connect(lambda *_: self._reveal())
         outer.addWidget(self.scroll_area)
         lay = QVBoxLayout(body)
         lay.setContentsMargins(8, 8, 8, 8)
@@ -437,10 +441,16 @@ class AskPanel(QWidget):
                                    "border-radius:4px; padding:6px;}")
         self.message_level = level
         self.message.show()
-        # Bring the whole message into view once the layout has given it its height.
-        QTimer.singleShot(0, lambda: self.scroll_area.ensureWidgetVisible(self.message, 0, 0))
+        self._reveal_message = True
+        QTimer.singleShot(0, self._reveal)
+
+    def _reveal(self) -> None:
+        if not (self._reveal_message and self.message.isVisible()):
+            return
+        self.scroll_area.ensureWidgetVisible(self.message, 0, 0)
 
     def hide_message(self) -> None:
+        self._reveal_message = False
         self.message.hide()
         self.message.setText("")
         self.message_level = ""
