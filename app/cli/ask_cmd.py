@@ -178,15 +178,6 @@ def _report_skipped(errors: list, volume: Any) -> None:
         print(printable(f"note: {volume.display_name}: {w}"), file=sys.stderr)
 
 
-def _short(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def _fmt_prob(p: float | None) -> str:
-    return "p=n/a" if p is None else f"p={p:.3f}"
-
-
 def format_summary(record: Any, out_dir: Path | None = None) -> str:
     """A few lines a radiologist can read in a terminal; the record holds everything."""
     from app.audit.present.terminal import summary_lines

@@ -8,6 +8,7 @@ page carries the decision-support disclaimer and "page N of M" (:mod:`.page`).
 """
 from __future__ import annotations
 
+import io
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from app.pipeline.record import RunRecord
+from app.pipeline.run_io import write_bytes_atomic
 from app.study.volume import PatientInfo
 
 from ..present import DISCLAIMER, build_presentation, fmt_time
@@ -93,18 +95,15 @@ def build_report(
 
     generated = fmt_time(datetime.now().astimezone().isoformat(timespec="seconds"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
+    pdf = io.BytesIO()
     doc = SimpleDocTemplate(
-        str(tmp), pagesize=pagesize, leftMargin=margin, rightMargin=margin, topMargin=16 * mm,
+        pdf, pagesize=pagesize, leftMargin=margin, rightMargin=margin, topMargin=16 * mm,
         bottomMargin=20 * mm, title=f"CARE evidence report {record.run_id}", author="CARE Viewer",
         subject="Decision-support evidence report", creator=f"CARE Viewer {record.app_version}".strip(),
         pageCompression=1,
     )
     with _BUILD_LOCK, no_ascii85():
-        try:
-            doc.build(story, canvasmaker=canvas_class(f, record.run_id, generated))
-        except Exception:
-            tmp.unlink(missing_ok=True)
-            raise
-    tmp.replace(out)  # never leave a half-written PDF under the requested name
+        doc.build(story, canvasmaker=canvas_class(f, record.run_id, generated))
+    # The one all-or-nothing writer (temp sibling, fsync, rename): never half a PDF under ``out``.
+    write_bytes_atomic(out, pdf.getvalue())
     return out
