@@ -77,6 +77,12 @@ class InputInfo:
     pixel_dtype: str = ""
     image_size: tuple[int, int] = (0, 0)  # (width, height) in pixels
     source_path: str = ""
+    # The display frame: every image, box and mask of the run is in the orientation the
+    # radiologist sees (app.study.display_frame), whatever the file's storage order.
+    plane: str = ""  # "axial" | "coronal" | "sagittal" | "projection" | "image" (edge_labels.plane_name)
+    temporal: bool = False  # the series is frames over time (cine), not a spatial stack
+    edge_labels: dict[str, str] = field(default_factory=dict)  # left/right/top/bottom letters; {} = unknown
+    pixel_spacing: tuple[float, float] | None = None  # mm per image column, row; None = no calibration
 
 
 @dataclass
