@@ -105,6 +105,10 @@ class Volume:
     voi_windows: list[Window] = field(default_factory=list)
     # DICOM overlay planes (60xx): app.study.overlay_planes.DicomOverlay, one per plane and slice.
     dicom_overlays: list[Any] = field(default_factory=list)
+    # Cine playback rate the file states (frames/s) and where it came from, e.g.
+    # "FrameTime 33.333 ms"; None/"" when the file states none (the viewer says its default).
+    frame_rate: float | None = None
+    frame_rate_source: str = ""
 
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)

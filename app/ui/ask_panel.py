@@ -169,6 +169,13 @@ class AskPanel(QWidget):
         row.addWidget(self.run_button)
         row.addWidget(self.cancel_button)
         lay.addLayout(row)
+        # How the user's view differs from what the models read (flip/rotate/invert).
+        self.view_note = QLabel("")
+        self.view_note.setObjectName("ViewNote")
+        self.view_note.setWordWrap(True)
+        self.view_note.setStyleSheet("color:#e8c468;")
+        self.view_note.hide()
+        lay.addWidget(self.view_note)
 
         self.stages = StageStrip(self)
         lay.addWidget(self.stages)
@@ -308,6 +315,11 @@ class AskPanel(QWidget):
         self.target.setText(text)
         self._has_target = available
         self._update_enabled()
+
+    def set_view_note(self, text: str) -> None:
+        """One line under the target, e.g. that the models see the slice unflipped; "" hides it."""
+        self.view_note.setText(text)
+        self.view_note.setVisible(bool(text))
 
     def _update_enabled(self) -> None:
         can = self._has_target and not self._running and bool(self.question_text()) and self.profile.count() > 0

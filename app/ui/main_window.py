@@ -95,6 +95,10 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         from .ask_audit import install_ask_audit
 
         self.care = install_ask_audit(self)
+        # Flip/rotate/invert, W/L preset keys, cine and layouts (app.ui.viewer_tools).
+        from .viewer_tools import install_viewer_tools
+
+        self.tools = install_viewer_tools(self)
 
     # =============================================================== public API ==
     @property

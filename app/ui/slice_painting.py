@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 
-from app.study.edge_labels import plane_name, view_edge_labels
+from app.study.edge_labels import plane_name
 from app.study.reformat import EdgeLabels
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class SlicePaintingMixin:
             lines.append(f"W: {self._window.width:.0f}  L: {self._window.center:.0f}")
         self._text_block(p, lines, "bl")
         self._text_block(p, [f"Zoom: {self.zoom * 100:.0f}%", self.spacing_text()], "br")
-        labels = view_edge_labels(v, g)
+        labels = self.shown_edge_labels()  # the view transform's labels (view_tools)
         if labels is not None:
             self._paint_orientation(p, labels)
         self._paint_scale_bar(p)

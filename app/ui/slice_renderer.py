@@ -66,22 +66,23 @@ class SliceRenderer:
     def invalidate(self) -> None:
         self.data_version += 1
 
-    def base(self, volume: Volume, geom: SliceGeometry, k: int, window: Window) -> np.ndarray:
-        key = (id(volume), self.data_version, geom.plane, geom.slice_axis, k, window.center, window.width,
-               volume.invert_display)
+    def base(self, volume: Volume, geom: SliceGeometry, k: int, window: Window, invert_view: bool = False) -> np.ndarray:
+        """``invert_view``: the user's display inversion, on top of the file's MONOCHROME1."""
+        invert = volume.invert_display != bool(invert_view)
+        key = (id(volume), self.data_version, geom.plane, geom.slice_axis, k, window.center, window.width, invert)
         if key != self._base_key or self._base is None:
             pixels = geom.extract(volume.array, k)
-            # MONOCHROME1 is inverted here, in the display mapping (the values stay stored).
-            self._base = np.ascontiguousarray(apply_window(pixels, window, invert=volume.invert_display))
+            # MONOCHROME1 and the user's invert act here, in the display mapping (the values stay stored).
+            self._base = np.ascontiguousarray(apply_window(pixels, window, invert=invert))
             self._base_key = key
         return self._base
 
     def frame(
         self, volume: Volume, geom: SliceGeometry, k: int, window: Window, overlays: OverlayStack,
-        dicom_overlays: bool = False,
+        dicom_overlays: bool = False, invert_view: bool = False,
     ) -> Frame:
         """``dicom_overlays``: draw the file's overlay planes (60xx) of slice ``k`` on top."""
-        base = self.base(volume, geom, k, window)
+        base = self.base(volume, geom, k, window, invert_view)
         key = (self._base_key, overlays.version, dicom_overlays)
         if key != self._frame_key or self._frame is None:
             layers = overlays.masks_for(geom.extract, geom.slice_axis, k)

@@ -8,7 +8,9 @@ cursor readout and presets in :mod:`.slice_readout`.
 Screen mapping: the slice image (``geom.image_size`` voxels) is drawn as a rectangle of
 ``physical_size`` mm scaled by ``self._scale`` screen pixels per mm, centred on the
 viewport centre plus ``self._pan``. Everything else (cursor readout, boxes, the scale bar)
-goes through :meth:`widget_to_image` / :meth:`image_to_widget`.
+goes through :meth:`widget_to_image` / :meth:`image_to_widget`. A viewing transform
+(flip/rotate, :mod:`.view_tools`) turns that rectangle about its centre; the two mapping
+functions include it, so every consumer (boxes, the box tool, readout) follows it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.study.display import auto_window, default_window
 from app.study.reformat import Plane, SliceGeometry, is_single_image, native_plane, slice_geometry
+from app.study.view_transform import IDENTITY
 from app.study.volume import SourceFormat, Volume, Window
 
 from .overlays import OverlayManager
@@ -26,6 +29,7 @@ from .slice_interaction import ZOOM_STEP, DragMode, SliceInteractionMixin
 from .slice_painting import SlicePaintingMixin
 from .slice_readout import CursorInfo, modality_unit, window_presets
 from .slice_renderer import Frame, SliceRenderer
+from .view_tools import ViewToolsMixin
 
 __all__ = ["CursorInfo", "DragMode", "MAX_ZOOM", "MIN_ZOOM", "SliceView", "ZOOM_STEP", "modality_unit",
            "window_presets"]
@@ -34,13 +38,14 @@ MIN_ZOOM = 0.05  # fraction of "one voxel per screen pixel"
 MAX_ZOOM = 40.0
 
 
-class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
+class SliceView(ViewToolsMixin, SliceInteractionMixin, SlicePaintingMixin, QWidget):
     slice_changed = Signal(int, int)  # index, count
     window_changed = Signal(object)  # Window
     zoom_changed = Signal(float)  # fraction (1.0 = one voxel column per screen pixel)
     plane_changed = Signal(str)
     cursor_moved = Signal(object)  # CursorInfo | None
     volume_changed = Signal(object)  # Volume | None
+    view_changed = Signal()  # flip/rotate or display inversion changed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -70,6 +75,9 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
         self.show_dicom_overlays = True  # the file's overlay planes (60xx), key O
         self._message = ""
         self._message_is_error = False
+        self._transform = IDENTITY  # viewing flip/rotate (display only)
+        self._invert_view = False  # display inversion by the user (display only)
+        self.extra_painters: list = []  # extra painters, called as f(view, painter) after the image
 
         self._drag_button: Qt.MouseButton | None = None
         self._drag_start = QPointF()
@@ -131,6 +139,7 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
         self._renderer.invalidate()
         self._window_touched = False
         self.user_navigated = False
+        self._reset_view_state()
         if volume is None:
             self.overlays.set_volume_shape(None)
             self.volume_changed.emit(None)
@@ -278,7 +287,7 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
         g = self.geometry_
         if g is None:
             return
-        pw, ph = g.physical_size
+        pw, ph = self._transform.shown_size(*g.physical_size)
         r = self._viewport_rect()
         margin = 0.96  # keep the edge labels off the image
         self._scale = max(1e-6, min(r.width() / pw, r.height() / ph) * margin)
@@ -327,28 +336,38 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
 
     # ================================================================== coordinates ==
     def image_rect(self) -> QRectF:
-        """Where the whole slice is drawn, in widget coordinates."""
+        """Where the whole slice is drawn, in widget coordinates (after the view transform)."""
         g = self.geometry_
         if g is None:
             return QRectF()
-        pw, ph = g.physical_size
+        pw, ph = self._transform.shown_size(*g.physical_size)
         w, h = pw * self._scale, ph * self._scale
-        c = self._viewport_rect().center() + self._pan
+        c = self.image_centre()
         return QRectF(c.x() - w / 2, c.y() - h / 2, w, h)
+
+    def image_centre(self) -> QPointF:
+        """The widget point of the slice's centre (the view transform turns about it)."""
+        return self._viewport_rect().center() + self._pan
 
     def widget_to_image(self, p: QPointF) -> tuple[float, float]:
         """Widget point -> continuous (col, row) in slice pixels (0..W, 0..H)."""
         g = self.geometry_
-        r = self.image_rect()
-        w, h = g.image_size if g else (1, 1)
-        return (p.x() - r.left()) / r.width() * w, (p.y() - r.top()) / r.height() * h
+        if g is None:
+            return 0.0, 0.0
+        (w, h), (pw, ph) = g.image_size, g.physical_size
+        c, s = self.image_centre(), self._scale
+        x, y = self._transform.invert((p.x() - c.x()) / s, (p.y() - c.y()) / s)  # mm, standard layout
+        return (x / pw + 0.5) * w, (y / ph + 0.5) * h
 
     def image_to_widget(self, col: float, row: float) -> QPointF:
         """Continuous (col, row) in slice pixels -> widget point (pixel centre at +0.5)."""
         g = self.geometry_
-        r = self.image_rect()
-        w, h = g.image_size if g else (1, 1)
-        return QPointF(r.left() + col / w * r.width(), r.top() + row / h * r.height())
+        if g is None:
+            return QPointF()
+        (w, h), (pw, ph) = g.image_size, g.physical_size
+        x, y = self._transform.apply((col / w - 0.5) * pw, (row / h - 0.5) * ph)
+        c, s = self.image_centre(), self._scale
+        return QPointF(c.x() + x * s, c.y() + y * s)
 
     def cursor_info_at(self, p: QPointF) -> CursorInfo | None:
         g, v = self.geometry_, self._volume
@@ -383,7 +402,7 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
             return None
         stack = self.overlays.stack if self.show_overlays else _EMPTY_STACK
         return self._renderer.frame(v, g, self.slice_index, self._window, stack,
-                                    dicom_overlays=self.show_dicom_overlays)
+                                    dicom_overlays=self.show_dicom_overlays, invert_view=self._invert_view)
 
     def frame_shape(self) -> tuple[int, int] | None:
         """(rows, cols) of the displayed slice in voxels."""
@@ -404,11 +423,12 @@ class SliceView(SliceInteractionMixin, SlicePaintingMixin, QWidget):
             self._paint_message(p)
             p.end()
             return
-        target = self.image_rect()
         # Bilinear when shrinking or mildly enlarging; at high zoom show the voxels.
         smooth = self.zoom < 3.0
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
-        p.drawPixmap(target, frame.pixmap, QRectF(frame.pixmap.rect()))
+        self._draw_image(p, frame.pixmap)
+        for paint in self.extra_painters:
+            paint(self, p)
         if self.show_overlays:
             self._paint_boxes(p)
         if self.show_annotations:

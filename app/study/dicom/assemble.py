@@ -21,6 +21,7 @@ from .errors import ReadFailure
 from .geometry import Stack
 from .attributes import _text
 from .frame_ref import FrameRef
+from .frame_rate import frame_rate
 from .presentation import apply_presentation
 from .pixels import can_read_native, is_color, iter_file_frames, modality_values, read_frame, stored_range, to_rgb8
 
@@ -201,6 +202,8 @@ def build_volume(
         volume.window = file_window or Window(127.5, 255.0, "RGB")
         window_set.append(True)
     apply_presentation(volume, frames)
+    if (rate := frame_rate(first.header)) is not None and volume.num_slices > 1:
+        volume.frame_rate, volume.frame_rate_source = rate.fps, rate.source
 
     errors: list[LoadError] = []
     failed: set[int] = set()
