@@ -74,6 +74,14 @@ class ViewTransform:
         """(width, height) on screen of a ``width`` x ``height`` slice."""
         return (height, width) if self.swaps_axes else (width, height)
 
+    def apply_to_array(self, img):
+        """``img`` ([row, col, ...] in the standard layout) as the transformed screen shows
+        it: exact pixel moves (a flip, then quarter turns), no resampling."""
+        import numpy as np
+
+        out = img[:, ::-1] if self.mirrored else img
+        return np.rot90(out, k=-(self.rotation_degrees() // 90))
+
     # ----- what it means ---------------------------------------------------------------
     def rotation_degrees(self) -> int:
         """Clockwise quarter turn (0/90/180/270) after an optional left-right flip:

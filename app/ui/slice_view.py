@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.study.display import auto_window, default_window
@@ -77,6 +77,8 @@ class SliceView(ViewToolsMixin, SliceInteractionMixin, SlicePaintingMixin, QWidg
         self._message_is_error = False
         self._transform = IDENTITY  # viewing flip/rotate (display only)
         self._invert_view = False  # display inversion by the user (display only)
+        self._turned: QPixmap | None = None  # the frame flipped/turned for the blit, cached
+        self._turned_key: tuple | None = None
         self.extra_painters: list = []  # extra painters, called as f(view, painter) after the image
 
         self._drag_button: Qt.MouseButton | None = None
@@ -426,7 +428,7 @@ class SliceView(ViewToolsMixin, SliceInteractionMixin, SlicePaintingMixin, QWidg
         # Bilinear when shrinking or mildly enlarging; at high zoom show the voxels.
         smooth = self.zoom < 3.0
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
-        self._draw_image(p, frame.pixmap)
+        self._draw_image(p, frame)
         for paint in self.extra_painters:
             paint(self, p)
         if self.show_overlays:

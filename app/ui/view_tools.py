@@ -11,11 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QPainter, QPixmap, QTransform
+import numpy as np
+from PySide6.QtGui import QImage, QPainter, QPixmap
 
 from app.study.edge_labels import view_edge_labels
 from app.study.reformat import EdgeLabels
 from app.study.view_transform import IDENTITY, ViewTransform, transform_edge_labels
+
+from .slice_renderer import numpy_to_qimage
 
 if TYPE_CHECKING:
     from .slice_view import SliceView
@@ -110,16 +113,16 @@ class ViewToolsMixin:
         return ", ".join(parts)
 
     # ----- drawing --------------------------------------------------------------------
-    def _draw_image(self: "SliceView", p: QPainter, pixmap: QPixmap) -> None:
-        """Blit the slice through the view transform (about the slice centre)."""
-        g = self.geometry_
-        assert g is not None
-        pw, ph = g.physical_size
-        w, h = pw * self._scale, ph * self._scale
-        c = self.image_centre()
-        a, b, cc, d = self._transform.m
-        p.save()
-        # QTransform(m11, m12, m21, m22, dx, dy): x' = m11 x + m21 y + dx, y' = m12 x + m22 y + dy.
-        p.setTransform(QTransform(a, cc, b, d, c.x(), c.y()), combine=True)
-        p.drawPixmap(QRectF(-w / 2, -h / 2, w, h), pixmap, QRectF(pixmap.rect()))
-        p.restore()
+    def _draw_image(self: "SliceView", p: QPainter, frame) -> None:
+        """Blit the slice into :meth:`image_rect`. A flip or quarter turn moves whole pixels
+        (numpy) before the blit, so the shown pixels are exactly the turned slice."""
+        pixmap = frame.pixmap
+        t = self._transform
+        if not t.is_identity:
+            key = (id(frame.pixmap), t)
+            if self._turned_key != key:
+                img = np.ascontiguousarray(t.apply_to_array(frame.array))
+                self._turned = QPixmap.fromImage(numpy_to_qimage(img).convertToFormat(QImage.Format.Format_RGB32))
+                self._turned_key = key
+            pixmap = self._turned
+        p.drawPixmap(self.image_rect(), pixmap, QRectF(pixmap.rect()))
