@@ -28,6 +28,8 @@ VIEW_KEYS: tuple[tuple[str, str], ...] = (
     ("Right-drag", "Window/level: horizontal = width, vertical = level"),
     ("Middle-drag (or left-drag in Pan mode)", "Pan"),
     ("Left-drag (Draw box on)", "Draw a box for LiteMedSAM; Esc stops drawing"),
+    ("Click (1×2 / 2×2 layout)", "Move the other panes to the clicked voxel (reference lines follow)"),
+    ("Double-click a reference pane", "Show its plane in the active pane"),
 )
 
 

@@ -58,6 +58,8 @@ class ViewLayout(QObject):
             s = SliceView(self.container)
             s.setObjectName("ReferenceView")
             s.hide()
+            if hasattr(window, "status"):
+                s.cursor_moved.connect(window.status.set_cursor)  # HU/LPS readout in every pane
             self.secondaries.append(s)
         self._press: dict[int, QPointF] = {}
         for pane in self.all_panes:
@@ -80,7 +82,7 @@ class ViewLayout(QObject):
 
     def caption(self, view: SliceView) -> str:
         if view is self.primary:
-            return "Active pane (Ask, box, measure)"
+            return "Active pane (Ask, box tool)"
         if self.layout == Layout.FOUR and view is self.secondaries[2]:
             return "Acquisition plane, standard orientation"
         return ""
@@ -143,8 +145,8 @@ class ViewLayout(QObject):
     def _refresh_secondaries(self) -> None:
         for s in self.secondaries:
             if s.volume is not None:
-                s.refresh_data()
-                s.loading_finished()
+                s.refresh_data()  # the voxels filled in while loading
+                s.set_window(self.primary.window, user=False)
 
     def _share_window(self, source: SliceView, window) -> None:
         for p in self.visible_panes():

@@ -119,8 +119,9 @@ class ViewToolsMixin:
         pixmap = frame.pixmap
         t = self._transform
         if not t.is_identity:
-            key = (id(frame.pixmap), t)
-            if self._turned_key != key:
+            # Keyed on the pixmap object itself (held, so its id cannot be reused) and the transform.
+            key = (frame.pixmap, t)
+            if self._turned_key is None or self._turned_key[0] is not frame.pixmap or self._turned_key[1] != t:
                 img = np.ascontiguousarray(t.apply_to_array(frame.array))
                 self._turned = QPixmap.fromImage(numpy_to_qimage(img).convertToFormat(QImage.Format.Format_RGB32))
                 self._turned_key = key

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMenu
+from PySide6.QtWidgets import QMenu, QWidget
 
 from app.study.display import CT_PRESETS
 from app.study.view_transform import models_view_note
@@ -38,7 +38,9 @@ class ViewerTools:
 
 
 def _action(window, text: str, key: str | None, slot, *, icon_name: str | None = None,
-            checkable: bool = False, tip: str = "") -> QAction:
+            checkable: bool = False, tip: str = "", within: QWidget | None = None) -> QAction:
+    """``within``: the shortcut works only while focus is in that widget (Space must stay a
+    button's key elsewhere); otherwise window-wide."""
     a = QAction(text, window)
     if icon_name:
         a.setIcon(icon(icon_name))
@@ -48,7 +50,11 @@ def _action(window, text: str, key: str | None, slot, *, icon_name: str | None =
     keys = QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText) if key else ""
     a.setToolTip((tip or text) + (f"  ({keys})" if keys else ""))
     a.triggered.connect(slot)
-    window.addAction(a)  # window-wide shortcut
+    if within is not None:
+        a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        within.addAction(a)
+    else:
+        window.addAction(a)  # window-wide shortcut
     return a
 
 
@@ -71,7 +77,8 @@ def install_viewer_tools(window) -> ViewerTools:
                                  tip="Standard orientation, no inversion, the initial window, fitted")
     acts["cine"] = _action(window, "&Play / Pause Cine", "Space", lambda _=False: _toggle_cine(window, cine),
                            icon_name="mdi6.play-pause", checkable=True,
-                           tip="Play the frames (slices) of the view in a loop at the rate shown")
+                           tip="Play the frames (slices) of the view in a loop at the rate shown",
+                           within=layouts.container)
 
     presets: dict[str, QAction] = {}
     for name, key in PRESET_KEYS:

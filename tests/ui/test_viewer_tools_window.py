@@ -55,6 +55,10 @@ def test_cine_plays_at_the_files_rate_loops_and_pauses(qtbot, main_window, ct_di
     assert cine.rate_source == "from the file: FrameTime 33.333 ms"
     assert "(file)" in w.tools.cine_controls.source.text()
     v.set_slice(0)
+    # Space is the viewer's only while focus is in the views (elsewhere it presses buttons).
+    w.series_browser.setFocus()
+    qtbot.keyClick(w.series_browser, Qt.Key.Key_Space)
+    assert not cine.playing
     _key(qtbot, w, Qt.Key.Key_Space)
     assert cine.playing and w.tools.actions["cine"].isChecked()
     qtbot.waitUntil(lambda: v.slice_index >= 3, timeout=10_000)
