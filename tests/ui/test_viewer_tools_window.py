@@ -147,3 +147,33 @@ def test_ask_panel_says_when_the_view_is_not_what_the_models_read(qtbot, main_wi
     _key(qtbot, w, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
     assert w.view.view_transform.is_identity and not w.view.invert_active
     assert ask.view_note.isHidden() and not w.tools.actions["invert"].isChecked()
+
+
+def test_1x2_on_the_brain_mr_links_through_its_flipped_axes(qtbot, main_window, mr_dicom_dir):
+    """The brain MR's slice axis runs against the patient axis (see the shared data's README):
+    the link and the lines must go through the geometry's flips, not raw indices."""
+    w = main_window
+    _open(qtbot, w, mr_dicom_dir)
+    lay = w.tools.layouts
+    lay.set_layout(Layout.TWO)
+    qtbot.waitUntil(lambda: lay.secondaries[0].isVisible() and lay.secondaries[0].width() > 100)
+    primary, other = lay.visible_panes()
+    assert (primary.plane, other.plane) == (Plane.AXIAL, Plane.CORONAL)
+    w.view.set_plane(Plane.CORONAL)
+    assert other.plane == Plane.AXIAL  # the reference pane takes the plane the active one left
+    g, og = primary.geometry_, other.geometry_
+    ijk = (120, 140, 5)
+    _, col, row = g.screen_position(ijk)
+    at = focus_voxel(primary, int(col), int(row), zoom=6.0)
+    assert primary.cursor_info_at(at).ijk[0::2] == (120, 5)  # x and z; y is the coronal slice
+    qtbot.mouseClick(primary, Qt.MouseButton.LeftButton, pos=at)
+    assert other.slice_index == 5
+    _, ocol, orow = og.screen_position((120, primary.slice_index, 5))
+    assert lines_for(other, lay.visible_panes()) == [ReferenceLine("row", orow + 0.5, Plane.CORONAL)]
+    assert lines_for(primary, lay.visible_panes()) == [ReferenceLine("row", g.screen_position((0, 0, 5))[2] + 0.5, Plane.AXIAL)]
+    # Flip the active pane: its line stays on the same anatomy (the mapping carries the flip).
+    a0, _ = line_endpoints(primary, lines_for(primary, lay.visible_panes())[0])
+    primary.flip_vertical()
+    a1, _ = line_endpoints(primary, lines_for(primary, lay.visible_panes())[0])
+    c = primary.image_centre()
+    assert a1.y() == pytest.approx(2 * c.y() - a0.y())
