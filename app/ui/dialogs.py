@@ -28,6 +28,9 @@ VIEW_KEYS: tuple[tuple[str, str], ...] = (
     ("Right-drag", "Window/level: horizontal = width, vertical = level"),
     ("Middle-drag (or left-drag in Pan mode)", "Pan"),
     ("Left-drag (Draw box on)", "Draw a box for LiteMedSAM; Esc stops drawing"),
+    ("Left-drag (Length, Rectangle, Ellipse on)", "Draw the measurement; drag a point of one to edit it"),
+    ("Three clicks (Angle on)", "Arm end, vertex, arm end"),
+    ("Click (a Measure tool on)", "Select the measurement under the cursor; Esc cancels, Esc again stops"),
 )
 
 

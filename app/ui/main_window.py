@@ -95,6 +95,9 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         from .ask_audit import install_ask_audit
 
         self.care = install_ask_audit(self)
+        from .measure_controller import install_measurements  # Measure tools and panel (after care: records with runs)
+
+        self.measure = install_measurements(self)
 
     # =============================================================== public API ==
     @property
