@@ -260,12 +260,15 @@ class MeasureController(QObject):
     def refresh(self) -> None:
         run_id, run_series = self._open_run()
         recorded = self.recorded.get(run_id, set()) if run_id else set()
+        shown = self.window.current_volume
         rows = []
         for n, m in enumerate(self.measurements(), 1):
             r = self.results.get(m.mid)
-            v = self._volume_of(m.series)
-            rows.append(PanelRow(m.mid, n, m.kind.label, r.text if r else "-", m.where(),
-                                 (v.description or v.modality) if v is not None else m.series,
+            where = m.where()
+            if shown is None or m.series != series_key(shown):
+                v = self._volume_of(m.series)
+                where += f" \u00b7 {(v.description or v.modality) if v is not None else 'series not open'}"
+            rows.append(PanelRow(m.mid, n, m.kind.label, "\n".join(r.lines) if r else "-", where,
                                  "recorded" if m.mid in recorded else ""))
         if self.selected is not None and all(r.mid != self.selected for r in rows):
             self.selected = None

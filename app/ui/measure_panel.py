@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QTreeWidget,
@@ -26,13 +27,13 @@ class PanelRow:
     mid: str
     number: int
     tool: str
-    value: str
-    where: str  # "axial slice 34"
-    series: str  # the series' description
+    value: str  # as drawn on the image: an ROI's statistics over three lines
+    where: str  # "axial slice 34", with the series' description when it is not the displayed one
     in_run: str  # "recorded" / "" (no run open, or another series)
 
 
-COLUMNS = ("#", "Tool", "Value", "Where", "Series", "Run")
+COLUMNS = ("#", "Tool", "Value", "Where", "Run")
+VALUE_COLUMN = 2
 MID_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -51,7 +52,12 @@ class MeasurePanel(QWidget):
         self.tree.setHeaderLabels(list(COLUMNS))
         self.tree.setRootIsDecorated(False)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.tree.setWordWrap(True)
+        self.tree.setUniformRowHeights(False)  # an ROI's value takes three lines
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        for c in range(len(COLUMNS)):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch if c == VALUE_COLUMN
+                                        else QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemSelectionChanged.connect(self._on_selection)
         # A click on the already selected row goes to it again (after scrolling away).
         self.tree.itemClicked.connect(lambda item, _c: self.selected.emit(str(item.data(0, MID_ROLE))))
@@ -80,14 +86,12 @@ class MeasurePanel(QWidget):
         self._filling = True
         self.tree.clear()
         for r in rows:
-            item = QTreeWidgetItem([str(r.number), r.tool, r.value, r.where, r.series, r.in_run])
+            item = QTreeWidgetItem([str(r.number), r.tool, r.value, r.where, r.in_run])
             item.setData(0, MID_ROLE, r.mid)
             item.setToolTip(2, r.value)
             self.tree.addTopLevelItem(item)
             if r.mid == selected:
                 item.setSelected(True)
-        for c in (0, 1, 3, 5):
-            self.tree.resizeColumnToContents(c)
         self._filling = False
         n = len(rows)
         self.caption.setText(

@@ -128,7 +128,8 @@ def test_rectangle_and_ellipse_rois_give_hu_statistics_of_the_pixels_inside(qtbo
     assert e.n_pixels == inside.size and e.mean == pytest.approx(inside.mean()) and e.mean > -200
     rows = mc.panel.rows()
     assert [row[1] for row in rows] == ["Rectangle ROI", "Ellipse ROI"]
-    assert rows[0][2].startswith(f"mean {r.mean:.1f} HU, SD") and f"({px.size} px)" in rows[0][2]
+    assert rows[0][2] == "\n".join(r.lines) and rows[0][2].startswith(f"mean {r.mean:.1f} HU  SD")
+    assert rows[0][2].endswith(f"({px.size} px)")
 
 
 def test_coronal_measurement_uses_the_5mm_rows(qtbot, ct_window):
@@ -166,7 +167,8 @@ def test_measurements_stay_with_the_study_across_slices_series_and_reopening(qtb
     w.show_volume(other)
     view.set_slice(SLICE)
     _align(view)
-    assert mc.panel.rows()[0][4] == ct.description and not _orange(grab_rgb(view), mid)
+    assert mc.panel.rows()[0][3] == f"axial slice {SLICE + 1} \u00b7 {ct.description}"
+    assert not _orange(grab_rgb(view), mid)
     # Selecting it in the panel goes back to its series, plane and slice.
     view.set_slice(5)
     mc.dock.raise_()
@@ -235,13 +237,13 @@ def test_measurements_are_recorded_with_the_open_run_and_listed_in_its_pdf(qtbot
         care.start_run(QUESTION, "tiny")
     rec = sig.args[0].record
     assert rec.status == "completed" and view.slice_index == TUMOUR_SLICE
-    assert mc.panel.record_button.isEnabled() and mc.panel.rows()[0][5] == ""
+    assert mc.panel.record_button.isEnabled() and mc.panel.rows()[0][4] == ""
     # Made while the run is open: recorded at once, as an override of the run.
     QTest.keyClick(view, Qt.Key.Key_Q)
     _drag(view, _at(view, 10, 10), _at(view, 40, 30))
     mc.panel.record_button.click()  # and the earlier one
     settle(qtbot, care)
-    assert [r[5] for r in mc.panel.rows()] == ["recorded", "recorded"]
+    assert [r[4] for r in mc.panel.rows()] == ["recorded", "recorded"]
     kinds = [(o.kind, o.target) for o in care.audit.state.overrides]
     assert kinds == [("measurement", "Rectangle ROI"), ("measurement", "Length")]
     length, roi = (mc.results[m.mid].text for m in mc.measurements())
