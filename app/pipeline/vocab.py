@@ -114,6 +114,8 @@ class OverrideKind(_StrEnum):
     REASK = "reask"
     FINAL_ANSWER = "final_answer"
     NOTE = "note"
+    MEASUREMENT = "measurement"  # a viewer measurement recorded with the run (detail: the measurement + numbers)
+    MEASUREMENT_REMOVED = "measurement_removed"
 
 
 def coerce(enum_type: type[E], value: object, what: str) -> E:

@@ -30,6 +30,9 @@ VIEW_KEYS: tuple[tuple[str, str], ...] = (
     ("Left-drag (Draw box on)", "Draw a box for LiteMedSAM; Esc stops drawing"),
     ("Click (1×2 / 2×2 layout)", "Move the other panes to the clicked voxel (reference lines follow)"),
     ("Double-click a reference pane", "Show its plane in the active pane"),
+    ("Left-drag (Length, Rectangle, Ellipse on)", "Draw the measurement; drag a point of one to edit it"),
+    ("Three clicks (Angle on)", "Arm end, vertex, arm end"),
+    ("Click (a Measure tool on)", "Select the measurement under the cursor; Esc cancels, Esc again stops"),
 )
 
 

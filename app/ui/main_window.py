@@ -99,6 +99,9 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         from .viewer_tools import install_viewer_tools
 
         self.tools = install_viewer_tools(self)
+        from .measure_controller import install_measurements  # Measure tools and panel (after care: records with runs)
+
+        self.measure = install_measurements(self)
 
     # =============================================================== public API ==
     @property

@@ -102,6 +102,10 @@ def override_sentence(o: Override) -> str:
         return f"you changed the final answer{frm} to \u201c{o.new}\u201d"
     if kind == OverrideKind.NOTE:
         return f"you noted: {o.note or o.new}"
+    if kind == OverrideKind.MEASUREMENT:
+        return f"you measured {o.target}: {o.new}" + (f" ({o.note})" if o.note else "")
+    if kind == OverrideKind.MEASUREMENT_REMOVED:
+        return f"you removed the measurement {o.target}: {o.old}" + (f" ({o.note})" if o.note else "")
     change = f"{o.old} \u2192 {o.new}" if o.old or o.new else ""
     return " ".join(p for p in (str(kind), o.target if o.target != kind else "", change) if p)
 

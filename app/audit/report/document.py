@@ -24,6 +24,7 @@ from ..present import DISCLAIMER, build_presentation, fmt_time
 from . import sections as sec
 from .flowables import Ctx, Scrubber, styles
 from .fonts import fonts
+from .measurements_section import measurements
 from .page import canvas_class, no_ascii85
 
 __all__ = ["DISCLAIMER", "PAGE_SIZES", "build_report", "fmt_time"]
@@ -88,6 +89,7 @@ def build_report(
     story += sec.vote(ctx)
     story += sec.coordinator(ctx)
     story += sec.overrides(ctx)
+    story += measurements(ctx, overrides)
     story += sec.models(ctx)
     story += sec.timings(ctx)
     story += sec.warnings(ctx)
