@@ -54,7 +54,8 @@ def _dashed_rect(img: np.ndarray, box: tuple[int, int, int, int], colour: tuple[
     x1, y1 = x1 - 1, y1 - 1
     dash = max(3, 3 * t)
     for a, b, fixed, horizontal in ((x0, x1, y0, True), (x0, x1, y1, True), (y0, y1, x0, False), (y0, y1, x1, False)):
-        for s in range(a, b + 1, 2 * dash):
+        starts = list(range(a, b + 1, 2 * dash)) + [max(a, b - dash + 1)]  # the corners are always drawn
+        for s in starts:
             e = min(s + dash - 1, b)
             p0, p1 = ((s, fixed), (e, fixed)) if horizontal else ((fixed, s), (fixed, e))
             cv2.line(img, p0, p1, colour, t, lineType=cv2.LINE_8)

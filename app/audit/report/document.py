@@ -152,6 +152,8 @@ def failure_reason(exc: BaseException) -> str:
     """Why a report was not written, in plain words (no repr, no traceback)."""
     if isinstance(exc, ReportError):
         return str(exc)
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):  # the folder path runs through a file
+        return "a part of the folder path is a file, not a folder"
     if isinstance(exc, OSError):
         return exc.strerror or "the file could not be written"
     if isinstance(exc, ValueError):

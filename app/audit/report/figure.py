@@ -120,9 +120,9 @@ def _legend(ctx: Ctx, legend: list[LegendEntry], width: float) -> Any:
 def _frame_caption(markers: dict[str, str], cal: tuple[float, float] | None, px: tuple[int, int]) -> str:
     if markers:
         found = ", ".join(f"{e} {markers[e]}" for e in EDGES if e in markers)
-        orient = f"Edge letters from the image header ({found})."
+        orient = f"Edge letters as recorded with the run ({found})."
     else:
-        orient = "Orientation unknown: the header gives no patient directions, so no edge letters are shown."
+        orient = "Orientation unknown: the run records no patient directions, so no edge letters are shown."
     if cal is None:
         scale = "No calibration: the image records no pixel spacing, so no scale bar is drawn."
     else:
@@ -165,4 +165,4 @@ def figure(ctx: Ctx, slice_image: np.ndarray | None, note: str) -> list[Any]:
     t = Table([[left, right]], colWidths=[left_w, right_w], hAlign="LEFT")
     t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     # Images and short captions only: the one-row table stays shorter than a page.
-    return out + [KeepTogether([t]), Spacer(1, 3), _legend(ctx, legend, fw)]
+    return [KeepTogether(out + [t]), Spacer(1, 3), _legend(ctx, legend, fw)]  # the heading stays with it

@@ -199,7 +199,7 @@ def overrides(ctx: Ctx) -> list[Any]:
     # The same plain-words sentence the audit panel shows, with the stored note for the record.
     rows: list[list[Any]] = [["Time", "By", "What was done", "Note"]]
     for o in ctx.pres.overrides:
-        rows.append([o.time, o.who or "-", o.sentence, o.note or "-"])
+        rows.append([o.time, o.who or "-", ctx.scrub.typed(o.sentence), ctx.scrub.typed(o.note) if o.note else "-"])
     return out + [table(ctx, rows, [0.18 * fw, 0.12 * fw, 0.44 * fw, 0.26 * fw])]
 
 
