@@ -176,7 +176,7 @@ def vote(ctx: Ctx) -> list[Any]:
             answer += f" → “{clip(x.normalized, VOTE_CHARS // 2)}”"
         rows.append([x.evidence_label, answer, x.prob2, "yes" if x.winner else "no"])
     out.append(table(ctx, rows, [0.16 * fw, 0.58 * fw, 0.10 * fw, 0.16 * fw]))
-    out.append(para(ctx, v.counts_line, "small"))
+    out.append(para(ctx, clip(v.counts_line, 700), "small"))  # keyed by whole answers: long model output
     return out
 
 
