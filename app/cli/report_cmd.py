@@ -50,7 +50,7 @@ def _from_folder(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.audit.report import build_report
+    from app.audit.report import build_report, failure_reason
     from app.audit.store import AuditStore, AuditStoreError
 
     target = Path(args.run)
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = build_report(record, args.out, overrides=overrides, page_size=args.page_size,
                             deidentify=args.deidentify, patient=patient)
-    except OSError as exc:
-        return _fail(f"{args.out}: cannot write the report ({exc.strerror or exc})")
+    except Exception as exc:  # one plain line; build_report logs what a developer needs
+        return _fail(f"cannot write the report {args.out}: {failure_reason(exc)}")
     print(f"report for run {record.run_id} written to {path}" + (" (de-identified)" if args.deidentify else ""))
     return EXIT_OK

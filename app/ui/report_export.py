@@ -54,14 +54,17 @@ class ReportExportMixin:
             from app.audit.report import build_report
 
             def task(_ctx) -> str:
-                build_report(run.record, out, overrides=run.overrides, page_size=page_size,
-                             deidentify=deidentify, patient=run.patient)
+                try:
+                    build_report(run.record, out, overrides=run.overrides, page_size=page_size,
+                                 deidentify=deidentify, patient=run.patient)
+                except Exception as exc:  # the worker logs the traceback, cause included
+                    raise ReportNotWritten(report_failure_sentence(out, exc)) from exc
                 return str(out)
 
             worker = Worker(task, name="report")
             self.report_worker = worker
             worker.signals.finished.connect(self._on_report)
-            worker.signals.errored.connect(self._on_report_failed)
+            worker.signals.errored.connect(self._on_report_error)
             worker.start()
 
         def failed(f: AuditFailure) -> None:
@@ -79,11 +82,26 @@ class ReportExportMixin:
         self.window.status.showMessage(f"Evidence report written: {path}", 15000)
         self.report_written.emit(path)
 
+    def _on_report_error(self: "AskAuditController", msg: str) -> None:
+        # The worker's line is "report failed: <sentence>"; the sentence alone says it all.
+        self._on_report_failed(msg.split(": ", 1)[1] if msg.startswith("report failed: ") else msg)
+
     def _on_report_failed(self: "AskAuditController", msg: str) -> None:
         self.report_worker = None
         self.window.status.showMessage(msg, 15000)
         self.ask.show_message(msg, "error", title="Report not written")
         self.report_failed.emit(msg)
+
+
+class ReportNotWritten(Exception):
+    """A failed export, worded as the one sentence the window shows."""
+
+
+def report_failure_sentence(out: Path, exc: BaseException) -> str:
+    from app.audit.report import failure_reason
+
+    reason = failure_reason(exc).rstrip(".")
+    return f"The evidence report was not written to {out.name}: {reason[:1].lower() + reason[1:]}."
 
 
 def default_report_path(run_id: str) -> str:

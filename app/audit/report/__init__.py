@@ -1,4 +1,4 @@
 """The evidence report PDF of one run (reportlab; no Qt)."""
-from .document import DISCLAIMER, PAGE_SIZES, build_report
+from .document import DISCLAIMER, PAGE_SIZES, ReportError, build_report, failure_reason
 
-__all__ = ["DISCLAIMER", "PAGE_SIZES", "build_report"]
+__all__ = ["DISCLAIMER", "PAGE_SIZES", "ReportError", "build_report", "failure_reason"]

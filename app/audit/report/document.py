@@ -9,6 +9,7 @@ page carries the decision-support disclaimer and "page N of M" (:mod:`.page`).
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -22,14 +23,22 @@ from app.study.volume import PatientInfo
 
 from ..present import DISCLAIMER, build_presentation, fmt_time
 from . import sections as sec
+from .figure import figure
 from .flowables import Ctx, Scrubber, styles
 from .fonts import fonts
 from .measurements_section import measurements
 from .page import canvas_class, no_ascii85
 
-__all__ = ["DISCLAIMER", "PAGE_SIZES", "build_report", "fmt_time"]
+__all__ = ["DISCLAIMER", "PAGE_SIZES", "ReportError", "build_report", "failure_reason", "fmt_time"]
 
 PAGE_SIZES = ("A4", "Letter")
+
+
+class ReportError(Exception):
+    """The report could not be laid out; the message is one plain clause (the cause is logged)."""
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # the traceback is for a configured log, never a terminal
 
 _BUILD_LOCK = threading.Lock()  # rl_config is process-global (see page.no_ascii85)
 
@@ -53,8 +62,6 @@ def build_report(
     exists and its pixels still match the recorded sha256.
     """
     from reportlab.lib.pagesizes import A4, LETTER
-    from reportlab.lib.units import mm
-    from reportlab.platypus import SimpleDocTemplate
 
     sizes = {"a4": A4, "letter": LETTER}
     key = str(page_size).strip().lower()
@@ -62,28 +69,63 @@ def build_report(
         raise ValueError(f"page size {page_size!r}: expected A4 or Letter")
     out = Path(out_path)
 
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pdf = _render(record, overrides, sizes[key], deidentify, patient, slice_image)
+    except Exception as exc:  # reportlab's errors are reprs of flowables: not for a clinician
+        log.error("report for run %s: layout failed", record.run_id, exc_info=True)
+        raise ReportError("the report could not be laid out (details in the log)") from exc
+    # The one all-or-nothing writer (temp sibling, fsync, rename): never half a PDF under ``out``.
+    write_bytes_atomic(out, pdf)
+    return out
+
+
+def _render(record: RunRecord, overrides: Sequence[Any], pagesize: Any, deidentify: bool,
+            patient: PatientInfo | None, slice_image: np.ndarray | None) -> bytes:
+    from reportlab.lib.units import mm
+
     note = ""
     image = slice_image if slice_image is not None else record.slice_rgb
-    if image is None or (patient is None and not deidentify):
+    if image is None or patient is None:
         from .slice_source import reload_source
 
+        # De-identified too: the header says what to remove from the free text.
         src = reload_source(record)
         if image is None:
             image, note = src.rgb, src.note
-        if patient is None and not deidentify:
+        if patient is None:
             patient = src.patient
 
     f = fonts()
     margin = 18 * mm
-    pagesize = sizes[key]
-    ctx = Ctx(record, build_presentation(record, overrides), f, styles(f), Scrubber(patient, deidentify), deidentify,
-              pagesize[0] - 2 * margin)
+    inp = record.input
+    scrub = Scrubber(patient, deidentify, (inp.study_uid, inp.series_uid, inp.source_path))
+    pres = build_presentation(record, overrides)
+    generated = fmt_time(datetime.now().astimezone().isoformat(timespec="seconds"))
+    # "continued on page N" needs N: lay out again with the pages the last pass found, until
+    # they hold (one pass when nothing on page 1 had to be cut).
+    pages: dict[str, int] = {}
+    for _ in range(4):
+        ctx = Ctx(record, pres, f, styles(f), scrub, deidentify, pagesize[0] - 2 * margin, pages=pages)
+        pdf = _layout(ctx, patient, image, note, pagesize, margin, generated)
+        if not ctx.continuations or ctx.marks == pages:
+            break
+        pages = dict(ctx.marks)
+    return pdf.getvalue()
 
+
+def _layout(ctx: Ctx, patient: PatientInfo | None, image: np.ndarray | None, note: str, pagesize: Any,
+            margin: float, generated: str) -> io.BytesIO:
+    from reportlab.lib.units import mm
+    from reportlab.platypus import SimpleDocTemplate
+
+    record = ctx.record
     story: list[Any] = []
     story += sec.title(ctx)
     story += sec.study(ctx, patient)
     story += sec.question_and_answer(ctx)
-    story += sec.figure(ctx, image, note)
+    story += figure(ctx, image, note)
+    story += sec.continued(ctx)
     story += sec.entities(ctx)
     story += sec.evidence_and_answers(ctx)
     story += sec.vote(ctx)
@@ -95,17 +137,27 @@ def build_report(
     story += sec.warnings(ctx)
     story += sec.provenance(ctx)
 
-    generated = fmt_time(datetime.now().astimezone().isoformat(timespec="seconds"))
-    out.parent.mkdir(parents=True, exist_ok=True)
     pdf = io.BytesIO()
+    # The document info carries no patient data (the run id and the app only), scrubbed all the same.
     doc = SimpleDocTemplate(
         pdf, pagesize=pagesize, leftMargin=margin, rightMargin=margin, topMargin=16 * mm,
-        bottomMargin=20 * mm, title=f"CARE evidence report {record.run_id}", author="CARE Viewer",
-        subject="Decision-support evidence report", creator=f"CARE Viewer {record.app_version}".strip(),
-        pageCompression=1,
+        bottomMargin=20 * mm, title=ctx.scrub(f"CARE evidence report {record.run_id}"), author="CARE Viewer",
+        subject="Decision-support evidence report", keywords="",
+        creator=ctx.scrub(f"CARE Viewer {record.app_version}".strip()), pageCompression=1,
     )
     with _BUILD_LOCK, no_ascii85():
-        doc.build(story, canvasmaker=canvas_class(f, record.run_id, generated))
-    # The one all-or-nothing writer (temp sibling, fsync, rename): never half a PDF under ``out``.
-    write_bytes_atomic(out, pdf.getvalue())
-    return out
+        doc.build(story, canvasmaker=canvas_class(ctx.fonts, record.run_id, generated))
+    return pdf
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a report was not written, in plain words (no repr, no traceback)."""
+    if isinstance(exc, ReportError):
+        return str(exc)
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):  # the folder path runs through a file
+        return "a part of the folder path is a file, not a folder"
+    if isinstance(exc, OSError):
+        return exc.strerror or "the file could not be written"
+    if isinstance(exc, ValueError):
+        return str(exc).splitlines()[0] if str(exc) else "invalid settings"
+    return "an internal error (details in the log)"

@@ -2,36 +2,17 @@
 from __future__ import annotations
 
 import io
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 from xml.sax.saxutils import escape
 
 from app.pipeline.record import RunRecord
-from app.study.volume import PatientInfo
 
 from ..present import RunPresentation
+from .deid import Scrubber
 from .fonts import FontSet
 
-
-class Scrubber:
-    """Removes the patient's identifiers wherever free text repeats them (de-identified mode):
-    a clinician may type the patient's name into the question."""
-
-    def __init__(self, patient: PatientInfo | None, on: bool) -> None:
-        tokens: set[str] = set()
-        if on and patient is not None:
-            for part in re.split(r"[\^=,\s]+", patient.name or ""):
-                if len(part) >= 3:
-                    tokens.add(part)
-            for value in (patient.patient_id, patient.accession):
-                if value and len(value.strip()) >= 3:
-                    tokens.add(value.strip())
-        self._re = (re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)), re.I)
-                    if tokens else None)
-
-    def __call__(self, text: str) -> str:
-        return self._re.sub("[removed]", text) if self._re is not None else text
+__all__ = ["Continuation", "Ctx", "Scrubber", "clip", "fitted", "image", "para", "rgb", "styles", "table"]
 
 
 @dataclass
@@ -45,6 +26,19 @@ class Ctx:
     scrub: Scrubber
     deidentify: bool
     frame_width: float
+    # Text too long for its place on page 1, laid out in full further on; ``pages`` holds where
+    # each continuation landed in the previous layout pass, ``marks`` where it lands in this one.
+    continuations: list["Continuation"] = field(default_factory=list)
+    pages: dict[str, int] = field(default_factory=dict)
+    marks: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Continuation:
+    key: str
+    heading: str
+    text: str  # already scrubbed
+    style: str
 
 
 def styles(f: FontSet) -> dict[str, Any]:
@@ -102,7 +96,9 @@ def table(ctx: Ctx, rows: list[list[Any]], widths: Sequence[float], *, header: b
 
     cells = [[c if not isinstance(c, str) else para(ctx, c, "cellb" if header and i == 0 else "cell") for c in row]
              for i, row in enumerate(rows)]
-    t = Table(cells, colWidths=list(widths), repeatRows=1 if header else 0, hAlign="LEFT")
+    # splitInRow: a row taller than what is left of the page splits inside its cells (no cell
+    # holding long model output can make the layout fail).
+    t = Table(cells, colWidths=list(widths), repeatRows=1 if header else 0, hAlign="LEFT", splitInRow=1)
     style = [
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#BBBBBB")),
@@ -122,3 +118,61 @@ def rgb(c: tuple[int, int, int]) -> Any:
     from reportlab.lib import colors
 
     return colors.Color(c[0] / 255, c[1] / 255, c[2] / 255)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary when one is near, marked "…"."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", int(limit * 0.8), limit)
+    return text[:cut if cut > 0 else limit].rstrip() + "…"
+
+
+def fitted(ctx: Ctx, text: str, style: str, width: float, max_height: float, heading: str) -> Any:
+    """A paragraph of ``text`` no taller than ``max_height`` at ``width``: when the whole text
+    does not fit, the longest prefix that does, ending "… (continued on page N)", and the full
+    text goes to the continuation section (page 1 must hold the answer, not a full page of it).
+    ``text`` is scrubbed before it is cut, so a cut never leaves half a name behind."""
+    clean = ctx.scrub(str(text if text is not None else ""))
+    whole = para(ctx, clean, style)
+    if whole.wrap(width, 1e9)[1] <= max_height:
+        return whole
+    key = f"cont{len(ctx.continuations) + 1}"
+    ctx.continuations.append(Continuation(key, heading, clean, style))
+    page = ctx.pages.get(key)
+    suffix = f" (continued on page {page if page else '??'})"
+    lo, hi = 0, len(clean)
+    while lo < hi:  # the longest prefix (in characters) that fits with the suffix
+        mid = (lo + hi + 1) // 2
+        if para(ctx, clip(clean, mid) + suffix, style).wrap(width, 1e9)[1] <= max_height:
+            lo = mid
+        else:
+            hi = mid - 1
+    return para(ctx, clip(clean, max(lo, 1)) + suffix, style)
+
+
+def anchored(ctx: Ctx, key: str, flowable: Any) -> Any:
+    """``flowable`` recording the page it is drawn on under ``key`` (for "continued on page N")."""
+    from reportlab.platypus import Flowable
+
+    class _Anchor(Flowable):
+        def __init__(self) -> None:
+            super().__init__()
+            self.keepWithNext = getattr(flowable.style, "keepWithNext", 0) if hasattr(flowable, "style") else 0
+
+        def wrap(self, aw: float, ah: float) -> tuple[float, float]:
+            self.width, self.height = flowable.wrap(aw, ah)
+            return self.width, self.height
+
+        def getSpaceBefore(self) -> float:  # noqa: N802 (reportlab API)
+            return flowable.getSpaceBefore()
+
+        def getSpaceAfter(self) -> float:  # noqa: N802 (reportlab API)
+            return flowable.getSpaceAfter()
+
+        def draw(self) -> None:
+            ctx.marks.setdefault(key, self.canv.getPageNumber())
+            flowable.drawOn(self.canv, 0, 0)
+
+    return _Anchor()

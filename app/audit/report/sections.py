@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from app.pipeline.types import EvidenceType
 from app.study.volume import PatientInfo
 
 from ..artifacts import encode_png
 from ..present import DEIDENTIFIED, fmt_dicom_date, fmt_person_name
-from .composite import LegendEntry, composite, mask_colour
-from .flowables import Ctx, image, para, rgb, table
+from .composite import mask_colour
+from .flowables import Ctx, anchored, clip, fitted, image, para, rgb, table
+
+FACT_CHARS = 400  # a value in an evidence pass's fact table
+VOTE_CHARS = 160  # an answer in the vote table
 
 
 def title(ctx: Ctx) -> list[Any]:
@@ -49,8 +50,12 @@ def study(ctx: Ctx, patient: PatientInfo | None) -> list[Any]:
     ]
     fw = ctx.frame_width
     widths = [0.15 * fw, 0.37 * fw, 0.13 * fw, 0.35 * fw]
-    cells = [[para(ctx, a, "label"), para(ctx, b, "cell"), para(ctx, c, "label"), para(ctx, d, "cell")]
-             for a, b, c, d in rows]
+
+    def value(label: str, text: str, width: float) -> Any:  # page 1: at most 4 lines a value
+        return fitted(ctx, text, "cell", width - 6, 4 * ctx.styles["cell"].leading, f"{label} in full (cut on page 1)")
+
+    cells = [[para(ctx, a, "label"), value(a, b, widths[1] if c else fw - widths[0]), para(ctx, c, "label"),
+              value(c, d, widths[3])] for a, b, c, d in rows]
     extra = [("SPAN", (1, 4), (3, 4)), ("SPAN", (1, 5), (3, 5)),
              ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#F3F5F8")),
              ("BACKGROUND", (2, 0), (2, 3), colors.HexColor("#F3F5F8")),
@@ -62,16 +67,25 @@ def question_and_answer(ctx: Ctx) -> list[Any]:
     from reportlab.lib import colors
     from reportlab.platypus import Spacer, Table, TableStyle
 
-    r, h = ctx.record, ctx.pres.header
-    out = [Spacer(1, 6), para(ctx, "Question", "label"), para(ctx, r.question, "question"), Spacer(1, 6)]
-    inner = [[para(ctx, f"Final answer ({h.answer_how})", "label")], [para(ctx, h.answer_or_status, "answer")]]
+    r, h, st = ctx.record, ctx.pres.header, ctx.styles
+    fw, inner_w = ctx.frame_width, ctx.frame_width - 16
+    # Page 1 holds the question and the answer whatever their length: each is cut to a few
+    # lines there and continued in full after the figure.
+    question = fitted(ctx, ctx.scrub.typed(r.question), "question", fw, 6 * st["question"].leading,
+                      "Question in full (cut on page 1)")
+    out = [Spacer(1, 6), para(ctx, "Question", "label"), question, Spacer(1, 6)]
+    answer = fitted(ctx, h.answer_or_status, "answer", inner_w, 8 * st["answer"].leading,
+                    "Final answer in full (cut on page 1)")
+    inner = [[para(ctx, f"Final answer ({h.answer_how})", "label")], [answer]]
     if h.agreement:
         inner.append([para(ctx, h.agreement, "small")])
     for o in ctx.pres.overrides:
         if o.final_answer:
-            inner.append([para(ctx, f"Clinician override ({o.time}{', ' + o.who if o.who else ''}): "
-                                    f"{o.new}" + (f" ({o.note})" if o.note else ""), "cellb")])
-    box = Table(inner, colWidths=[ctx.frame_width])
+            text = (f"Clinician override ({o.time}{', ' + o.who if o.who else ''}): "
+                    f"{ctx.scrub.typed(o.new)}" + (f" ({ctx.scrub.typed(o.note)})" if o.note else ""))
+            inner.append([fitted(ctx, text, "cellb", inner_w, 4 * st["cellb"].leading,
+                                 "Clinician override in full (cut on page 1)")])
+    box = Table(inner, colWidths=[fw])
     box.setStyle(TableStyle([
         ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#EAF4EA" if r.final_answer else "#FBEAEA")),
         ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#3C7A3C" if r.final_answer else "#A33")),
@@ -81,49 +95,15 @@ def question_and_answer(ctx: Ctx) -> list[Any]:
     return out + [box]
 
 
-def _legend(ctx: Ctx, legend: list[LegendEntry], width: float) -> Any:
-    rows, extra = [], []
-    for i, e in enumerate(legend):
-        if e.accepted is None:
-            text = "evidence region given to the VQA model"
-        else:
-            text = (f"C = {e.confidence:.2f}, " + ("accepted (filled)" if e.accepted else "discarded (outline only)")
-                    + ("" if e.drawn else ", mask image missing"))
-        rows.append(["", para(ctx, e.label, "cellb"), para(ctx, text, "cell")])
-        extra.append(("BACKGROUND", (0, i), (0, i), rgb(e.colour)))
-    if not rows:
-        return para(ctx, "No masks were produced for this run.", "caption")
-    return table(ctx, rows, [10, 0.38 * width, 0.62 * width - 10], header=False, extra=extra)
-
-
-def figure(ctx: Ctx, slice_image: np.ndarray | None, note: str) -> list[Any]:
-    from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
-
-    r = ctx.record
-    out: list[Any] = [para(ctx, "Slice, masks and evidence", "h2")]
-    if slice_image is None:
-        return out + [para(ctx, f"The slice image is not available: {note or 'not recorded'}.", "body")]
-    img, legend = composite(slice_image, r.masks, r.evidence)
-    fw = ctx.frame_width
-    left_w = 0.56 * fw
-    left = [image(encode_png(img), left_w - 8, max_height=left_w),
-            para(ctx, f"Slice {r.input.slice_index + 1}/{r.input.num_slices} as the models saw it, "
-                      "with mask overlays and the zoom-in crop.", "caption"),
-            Spacer(1, 3), _legend(ctx, legend, left_w - 8)]
-    crop = next((e for e in r.evidence if e.type == EvidenceType.CROP and not e.fallback and len(e.images) > 1), None)
-    right_w = fw - left_w
-    if crop is not None:
-        x0, y0, x1, y1 = crop.crop_rect or (0, 0, 0, 0)
-        right = [image(encode_png(crop.images[1]), right_w - 8, max_height=right_w),
-                 para(ctx, f"Zoom-in crop evidence: slice pixels x {x0}–{x1}, y {y0}–{y1}, resampled to "
-                           f"{crop.images[1].shape[1]}×{crop.images[1].shape[0]} from the original intensities"
-                           + (f" (entities: {', '.join(crop.entities)})" if crop.entities else "") + ".", "caption")]
-    else:
-        why = next((e.fallback for e in r.evidence if e.type == EvidenceType.CROP and e.fallback), None)
-        right = [para(ctx, "No zoom-in crop evidence" + (f": {why}" if why else " in this run") + ".", "caption")]
-    t = Table([[left, right]], colWidths=[left_w, right_w], hAlign="LEFT")
-    t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
-    return out + [KeepTogether([t])]
+def continued(ctx: Ctx) -> list[Any]:
+    """The full text of whatever page 1 had to cut (question, answer, long header values)."""
+    if not ctx.continuations:
+        return []
+    out: list[Any] = [para(ctx, "Text continued from page 1", "h2")]
+    for c in ctx.continuations:
+        out.append(anchored(ctx, c.key, para(ctx, c.heading, "h3")))
+        out.append(para(ctx, c.text, "question" if c.style in ("question", "answer") else "body"))
+    return out
 
 
 def entities(ctx: Ctx) -> list[Any]:
@@ -155,7 +135,10 @@ def evidence_and_answers(ctx: Ctx) -> list[Any]:
     fw = ctx.frame_width
     for a in ctx.pres.answers:
         item = next((e for e in r.evidence if e.type == a.evidence), None)
-        rows = [[para(ctx, k, "cellb"), para(ctx, v, "cell")] for k, v in a.facts]
+        # The block is kept together beside its thumbnail, so its cells are bounded; a value cut
+        # here is given in full right below it.
+        rows = [[para(ctx, k, "cellb"), para(ctx, clip(v, FACT_CHARS), "cell")] for k, v in a.facts]
+        long_facts = [(k, v) for k, v in a.facts if len(v) > FACT_CHARS]
         if item is not None and len(item.images) > 1 and not item.fallback:
             tw = 0.8 * fw
             facts = table(ctx, rows, [0.26 * tw, 0.74 * tw], header=False)
@@ -168,6 +151,9 @@ def evidence_and_answers(ctx: Ctx) -> list[Any]:
             block = table(ctx, rows, [0.22 * fw, 0.78 * fw], header=False)
         out.append(KeepTogether([para(ctx, a.heading, "h3"), block]))
         out.append(Spacer(1, 3))
+        for k, v in long_facts:
+            out.append(para(ctx, f"{k} (full text)", "label"))
+            out.append(para(ctx, v, "think"))
         out.append(para(ctx, "Reasoning (<think>)", "label"))
         out.append(para(ctx, a.think_report, "think"))
         if a.raw_output:
@@ -182,12 +168,15 @@ def vote(ctx: Ctx) -> list[Any]:
     if v is None:
         return out + [para(ctx, "No vote was taken (the run ended before aggregation).", "body")]
     fw = ctx.frame_width
-    rows: list[list[Any]] = [["Evidence", "Answer", "Normalised", "Mean p", "Counted for winner"]]
+    # One compact row per pass; each pass's answer is given in full under "Evidence-grounded answers".
+    rows: list[list[Any]] = [["Evidence", "Answer (as counted)", "Mean p", "Counted for winner"]]
     for x in v.rows:
-        rows.append([x.evidence_label, x.raw_answer or "(no answer)", x.normalized or "-", x.prob2,
-                     "yes" if x.winner else "no"])
-    out.append(table(ctx, rows, [0.16 * fw, 0.38 * fw, 0.22 * fw, 0.09 * fw, 0.15 * fw]))
-    out.append(para(ctx, v.counts_line, "small"))
+        answer = clip(x.raw_answer or "(no answer)", VOTE_CHARS)
+        if x.normalized and x.normalized != (x.raw_answer or "").strip().lower():
+            answer += f" → “{clip(x.normalized, VOTE_CHARS // 2)}”"
+        rows.append([x.evidence_label, answer, x.prob2, "yes" if x.winner else "no"])
+    out.append(table(ctx, rows, [0.16 * fw, 0.58 * fw, 0.10 * fw, 0.16 * fw]))
+    out.append(para(ctx, clip(v.counts_line, 700), "small"))  # keyed by whole answers: long model output
     return out
 
 
@@ -210,7 +199,7 @@ def overrides(ctx: Ctx) -> list[Any]:
     # The same plain-words sentence the audit panel shows, with the stored note for the record.
     rows: list[list[Any]] = [["Time", "By", "What was done", "Note"]]
     for o in ctx.pres.overrides:
-        rows.append([o.time, o.who or "-", o.sentence, o.note or "-"])
+        rows.append([o.time, o.who or "-", ctx.scrub.typed(o.sentence), ctx.scrub.typed(o.note) if o.note else "-"])
     return out + [table(ctx, rows, [0.18 * fw, 0.12 * fw, 0.44 * fw, 0.26 * fw])]
 
 
