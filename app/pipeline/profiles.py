@@ -5,6 +5,7 @@ A profile maps roles to model specs::
     [profiles.workstation]
     description = "..."
     vram_gb = 12
+    weights = "base"                   # base | paper | random-test | remote (app.pipeline.disclosure)
     [profiles.workstation.entity]      # stage 1
     backend = "internvl"
     repo_id = "OpenGVLab/InternVL3-2B-hf"
