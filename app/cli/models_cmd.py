@@ -146,6 +146,7 @@ def _health_text(h: dict | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from app.pipeline.disclosure import weights_disclosure
     from app.pipeline.model_store import profile_states
 
     profs, default, base = _load()
@@ -164,18 +165,22 @@ def _list(args: argparse.Namespace) -> int:
             models.append(d)
         out.append({"name": prof.name, "default": prof.name == default, "description": prof.description,
                     "vram_gb": prof.vram_gb, "installed": all(s.installed for s in states),
-                    "models": models})
+                    "weights": prof.weights.value, "weights_disclosure": weights_disclosure(prof),
+                    "unavailable": prof.unpublished, "models": models})
     if args.json:
         print(json.dumps({"models_dir": str(base), "default_profile": default, "profiles": out}, indent=2))
         return EXIT_OK
     print(f"models folder: {base}")
     for prof in out:
         flag = "ready" if prof["installed"] else "not ready"
+        if prof["unavailable"]:  # a slot for unpublished weights: nothing to fetch, say why
+            flag = f"unavailable ({prof['unavailable']})"
         if prof["installed"] and any(m.get("health") and not m["health"]["reachable"] for m in prof["models"]):
             flag = "installed, but a remote endpoint is unreachable"
         tag = " (default)" if prof["default"] else ""
         vram = f"GPU >= {prof['vram_gb']:g} GB" if prof["vram_gb"] else "no GPU needed"
-        print(f"\n{prof['name']}{tag}: {flag}, {vram}\n  {prof['description']}")
+        print(f"\n{prof['name']}{tag}: {flag}, {vram}\n  {prof['description']}\n"
+              f"  weights: {prof['weights']}: {prof['weights_disclosure']}")
         for m in prof["models"]:
             if m["status"] == "remote":
                 print(f"  {'+'.join(m['roles']):<22} {'remote':<10} {m['repo_id']}  at {m['endpoint']}")
@@ -185,6 +190,8 @@ def _list(args: argparse.Namespace) -> int:
             expected = _size(m["expected_gb"] * 1e9) if m["expected_gb"] else "?"
             size = f"{_size(m['size_bytes'])} of {expected}"
             extra = " [gated: needs HF login]" if m["gated"] and not m["installed"] else ""
+            if m["status"] == "unavailable":
+                extra = " [not downloadable]"
             print(f"  {'+'.join(m['roles']):<22} {m['status']:<10} {m['repo_id']}{rev}  "
                   f"disk {size}  VRAM ~{m['vram_gb']:g} GB{extra}")
             print(f"  {'':<22} {m['path']}" + (f"  ({m['detail']})" if m["detail"] and not m["installed"] else ""))
@@ -263,8 +270,8 @@ def _verify(args: argparse.Namespace) -> int:
     if args.profile:
         specs = distinct_specs([_pick(profs, args.profile)])
     else:  # everything on disk; models of profiles you never installed are not an error
-        specs = [s for s in distinct_specs(profs.values()) if model_state(s, base).status != "missing"
-                 or s.bundled]
+        specs = [s for s in distinct_specs(profs.values())
+                 if model_state(s, base).status not in ("missing", "unavailable") or s.bundled]
     results = [verify_model(s, base) for s in specs]
     bad = [r for r in results if not r.ok]
     if args.json:

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from .cancellation import cancel_scope
+from .disclosure import weights_disclosure
 from .record import RunRecord, utc_now
 from .types import Box, Cancelled, PipelineError, Stage, WeightsMissingError
 from .vocab import RunStatus
@@ -83,6 +84,10 @@ def execute_run(
     ctx = pipeline.prepare(volume, slice_index, question, window=window, mode=strategy.mode,
                            progress=progress, cancel=cancel, boxes=boxes, discarded=discarded)
     record = ctx.record
+    profile = getattr(pipeline, "profile", None)  # CarePipeline has one; a bare test preparer may not
+    if profile is not None:  # before on_started: the audit store's first copy carries the label
+        record.profile_weights = profile.weights
+        record.weights_disclosure = weights_disclosure(profile)
     obs.on_started(record)
     try:
         pipeline.check_weights()

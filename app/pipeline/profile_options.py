@@ -28,6 +28,7 @@ class StoreOptions:
     gated: bool = False  # the hub repo needs an accepted licence and a token
     sizes: dict[str, int] = field(default_factory=dict)  # exact byte sizes of expected files
     allow_patterns: list[str] = field(default_factory=list)  # what fetch downloads / import copies
+    unpublished: str = ""  # why the weights cannot be had yet (a documented slot): never fetched or loaded
 
 
 @dataclass(frozen=True)

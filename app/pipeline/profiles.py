@@ -5,6 +5,7 @@ A profile maps roles to model specs::
     [profiles.workstation]
     description = "..."
     vram_gb = 12
+    weights = "base"                   # base | paper | random-test | remote (app.pipeline.disclosure)
     [profiles.workstation.entity]      # stage 1
     backend = "internvl"
     repo_id = "OpenGVLab/InternVL3-2B-hf"
@@ -32,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from app.pipeline.profile_options import option_problems
-from app.pipeline.vocab import BackendKind, Role, coerce
+from app.pipeline.vocab import BackendKind, ProfileWeights, Role, coerce
 
 # The profile roles, in stage order (Role.ENCODER, MiniLM, is not a profile role).
 ROLES = ("entity", "segmenter", "box_segmenter", "vqa", "coordinator")
 # Backends a profile may name (MiniLM is bundled with the app, never named by a profile).
 BACKENDS = tuple(k.value for k in BackendKind if k != BackendKind.MINILM)
+# What a profile may declare as ``weights`` (UNDECLARED is only the default of an older manifest).
+WEIGHTS = tuple(w.value for w in ProfileWeights if w != ProfileWeights.UNDECLARED)
 _SPEC_FIELDS: dict[str, tuple[type, ...]] = {
     "backend": (str,), "repo_id": (str,), "revision": (str,), "local_dir": (str,), "files": (dict,),
     "size_gb": (int, float), "vram_gb": (int, float),
@@ -120,6 +123,12 @@ class ModelSpec:
         return self.repo_id.startswith("local/")
 
     @property
+    def unpublished(self) -> str:
+        """Why these weights cannot be had yet ("" = they can): a documented slot, e.g. the CARE
+        paper's trained experts. Never downloadable, never installed, never loaded."""
+        return str(self.options.get("unpublished", ""))
+
+    @property
     def sizes(self) -> dict[str, int]:
         """Exact byte sizes of expected files, where known."""
         return {str(k): int(v) for k, v in dict(self.options.get("sizes", {})).items()}
@@ -137,6 +146,16 @@ class Profile:
     description: str
     vram_gb: float
     models: dict[str, ModelSpec]
+    # What the expert weights are: base checkpoints, the paper's, random test ones, a server's.
+    weights: ProfileWeights = ProfileWeights.UNDECLARED
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", coerce(ProfileWeights, self.weights, "weights"))
+
+    @property
+    def unpublished(self) -> str:
+        """Why this profile cannot run yet ("" = it can): the first unpublished model's reason."""
+        return next((s.unpublished for s in self.models.values() if s.unpublished), "")
 
     def get(self, role: str) -> ModelSpec | None:
         return self.models.get(role)
@@ -200,6 +219,9 @@ def _profile_problems(name: str, raw: Any, catalog: dict[str, Any]) -> list[str]
     vram = raw.get("vram_gb", 0.0)
     if not isinstance(vram, (int, float)) or isinstance(vram, bool):
         problems.append(f"profile {name}: vram_gb must be a number, not {vram!r}")
+    weights = raw.get("weights", ProfileWeights.UNDECLARED.value)
+    if weights != ProfileWeights.UNDECLARED.value and weights not in WEIGHTS:
+        problems.append(f"profile {name}: weights must be one of {', '.join(map(repr, WEIGHTS))}, not {weights!r}")
     for role in ROLES:
         if not isinstance(raw.get(role), dict):
             continue
@@ -240,7 +262,8 @@ def load_profiles(path: Path | None = None) -> dict[str, Profile]:
             for role in ROLES
             if isinstance(raw.get(role), dict)
         }
-        out[name] = Profile(name, str(raw.get("description", "")), float(raw.get("vram_gb", 0.0)), models)
+        out[name] = Profile(name, str(raw.get("description", "")), float(raw.get("vram_gb", 0.0)), models,
+                            coerce(ProfileWeights, raw.get("weights", ProfileWeights.UNDECLARED), "weights"))
     return out
 
 
@@ -294,7 +317,7 @@ def validate_manifest(path: Path | None = None) -> list[str]:
             kind = resolved.get("backend")
             bundled, remote = kind == BackendKind.LITEMEDSAM, kind == BackendKind.REMOTE
             local_only = str(resolved.get("repo_id", "")).startswith("local/")
-            if not (bundled or remote or local_only) and not hex40.match(str(resolved.get("revision", ""))):
+            if not (bundled or remote or local_only or resolved.get("unpublished")) and not hex40.match(str(resolved.get("revision", ""))):
                 problems.append(f"{where}: revision {str(resolved.get('revision', '')) or '(none)'!r} "
                                 "is not a pinned 40-hex commit")
             files = resolved.get("files", {})
@@ -303,4 +326,6 @@ def validate_manifest(path: Path | None = None) -> list[str]:
                     problems.append(f"{where}: files[{fname!r}] is not a sha256 hex digest")
         if not any(isinstance(raw.get(r), dict) for r in ROLES):
             problems.append(f"profile {pname}: no models")
+        if "weights" not in raw:
+            problems.append(f"profile {pname}: no weights label; one of {', '.join(map(repr, WEIGHTS))}")
     return problems

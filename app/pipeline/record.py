@@ -29,6 +29,7 @@ from app.pipeline.vocab import (
     EntitySource,
     Mode,
     OverrideKind,
+    ProfileWeights,
     PromptType,
     ReGroundAction,
     ReviewAction,
@@ -351,6 +352,10 @@ class RunRecord:
     status: RunStatus = RunStatus.RUNNING
     mode: Mode = Mode.FLOW
     profile: str = ""
+    # What the profile's weights were, and the disclosure line shown for them (app.pipeline.disclosure);
+    # None / "" in a record written before these fields existed: shown as "not recorded".
+    profile_weights: ProfileWeights | None = None
+    weights_disclosure: str = ""
     tau: float = 0.7
     prompt_version: str = ""
     input: InputInfo = field(default_factory=InputInfo)

@@ -55,6 +55,17 @@ class BackendKind(_StrEnum):
     MINILM = "minilm"
 
 
+class ProfileWeights(_StrEnum):
+    """What a profile's expert weights are (``weights = "..."`` in profiles.toml): the honest label
+    every place that names a profile shows (app.pipeline.disclosure)."""
+
+    BASE = "base"  # off-the-shelf public checkpoints (InternVL3-*-hf, SAM3, LiteMedSAM)
+    PAPER = "paper"  # the CARE paper's trained experts (not published yet)
+    RANDOM_TEST = "random-test"  # random-initialised tiny checkpoints (tests only)
+    REMOTE = "remote"  # served by an endpoint: which weights it runs is the server's
+    UNDECLARED = "undeclared"  # a manifest written before the field existed
+
+
 class EntitySource(_StrEnum):
     PROPOSED = "proposed"  # stage-1 VLM
     CLINICIAN = "clinician"  # a drawn box

@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 
 from app.audit.service import AuditService
+from app.study.edge_labels import plane_name
 from app.study.reformat import native_plane
 from app.study.volume import Volume
 
@@ -174,12 +175,14 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
             return
         plane = native_plane(v)
         k = self.view.slice_index_for(plane)
-        text = f"Slice {k + 1}/{v.num_slices} ({plane.value})"
+        # A radiograph or an ultrasound frame is a "projection" / "image", never "axial".
+        name = plane_name(v, plane).lower()
+        text = f"Slice {k + 1}/{v.num_slices} ({name})"
         if not v.is_rgb:
             win = self.view.window
             text += f" \u00b7 W {win.width:.0f} L {win.center:.0f}"
         if self.view.plane != plane:
-            text += f" \u2014 the view shows {self.view.plane.value}; CARE reads the {plane.value} slice"
+            text += f" \u2014 the view shows {plane_name(v, self.view.plane).lower()}; CARE reads the {name} slice"
         n = len(self.pending.get((v.series_uid, k), []))
         if n:
             text += f" \u00b7 {n} drawn box{'es' if n > 1 else ''} included"

@@ -57,11 +57,14 @@ class ProfileChoice:
     installed: bool
     detail: str  # why not installed / how to install
     remote: bool
+    disclosure: str = ""  # what the weights are (app.pipeline.disclosure), shown under the chooser
+    unavailable: str = ""  # why it can never be installed yet (unpublished weights); "" = it can
 
 
 def profile_choices() -> tuple[list[ProfileChoice], str]:
     """Every profile of the manifest with its install state, and the one to preselect:
     the manifest's default if installed, else the first installed one."""
+    from app.pipeline.disclosure import weights_disclosure
     from app.pipeline.model_store import profile_states
     from app.pipeline.profiles import default_profile_name, load_profiles
 
@@ -74,7 +77,10 @@ def profile_choices() -> tuple[list[ProfileChoice], str]:
         if missing:
             roles = ", ".join("/".join(s.roles) for s in missing)
             detail = f"Not installed ({roles}). Run: care-viewer models fetch {name}"
-        out.append(ProfileChoice(name, prof.description, not missing, detail, remote))
+        if prof.unpublished:  # nothing to fetch: say why instead of a command that cannot work
+            detail = f"Unavailable: {prof.unpublished}."
+        out.append(ProfileChoice(name, prof.description, not missing, detail, remote, weights_disclosure(prof),
+                                 prof.unpublished))
     default = default_profile_name()
     installed = [c.name for c in out if c.installed]
     chosen = default if default in installed else (installed[0] if installed else default)
@@ -153,6 +159,12 @@ class AskPanel(QWidget):
         grid.addWidget(self.profile, 0, 3)
         grid.setColumnStretch(3, 1)
         lay.addLayout(grid)
+        # What the chosen profile's weights are, always visible: "care-paper" is not the paper's experts.
+        self.weights_note = QLabel("")
+        self.weights_note.setObjectName("ProfileWeights")
+        self.weights_note.setWordWrap(True)
+        self.weights_note.setStyleSheet("color:#d9b46a;")
+        lay.addWidget(self.weights_note)
 
         row = QHBoxLayout()
         self.target = QLabel("No study open")
@@ -160,7 +172,7 @@ class AskPanel(QWidget):
         self.target.setWordWrap(True)
         row.addWidget(self.target, 1)
         self.run_button = QPushButton(icon("mdi6.play"), "Ask")
-        self.run_button.setToolTip("Run CARE on the displayed axial slice (Enter)")
+        self.run_button.setToolTip("Run CARE on the displayed acquisition-plane slice (Enter)")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(self._on_run_clicked)
         self.cancel_button = QPushButton(icon("mdi6.stop"), "Cancel")
@@ -252,6 +264,7 @@ class AskPanel(QWidget):
             choices, chosen = profile_choices()
         except Exception as exc:  # noqa: BLE001 - a broken manifest must not break the viewer
             self.profile.clear()
+            self.weights_note.setText("")
             self.show_message(f"The model manifest cannot be read: {exc}", "error")
             return
         saved = str(settings().value(PROFILE_KEY, "") or "")
@@ -261,9 +274,10 @@ class AskPanel(QWidget):
         self.profile.blockSignals(True)
         self.profile.clear()
         for c in choices:
-            label = c.name + ("" if c.installed else "  (not installed)") + ("  \u2022 remote" if c.remote else "")
+            state = "" if c.installed else "  (unavailable)" if c.unavailable else "  (not installed)"
+            label = c.name + state + ("  \u2022 remote" if c.remote else "")
             self.profile.addItem(icon("mdi6.check-circle-outline" if c.installed else "mdi6.download-outline"), label, c.name)
-            tip = c.description + (f"\n\n{c.detail}" if c.detail else "")
+            tip = _profile_tip(c)
             self.profile.setItemData(self.profile.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.choices = {c.name: c for c in choices}
         if chosen in names:
@@ -284,8 +298,10 @@ class AskPanel(QWidget):
     def _on_profile_changed(self, *_: object) -> None:
         name = self.selected_profile()
         c = getattr(self, "choices", {}).get(name)
+        self.weights_note.setText(f"Weights: {c.disclosure}" if c is not None and c.disclosure else "")
+        self.weights_note.setToolTip(_profile_tip(c) if c is not None else "")
         if c is not None:
-            self.profile.setToolTip(c.description + (f"\n\n{c.detail}" if c.detail else ""))
+            self.profile.setToolTip(_profile_tip(c))
             settings().setValue(PROFILE_KEY, name)
 
     # ----- state ---------------------------------------------------------------------
@@ -473,6 +489,10 @@ class AskPanel(QWidget):
         doc = QTextDocument()
         doc.setHtml(self.message.text())
         return doc.toPlainText().replace("\u200b", "")
+
+
+def _profile_tip(c: ProfileChoice) -> str:
+    return "\n\n".join(t for t in (c.description, f"Weights: {c.disclosure}" if c.disclosure else "", c.detail) if t)
 
 
 _ERROR_TITLES = {

@@ -107,6 +107,9 @@ class RunControlMixin:
         self.handle = None
         self.ask.run_finished(outcome)
         rec = outcome.record
+        if rec is not None and not _own_study_open(rec, handle.request.volume, self.window.current_volume):
+            self._finished_elsewhere(handle, outcome)
+            return
         if rec is not None:
             volume: Volume = handle.request.volume
             self.current_run_id = rec.run_id
@@ -130,6 +133,20 @@ class RunControlMixin:
         self.refresh_history()
         self.run_finished.emit(outcome)
 
+    def _finished_elsewhere(self: "AskAuditController", handle: RunHandle, outcome: RunOutcome) -> None:
+        """The run's study was replaced while it ran: its masks and answer must not land on the
+        study now open. It is in the audit trail (the history lists it with its own study)."""
+        volume = handle.request.volume
+        line = f"The run on {volume.display_name} finished; open that study to see it."
+        self.ask.stages.reset()
+        self.ask.status.setText(line)
+        self.ask.show_message(line, "info")
+        self.window.status.showMessage(line, 15000)
+        self._update_actions()
+        self._update_target()
+        self.refresh_history()
+        self.run_finished.emit(outcome)
+
     def reask(self: "AskAuditController") -> RunHandle | None:
         rec = self.audit.record
         if rec is None or self.handle is not None:
@@ -142,3 +159,14 @@ class RunControlMixin:
         return self.start_run(rec.question, rec.profile, rec.mode, boxes=boxes, discarded=discarded,
                               parent_run_id=rec.run_id if self.current_persisted else None,
                               slice_index=rec.input.slice_index, window=record_window(rec.input.window))
+
+
+def _own_study_open(rec, volume: Volume, current: Volume | None) -> bool:
+    """Whether the viewer still shows the study the run was asked on (by its study UID; the very
+    volume object when the files carry none, e.g. a PNG)."""
+    if current is None:
+        return False
+    if current is volume:
+        return True
+    study = rec.input.study_uid or volume.study_uid
+    return bool(study) and current.study_uid == study

@@ -51,6 +51,16 @@ def series_text(volume: Volume) -> str:
     return f"{volume.description or '(no description)'}\n{volume.modality} · {count} · {x}×{y}"
 
 
+def patient_label(volume: Volume) -> str:
+    """"NAME · ID" of the series' patient ("" when the files name none)."""
+    p = volume.patient
+    return " · ".join(x for x in (p.name, p.patient_id) if x)
+
+
+def _patient_key(volume: Volume) -> tuple[str, str]:
+    return volume.patient.name, volume.patient.patient_id
+
+
 class SeriesBrowser(QWidget):
     series_selected = Signal(int)
 
@@ -83,16 +93,25 @@ class SeriesBrowser(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         self._volumes = list(volumes)
+        # A folder may hold several patients: then every row names its own patient, so no series
+        # is ever read as belonging to the patient of another.
+        patients = list(dict.fromkeys(_patient_key(v) for v in volumes))
+        several = len(patients) > 1
         for v in volumes:
-            item = QListWidgetItem(QIcon(thumbnail(v)), series_text(v))
+            text = series_text(v)
+            if several:
+                text = f"Patient {patient_label(v) or '(not named)'}\n{text}"
+            item = QListWidgetItem(QIcon(thumbnail(v)), text)
             item.setToolTip(f"{v.display_name}\n{v.series_uid}" if v.series_uid else v.display_name)
             self.list.addItem(item)
         if volumes:
             self.list.setCurrentRow(max(0, min(current, len(volumes) - 1)))
-            p = volumes[0].patient
-            who = " · ".join(x for x in (p.name, p.patient_id) if x)
+            who = patient_label(volumes[0])
             n = len(volumes)
-            self.caption.setText(f"{who + chr(10) if who else ''}{n} series")
+            if several:
+                self.caption.setText(f"{len(patients)} patients \u00b7 {n} series (the patient is named on each row)")
+            else:
+                self.caption.setText(f"{who + chr(10) if who else ''}{n} series")
         else:
             self.caption.setText("No study open")
         self.list.blockSignals(False)

@@ -209,7 +209,7 @@ def test_list_human_readable_mentions_gating_and_default(setup, capsys, monkeypa
      "profile demo.entity: unknown backend 'interlvl'; known: internvl, sam3, litemedsam, remote"),
     ('backend = "internvl"\nrepo_id = "acme/vlm"\nmax_patchs = 6\n',
      "profile demo.entity: unknown option 'max_patchs' for backend 'internvl'; known: allow_patterns, "
-     "crop_to_patches, device, dtype, gated, max_patches, min_patches, sizes"),
+     "crop_to_patches, device, dtype, gated, max_patches, min_patches, sizes, unpublished"),
     ('backend = "internvl"\nrepo_id = "acme/vlm"\nsize_gb = "big"\n',
      "profile demo.entity: size_gb must be a number, not 'big'"),
 ])
@@ -221,3 +221,36 @@ def test_a_broken_manifest_is_one_line_and_a_usage_error(tmp_path, monkeypatch, 
     assert main(["models", "list"]) == 1
     captured = capsys.readouterr()
     assert captured.err == f"care-viewer models: {manifest}: {line}\n" and captured.out == ""
+
+
+def test_list_shows_each_profiles_weights_and_the_unpublished_paper_slot(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CARE_MANIFEST", raising=False)
+    monkeypatch.setenv("CARE_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    block = out.split("\ncare-paper:", 1)[1].split("\n\n", 1)[0]
+    assert ("weights: base: CARE pipeline with off-the-shelf base models (InternVL3-2B-hf, SAM3, LiteMedSAM, "
+            "InternVL3-8B-hf): not the paper's trained experts; expect roughly base-model accuracy") in block
+    tiny = out.split("\ntiny:", 1)[1].split("\n\n", 1)[0]
+    assert "weights: random-test: Random-initialised test checkpoints" in tiny and "for tests only" in tiny
+    paper = out.split("\npaper-experts:", 1)[1]
+    assert paper.startswith(" unavailable (the CARE paper's trained entity expert is not published yet)")
+    assert paper.count("[not downloadable]") == 2 and "not published yet" in paper
+
+    assert main(["models", "list", "--json", "--profile", "paper-experts", "--no-check"]) == 0
+    (prof,) = json.loads(capsys.readouterr().out)["profiles"]
+    assert prof["weights"] == "paper" and prof["installed"] is False and "not published yet" in prof["unavailable"]
+    assert {m["status"] for m in prof["models"] if m["unpublished"]} == {"unavailable"}
+
+
+def test_fetch_refuses_the_unpublished_paper_weights_without_touching_the_hub(tmp_path, monkeypatch, capsys):
+    import app.pipeline.model_store.fetch as fetch
+
+    monkeypatch.delenv("CARE_MANIFEST", raising=False)
+    monkeypatch.setenv("CARE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.setattr(fetch, "hub_token", lambda: pytest.fail("an unpublished model must not reach the hub"))
+    assert main(["models", "fetch", "paper-experts"]) == 3
+    err = capsys.readouterr().err
+    assert "care-paper/entity-expert: the CARE paper's trained entity expert is not published yet" in err
+    assert "profile paper-experts: 2 model(s) not fetched" in err
+    assert not (tmp_path / "models" / "care-paper-entity-expert").exists()

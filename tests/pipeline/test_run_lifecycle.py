@@ -74,7 +74,8 @@ def _tiny_without_sam3() -> Profile:
     """The tiny profile without its text segmenter (tiny SAM3 is slow on a shared CPU; LiteMedSAM
     takes the box and is a model call all the same)."""
     tiny = load_profile("tiny")
-    return Profile("tiny", tiny.description, 0, {r: s for r, s in tiny.models.items() if r != "segmenter"})
+    return Profile("tiny", tiny.description, 0, {r: s for r, s in tiny.models.items() if r != "segmenter"},
+                   tiny.weights)
 
 
 # ----- structure -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from app.pipeline.disclosure import NOT_RECORDED
 from app.pipeline.record import MaskRecord, Override, RunRecord
 from app.pipeline.types import EvidenceType, Stage
 from app.pipeline.vocab import EntitySource, Mode, RunStatus, TieBreak
@@ -211,8 +212,10 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
                         f"{sum(x.model_seconds for x in r.timings):.2f} s)")
     window = (f"{win.get('name') or 'window'} (C {float(win.get('center', 0)):g}, W {float(win.get('width', 0)):g})"
               if win else "-")
+    weights_text = f"Profile {r.profile or '-'} weights: {r.weights_disclosure or NOT_RECORDED}"
     head = (
         f"run {r.run_id}: {r.status} in {total:.1f} s (profile {r.profile}, {r.mode})",
+        weights_text,
         f"slice {inp.slice_index + 1}/{inp.num_slices} of {inp.modality} series {inp.series_uid or '(no UID)'} "
         f"(window {win.get('name') or ''} C{win.get('center', 0):g} W{win.get('width', 0):g})",
         f"question: {r.question}",
@@ -229,4 +232,5 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
         versions_text=f"app {r.app_version}, prompts {r.prompt_version}, record schema {r.schema_version}",
         timings=timings, timings_text=timings_text, total_seconds=total, warnings=tuple(r.warnings),
         errors=tuple(r.errors), overrides=override_rows(list(r.overrides) + list(overrides)), terminal_head=head,
+        weights_text=weights_text,
     )

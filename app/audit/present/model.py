@@ -205,3 +205,6 @@ class RunPresentation:
     errors: tuple[str, ...]
     overrides: tuple[OverrideRow, ...]
     terminal_head: tuple[str, ...]  # the terminal summary's first lines (run, slice, question)
+    # "Profile care-paper weights: CARE pipeline with off-the-shelf base models (...)" as recorded
+    # (app.pipeline.disclosure); "... weights: not recorded" for a record older than the field.
+    weights_text: str = ""

@@ -204,7 +204,7 @@ def overrides(ctx: Ctx) -> list[Any]:
 
 
 def models(ctx: Ctx) -> list[Any]:
-    out: list[Any] = [para(ctx, "Models", "h2")]
+    out: list[Any] = [para(ctx, "Models", "h2"), para(ctx, ctx.pres.weights_text, "body")]
     if not ctx.pres.models:
         return out + [para(ctx, "No model was loaded in this run.", "body")]
     fw = ctx.frame_width

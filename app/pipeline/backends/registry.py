@@ -153,6 +153,8 @@ def load_backend(spec: ModelSpec, *, device: str | None = None, dtype: str | Non
 
 def missing_weights(spec: ModelSpec) -> str | None:
     """None when the spec's weights are installed, else one line naming what and where."""
+    if spec.unpublished:
+        return f"{spec.repo_id}: {spec.unpublished}"
     return backend_entry(spec).missing(spec)
 
 

@@ -38,6 +38,8 @@ class ModelRoles:
         The coordinator is checked when it is built (it may fall back to the VQA model);
         bundled and remote models have no folder to check.
         """
+        if self.profile.unpublished:  # a slot for weights nobody can fetch yet: say so, not "run fetch"
+            raise WeightsMissingError(f"profile '{self.profile.name}' cannot run: {self.profile.unpublished}")
         missing = [
             f"{spec.role} ({spec.path()})"
             for spec in self.profile.models.values()

@@ -51,6 +51,8 @@ def fetch_model(spec: ModelSpec, base: Path | None = None, force: bool = False,
     ``<folder>/.cache/huggingface/download`` and resumes them.
     """
     base = base or models_dir()
+    if spec.unpublished:
+        raise ModelStoreError(f"{spec.repo_id}: {spec.unpublished}; nothing to download")
     if is_remote(spec):
         return f"{served_model(spec)}: served by {remote_endpoint(spec)}, nothing to download"
     if spec.bundled:

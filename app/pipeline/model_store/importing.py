@@ -91,6 +91,8 @@ def import_model(src: Path, spec: ModelSpec, base: Path | None = None, force: bo
                  log: Callable[[str], None] | None = None) -> ImportResult:
     """Copy one model from ``src`` into the models folder, verified, atomically."""
     base = base or models_dir()
+    if spec.unpublished:
+        return ImportResult(spec, "skipped", f"{spec.unpublished}: nothing to import")
     if is_remote(spec):
         return ImportResult(spec, "skipped", f"served by {remote_endpoint(spec)}: nothing to import")
     if spec.bundled:

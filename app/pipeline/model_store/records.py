@@ -60,7 +60,7 @@ class ModelState:
     roles: list[str]
     spec: ModelSpec
     path: Path
-    status: str  # "installed" | "bundled" | "missing" | "incomplete" | "remote"
+    status: str  # "installed" | "bundled" | "missing" | "incomplete" | "remote" | "unavailable"
     size_bytes: int = 0
     missing: list[str] = field(default_factory=list)  # expected files absent or of the wrong size
     has_manifest: bool = False
@@ -82,7 +82,7 @@ class ModelState:
             "size_bytes": self.size_bytes, "expected_gb": s.size_gb, "vram_gb": s.vram_gb,
             "gated": s.gated, "bundled": s.bundled, "local_only": s.local_only,
             "has_manifest": self.has_manifest, "missing": self.missing, "detail": self.detail,
-            "endpoint": self.endpoint,
+            "endpoint": self.endpoint, "unpublished": s.unpublished,
         }
 
 
@@ -90,7 +90,7 @@ class ModelState:
 class VerifyResult:
     spec: ModelSpec
     path: Path
-    status: str  # "ok" | "unverified" | "missing" | "corrupt"
+    status: str  # "ok" | "unverified" | "missing" | "corrupt" | "unavailable"
     checked: int = 0  # files hashed
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

@@ -146,6 +146,8 @@ def check_remote(spec: ModelSpec, timeout_s: float = 3.0):
 
 def model_state(spec: ModelSpec, base: Path | None = None, roles: list[str] | None = None) -> ModelState:
     roles = roles or [str(spec.role)]
+    if spec.unpublished:  # a documented slot (the paper's experts): nothing can be installed yet
+        return ModelState(roles, spec, spec.path(base), "unavailable", detail=spec.unpublished)
     if is_remote(spec):
         url = remote_endpoint(spec)
         return ModelState(roles, spec, Path(), "remote", revision=spec.revision, endpoint=url,

@@ -13,6 +13,8 @@ from .state import read_care_manifest, remote_endpoint, served_model, sha256_fil
 
 def verify_model(spec: ModelSpec, base: Path | None = None) -> VerifyResult:
     """Re-hash a model's files against its ``.care-manifest.json`` and the profile's hashes."""
+    if spec.unpublished:
+        return VerifyResult(spec, spec.path(base), "unavailable", problems=[spec.unpublished])
     if is_remote(spec):
         return VerifyResult(spec, Path(), "remote", warnings=[
             f"served by {remote_endpoint(spec)} as {served_model(spec)}: no local files to verify"])

@@ -8,12 +8,12 @@ from .widgets import DIM, ERROR, WARN, Section, esc, label, span
 
 
 def fill_provenance(sec: Section, p: RunPresentation) -> None:
-    rows = []
+    rows = [f"<b>Weights</b>: {esc(p.weights_text)}"]
     for m in p.models:
         sha = f" \u00b7 sha256 {m.sha_short}" if m.sha_short else ""
         rows.append(f"<b>{esc(m.role)}</b>: {esc(m.repo_id)} @ {esc(m.revision_short)} "
                     f"({esc(m.backend)}, {esc(m.device)}/{esc(m.dtype)}){sha}")
-    if not rows:
+    if not p.models:
         rows.append(span("No model was loaded.", DIM))
     rows.append(f"<b>Input</b>: {esc(p.input_text)}")
     rows.append(f"<b>Versions</b>: {esc(p.versions_text)}")
