@@ -65,6 +65,10 @@ def question_and_answer(ctx: Ctx) -> list[Any]:
     r, h = ctx.record, ctx.pres.header
     out = [Spacer(1, 6), para(ctx, "Question", "label"), para(ctx, r.question, "question"), Spacer(1, 6)]
     inner = [[para(ctx, f"Final answer ({h.answer_how})", "label")], [para(ctx, h.answer_or_status, "answer")]]
+    if h.status_reason:
+        inner.append([para(ctx, f"{h.status_label}: {h.status_reason}", "cellb")])
+    if h.scope:
+        inner.append([para(ctx, f"Scope: {h.scope}", "small")])
     if h.agreement:
         inner.append([para(ctx, h.agreement, "small")])
     for o in ctx.pres.overrides:
@@ -73,8 +77,10 @@ def question_and_answer(ctx: Ctx) -> list[Any]:
                                     f"{o.new}" + (f" ({o.note})" if o.note else ""), "cellb")])
     box = Table(inner, colWidths=[ctx.frame_width])
     box.setStyle(TableStyle([
-        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#EAF4EA" if r.final_answer else "#FBEAEA")),
-        ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#3C7A3C" if r.final_answer else "#A33")),
+        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor(
+            "#FDF3DC" if h.severity == "warn" and r.final_answer else "#EAF4EA" if r.final_answer else "#FBEAEA")),
+        ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor(
+            "#B07A10" if h.severity == "warn" and r.final_answer else "#3C7A3C" if r.final_answer else "#A33")),
         ("LEFTPADDING", (0, 0), (-1, -1), 8), ("RIGHTPADDING", (0, 0), (-1, -1), 8),
         ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
     ]))
@@ -185,7 +191,7 @@ def vote(ctx: Ctx) -> list[Any]:
     rows: list[list[Any]] = [["Evidence", "Answer", "Normalised", "Mean p", "Counted for winner"]]
     for x in v.rows:
         rows.append([x.evidence_label, x.raw_answer or "(no answer)", x.normalized or "-", x.prob2,
-                     "yes" if x.winner else "no"])
+                     x.counted_text or ("yes" if x.winner else "no")])
     out.append(table(ctx, rows, [0.16 * fw, 0.38 * fw, 0.22 * fw, 0.09 * fw, 0.15 * fw]))
     out.append(para(ctx, v.counts_line, "small"))
     return out
