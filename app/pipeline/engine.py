@@ -11,7 +11,8 @@ Stages (:class:`~app.pipeline.stages.Stages`)::
     2 MASKS     per entity: text route (profile ``segmenter``) and/or box route
                 (``box_segmenter``, LiteMedSAM) -> confidence C = 1 - H/log 2 -> tau
     3 EVIDENCE  zoom-in crop / binary mask / global (app.pipeline.evidence)
-    4 ANSWER    EG-VQA: every evidence pass in ONE batched ``generate`` call, parsed
+    4 ANSWER    EG-VQA: every distinct evidence input in ONE batched ``generate`` call, parsed
+                (a fallen-back crop/mask is the global request: asked once, app.pipeline.vqa_inputs)
     5 vote      CARE-Flow majority vote (app.pipeline.flow)
 
 Each stage is a public method taking a :class:`RunContext`, so a coordinator can re-invoke them

@@ -3,8 +3,9 @@
 Each distinct model input casts one vote with its normalised answer: passes whose prompt and
 images were identical (crop and mask fallen back to the global image) were asked once and
 count once (``VoteResult.independent_passes``). A pass whose answer is empty abstains but
-stays in the record. A pass that broke the format (e.g. no ``<answer>`` tag) still votes with the parser's best-effort answer; the violation is
-recorded on the answer and as a run warning, so the audit shows what the vote rested on.
+stays in the record. A pass that broke the format (e.g. no ``<answer>`` tag) still votes
+with the parser's best-effort answer; the violation is recorded on the answer and as a run
+warning, so the audit shows what the vote rested on.
 When candidates tie on votes, the one whose votes have the highest mean answer-token
 probability wins (exp of the mean log-prob of the answer's tokens: the model's own
 confidence in what it wrote); if that still ties, the fixed evidence order crop > mask >

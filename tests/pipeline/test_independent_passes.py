@@ -59,8 +59,8 @@ def test_rows_sharing_an_input_vote_once():
 def test_an_older_record_keeps_its_wording_and_gets_no_invented_count(tmp_path):
     """run.json written before the count existed: it loads, and nothing claims a pass count."""
     r = vote([Answer(CROP, 1, answer="yes"), Answer(MASK, 2, answer="yes"), Answer(GLOBAL, 3, answer="yes")])
-    record = RunRecord(question=QUESTION, status="completed", final_answer="yes", vote=r,
-                       answers=[Answer(e, i + 1, answer="yes", normalized="yes") for i, e in enumerate((CROP, MASK, GLOBAL))])
+    rows = [Answer(e, i + 1, answer="yes", normalized="yes") for i, e in enumerate((CROP, MASK, GLOBAL))]
+    record = RunRecord(question=QUESTION, status="completed", final_answer="yes", vote=r, answers=rows)
     data = json.loads(json.dumps(record.to_dict()))
     del data["vote"]["independent_passes"]
     data["vote"]["detail"] = "3 of 3 votes"  # the old wording
