@@ -48,6 +48,9 @@ class RunContext:
     cancel: CancelFn | None = None
     boxes: list[Box] = field(default_factory=list)
     discarded: set[str] = field(default_factory=set)
+    # VQA inputs asked so far in this run (digest of prompt + images -> index into
+    # record.answers of the row that asked it): an identical input is never asked twice.
+    asked: dict[str, int] = field(default_factory=dict)
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():

@@ -11,7 +11,8 @@ Stages (:class:`~app.pipeline.stages.Stages`)::
     2 MASKS     per entity: text route (profile ``segmenter``) and/or box route
                 (``box_segmenter``, LiteMedSAM) -> confidence C = 1 - H/log 2 -> tau
     3 EVIDENCE  zoom-in crop / binary mask / global (app.pipeline.evidence)
-    4 ANSWER    EG-VQA: every evidence pass in ONE batched ``generate`` call, parsed
+    4 ANSWER    EG-VQA: every distinct evidence input in ONE batched ``generate`` call, parsed
+                (a fallen-back crop/mask is the global request: asked once, app.pipeline.vqa_inputs)
     5 vote      CARE-Flow majority vote (app.pipeline.flow)
 
 Each stage is a public method taking a :class:`RunContext`, so a coordinator can re-invoke them
@@ -23,6 +24,7 @@ costs only forward passes. Every model call is timed separately from the stage i
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -63,6 +65,7 @@ from .types import (
     WeightsMissingError,
 )
 from .vocab import EntitySource, Mode, Role, coerce
+from .vqa_inputs import askers, input_key
 
 if TYPE_CHECKING:
     from .lifecycle import RunObserver
@@ -350,7 +353,11 @@ class CarePipeline:
     # Stage 4: evidence-grounded VQA
     # ----------------------------------------------------------------------------------
     def answer(self, ctx: RunContext, items: Sequence[EvidenceItem]) -> list[Answer]:
-        """One batched VQA call over ``items``; each pass parsed and appended to the record."""
+        """One batched VQA call over the distinct inputs of ``items``; every pass gets its row.
+
+        A pass whose prompt and images equal another's in this run (crop and mask fallen back to
+        the global image) is not asked again: its row shares that call (``call_index``) and names
+        the row that asked it (``same_input_as``), so the vote counts the input once."""
         record = ctx.record
         if not items:
             return []
@@ -361,29 +368,43 @@ class CarePipeline:
         answers: list[Answer] = []
         with StageClock(record, Stage.ANSWER) as clock:
             requests = [prompts.vqa_request(ctx.question, it) for it in items]
-            ctx.report(Stage.ANSWER, f"answering with {len(items)} evidence types", 0.05)
-            with clock.model():
-                gens = _generate(vlm, requests, self.max_new_tokens)
-            self.note_model(record, Role.VQA, vlm)
-            if len(gens) != len(requests):
-                raise PipelineError(f"the VQA model returned {len(gens)} answers for {len(requests)} requests")
-            for it, req, gen in zip(items, requests, gens):
+            keys = [input_key(r) for r in requests]
+            first = len(record.answers)
+            asker = askers(items, keys, ctx.asked)
+            ask = sorted(asker.values())
+            ctx.report(Stage.ANSWER, f"answering {len(ask)} distinct inputs for {len(items)} evidence passes", 0.05)
+            gens: list[Generation] = []
+            if ask:
+                with clock.model():
+                    gens = _generate(vlm, [requests[i] for i in ask], self.max_new_tokens)
+                self.note_model(record, Role.VQA, vlm)
+            if len(gens) != len(ask):
+                raise PipelineError(f"the VQA model returned {len(gens)} answers for {len(ask)} requests")
+            parsed: dict[int, Answer] = {}  # asking item -> its parsed row (call_index set)
+            for i, gen in zip(ask, gens):
+                it, req = items[i], requests[i]
                 record.calls.append(_call(Stage.ANSWER, Role.VQA, req, gen, it.image_files, it.type))
-                parsed = parse_think_answer(gen.text)
-                think, text, violations, chars = parsed.think, parsed.answer, list(parsed.violations), parsed.answer_span
-                span = answer_token_span(gen.tokens, gen.text, *chars) if chars else None
-                a = Answer(
-                    evidence=it.type,
-                    call_index=len(record.calls) - 1,
-                    think=think,
-                    answer=text,
-                    normalized=normalize_answer(text) if text else "",
-                    format_violations=violations,
-                    answer_token_span=span,
+                p = parse_think_answer(gen.text)
+                span = answer_token_span(gen.tokens, gen.text, *p.answer_span) if p.answer_span else None
+                parsed[i] = Answer(
+                    evidence=it.type, call_index=len(record.calls) - 1, think=p.think, answer=p.answer,
+                    normalized=normalize_answer(p.answer) if p.answer else "",
+                    format_violations=list(p.violations), answer_token_span=span,
                     mean_answer_prob=mean_prob(gen.token_logprobs, span),
                 )
-                for v in violations:
+                for v in p.violations:
                     record.warn(f"{it.type.value} answer: {v}")
+                ctx.asked[keys[i]] = first + i
+            for i, it in enumerate(items):
+                src = asker.get(keys[i])
+                if src == i:
+                    a = parsed[i]
+                else:  # another row's input (later in this batch, or asked in an earlier round)
+                    row = first + src if src is not None else ctx.asked[keys[i]]
+                    base = parsed[src] if src is not None else record.answers[row]
+                    a = dataclasses.replace(base, evidence=it.type, format_violations=list(base.format_violations),
+                                            same_input_as=row)
+                a.fell_back = bool(it.fallback)
                 record.answers.append(a)
                 answers.append(a)
         ctx.report(Stage.ANSWER, "answers parsed", 1.0)

@@ -167,6 +167,10 @@ class Answer:
     format_violations: list[str] = field(default_factory=list)
     answer_token_span: tuple[int, int] | None = None  # [start, end) into the call's tokens
     mean_answer_prob: float | None = None  # exp(mean log-prob of the answer tokens)
+    # Index into RunRecord.answers of the row whose model call this one shares: its prompt and
+    # images were identical, so it was asked once (call_index is that row's) and votes once.
+    same_input_as: int | None = None
+    fell_back: bool = False  # crop/mask evidence fell back to the global image (asked as global)
 
 
 @dataclass
@@ -175,6 +179,8 @@ class Vote:
     raw_answer: str
     normalized: str
     mean_prob: float | None
+    same_input_as: EvidenceType | None = None  # not counted: the same input as this counted pass
+    fell_back: bool = False
 
 
 @dataclass
@@ -186,6 +192,7 @@ class VoteResult:
     tied: list[str] = field(default_factory=list)  # candidates tied on count, if any
     tie_break: TieBreak = TieBreak.NONE
     detail: str = ""
+    independent_passes: int = 0  # distinct model inputs the vote counted; 0: not recorded (older runs)
 
 
 @dataclass

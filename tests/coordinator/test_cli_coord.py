@@ -84,7 +84,9 @@ def test_ask_with_consent_runs_records_and_audits(manifest, experts, plain_exper
     record = read_run(out)
     assert record.status == "completed" and record.final_answer == "yes" and record.models["vqa"].backend == "remote"
     assert ConsentStore().get(experts.base_url).via == "--yes-send-images"
-    assert len(experts.chat_requests) == 4 and "answer: yes" in captured.out
+    # Entities, then ONE VQA request: without a mask crop and mask fell back to the global request.
+    assert len(experts.chat_requests) == 2 and "answer: yes" in captured.out
+    assert "1 independent pass (crop and mask fell back to the global image)" in captured.out
     assert (tmp_path / "care-data" / "audit.sqlite3").is_file()  # persisted to the audit trail
 
 

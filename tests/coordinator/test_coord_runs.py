@@ -60,7 +60,7 @@ def test_plan_review_accept_text_only(make_pipeline, coord_server, default_exper
     assert ct_volume.patient.name not in text if ct_volume.patient.name else True
     rtext = user_text(review_body)
     assert "[A1] round 0, crop evidence" in rtext and "round soft-tissue mass" in rtext
-    assert "[A2] round 0, mask evidence" in rtext and 'majority vote is "yes" (2 of 3 votes)' in rtext
+    assert "[A2] round 0, mask evidence" in rtext and 'majority vote is "yes" (2 of 3 independent passes agree)' in rtext
     schema = review_body["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["candidate"]["enum"] == ["A1", "A2", "A3"]
     # Every coordinator call is in the record, timed as the review stage.

@@ -1,7 +1,7 @@
 """How a run is shown: one presentation (typed rows of finished strings) computed from a
 RunRecord, which the audit panel, the PDF report and the terminal only lay out. No Qt, no
 reportlab here."""
-from .build import ANSWER_CHARS, NAME_CHARS, build_presentation, mask_row, mode_label
+from .build import ANSWER_CHARS, NAME_CHARS, build_presentation, mask_row, mode_label, scope_text
 from .overrides import override_rows, override_sentence
 from .formatting import (
     breakable, elide, elide_name, fmt_dicom_date, fmt_local_minute, fmt_person_name, fmt_prob, fmt_prob3, fmt_time,
@@ -14,7 +14,7 @@ from .model import (
 from .texts import DEIDENTIFIED, DISCLAIMER, EVIDENCE_LABELS, EVIDENCE_TITLES, REPORT_TITLE
 
 __all__ = [
-    "ANSWER_CHARS", "NAME_CHARS", "build_presentation", "mask_row", "mode_label", "override_rows",
+    "ANSWER_CHARS", "NAME_CHARS", "build_presentation", "mask_row", "mode_label", "scope_text", "override_rows",
     "override_sentence",
     "breakable", "elide", "elide_name", "fmt_dicom_date", "fmt_local_minute", "fmt_person_name", "fmt_prob",
     "fmt_prob3", "fmt_time", "sentence", "tail",

@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import Sequence
 
 from app.pipeline.disclosure import NOT_RECORDED
-from app.pipeline.record import MaskRecord, Override, RunRecord
+from app.pipeline.flow import agreement as vote_agreement
+from app.pipeline.record import InputInfo, MaskRecord, Override, RunRecord
 from app.pipeline.types import EvidenceType, Stage
-from app.pipeline.vocab import EntitySource, Mode, RunStatus, TieBreak
+from app.pipeline.vocab import DecisionSource, EntitySource, Mode, RunStatus, TieBreak
 
 from .formatting import elide, elide_name, fmt_prob, fmt_prob3, fmt_time, sentence
 from .model import (
@@ -14,7 +15,10 @@ from .model import (
     TimingRow, VoteRow, VoteSummary,
 )
 from .overrides import override_rows
-from .texts import DISCLAIMER, EVIDENCE_LABELS, EVIDENCE_TITLES, MODE_LABELS, REPORT_TITLE, STATUS_LABELS, TIE_RULES
+from .texts import (
+    DISCLAIMER, EVIDENCE_LABELS, EVIDENCE_TITLES, FALLBACK_HOW, FALLBACK_LABEL, MODE_LABELS, REPORT_TITLE,
+    STATUS_LABELS, TIE_RULES,
+)
 from .timeline import coordinator
 
 ANSWER_CHARS = 180  # longer answers are elided in a header
@@ -25,8 +29,33 @@ def mode_label(mode: str) -> str:
     return MODE_LABELS.get(mode, mode or "?")
 
 
+def scope_text(inp: InputInfo) -> str:
+    """What an answer rests on: one slice (frame, image) of the series, numbered from 1 as the
+    viewer's "Im: k/n" readout; the plane when the record names it."""
+    n, k = int(inp.num_slices), int(inp.slice_index) + 1
+    if n <= 1:
+        return "about this image only"
+    if inp.temporal:
+        return f"about frame {k}/{n} only"
+    plane = (inp.plane or "").strip().lower()
+    if plane in ("image", "projection"):
+        return f"about image {k}/{n} only"
+    return f"about {plane + ' ' if plane else ''}slice {k}/{n} only"
+
+
+def fallback_reason(r: RunRecord) -> str:
+    """Why a completed CARE-Coord run is answered by the CARE-Flow vote ("" when it is not)."""
+    d = r.coordinator_decision
+    if r.mode != Mode.COORD or r.status != RunStatus.COMPLETED or d is None or d.source != DecisionSource.VOTE:
+        return ""
+    return f"the coordinator failed ({d.failure})" if d.failure else "the coordinator gave no decision"
+
+
 def _header(r: RunRecord) -> Header:
     label, severity = STATUS_LABELS.get(r.status, (str(r.status).capitalize(), "neutral"))
+    reason = fallback_reason(r)
+    if reason:
+        label, severity = FALLBACK_LABEL, "warn"
     full = " ".join(r.final_answer.split())
     missing, missing_sev = "", ""
     if not r.final_answer:
@@ -39,7 +68,8 @@ def _header(r: RunRecord) -> Header:
     agreement = ""
     if r.vote is not None and r.vote.winner:
         n = r.vote.counts.get(r.vote.winner, 0)
-        agreement = (f"{n} of {len(r.vote.votes)} evidence passes agree"
+        # Older records have no independent-pass count: their wording, nothing invented.
+        agreement = ((vote_agreement(r.vote) or f"{n} of {len(r.vote.votes)} evidence passes agree")
                      + ("" if r.vote.tie_break == TieBreak.NONE else f"; tie broken by {r.vote.tie_break}"))
     mode = mode_label(r.mode)
     return Header(
@@ -51,9 +81,12 @@ def _header(r: RunRecord) -> Header:
         slice_text=f"slice {r.input.slice_index + 1}/{r.input.num_slices}", run_short=r.run_id[:8],
         question=r.question, answer=full, answer_short=elide(full, ANSWER_CHARS),
         answer_missing=missing, answer_missing_severity=missing_sev,
-        answer_how="CARE-Flow majority vote" if r.mode == Mode.FLOW else "CARE-Coord final answer",
+        answer_how=(FALLBACK_HOW if reason else "CARE-Flow majority vote" if r.mode == Mode.FLOW
+                    else "CARE-Coord final answer"),
         answer_or_status=r.final_answer.strip() or f"(no answer: run {r.status})",
         agreement=agreement,
+        status_reason=f"{reason}; the answer is the CARE-Flow majority vote" if reason else "",
+        scope=scope_text(r.input),
     )
 
 
@@ -140,6 +173,10 @@ def _answers(r: RunRecord) -> tuple[AnswerRow, ...]:
                  ("Mean answer-token probability", fmt_prob(a.mean_answer_prob))]
         if item is not None and item.fallback:
             facts.append(("Fallback", f"asked as global: {item.fallback}"))
+        if a.same_input_as is not None and 0 <= a.same_input_as < len(r.answers):
+            other = r.answers[a.same_input_as].evidence
+            facts.append(("Same input as", f"evidence {a.same_input_as + 1} "
+                          f"({EVIDENCE_LABELS.get(other, other.value)}): asked once, one vote"))
         if item is not None and item.entities:
             facts.append(("Built from", ", ".join(item.entities)))
         if a.format_violations:
@@ -165,14 +202,21 @@ def _vote(r: RunRecord) -> VoteSummary | None:
         return None
     rows = []
     for x in v.votes:
-        win = bool(v.winner) and x.normalized == v.winner
+        counted = x.same_input_as is None
+        win = counted and bool(v.winner) and x.normalized == v.winner
         shown = repr(elide(x.raw_answer, 60, trim=False)) if x.raw_answer else "(no answer)"
+        same = "" if counted else (("fell back: " if x.fell_back else "")
+                                   + f"same input as {EVIDENCE_LABELS.get(x.same_input_as, str(x.same_input_as))}")
         rows.append(VoteRow(
             evidence=x.evidence, evidence_label=EVIDENCE_LABELS.get(x.evidence, x.evidence.value),
-            raw_answer=x.raw_answer, cell=elide(x.raw_answer or "(none)", 60) + ("  \u2714" if win else ""),
+            raw_answer=x.raw_answer,
+            cell=(f"({same}, not counted again)" if same else elide(x.raw_answer or "(none)", 60)
+                  + ("  \u2714" if win else "")),
             tip=" ".join(x.raw_answer.split()), normalized=x.normalized, prob3=fmt_prob3(x.mean_prob),
             prob2=fmt_prob(x.mean_prob),
-            terminal=f"  {x.evidence.value:<6}  {shown:<40}  p={fmt_prob3(x.mean_prob)}", winner=win,
+            terminal=(f"  {x.evidence.value:<6}  {shown:<40}  p={fmt_prob3(x.mean_prob)}"
+                      + (f"  ({same}; not counted again)" if same else "")), winner=win,
+            counted=counted, counted_text=f"no: {same}" if same else "yes" if win else "no",
         ))
     counts = ", ".join(f"“{k}”: {n}" for k, n in sorted(v.counts.items(), key=lambda kv: -kv[1])) or "none"
     line = sentence(f"Counts: {counts}") + " " + sentence(f"Winner: {v.winner or '(none)'}")
@@ -184,10 +228,13 @@ def _vote(r: RunRecord) -> VoteSummary | None:
     rule = ""
     if v.tie_break and v.tie_break != TieBreak.NONE:
         rule = TIE_RULES.get(v.tie_break, str(v.tie_break))
+    passes = v.independent_passes
+    count = f" ({n} of {passes} independent passes)" if passes > 1 else " (1 independent pass)" if passes else \
+        f" ({n} of {len(v.votes)} votes)"
     return VoteSummary(
         rows=tuple(rows), winner_text=elide(v.winner_raw, 300) or "(none)",
-        winner_count=f" ({n} of {len(v.votes)} votes)" if v.winner else "", tie_rule=rule, detail=v.detail,
-        detail_short=elide(v.detail, 400), counts_line=line,
+        winner_count=count if v.winner else "", tie_rule=rule, detail=v.detail,
+        detail_short=elide(v.detail, 400), counts_line=line, passes_text=vote_agreement(v),
     )
 
 

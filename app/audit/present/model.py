@@ -31,7 +31,11 @@ class Header:
     answer_missing_severity: str
     answer_how: str  # "CARE-Flow majority vote" | "CARE-Coord final answer"
     answer_or_status: str  # the report's answer box text
-    agreement: str  # "2 of 3 evidence passes agree" ("" without a winner)
+    agreement: str  # "2 of 3 independent passes agree" ("" without a winner)
+    # Why the status is not a plain "Answered" (shown after status_label): "the coordinator
+    # failed (...); the answer is the CARE-Flow majority vote" ("" otherwise).
+    status_reason: str = ""
+    scope: str = ""  # what the answer rests on: "about axial slice 34/61 only"
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class VoteRow:
     prob2: str
     terminal: str  # "  crop    'Yes'   p=0.873"
     winner: bool
+    counted: bool = True  # False: the same input as another pass, asked once and counted there
+    counted_text: str = ""  # report column: "yes" | "no" | "no: same input as global image"
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,7 @@ class VoteSummary:
     detail: str  # the vote's detail line, as recorded
     detail_short: str
     counts_line: str  # report: "Counts: “yes”: 2. Winner: yes. ..."
+    passes_text: str = ""  # "1 independent pass (crop and mask fell back ...)" ("" for older records)
 
 
 @dataclass(frozen=True)

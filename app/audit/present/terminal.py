@@ -31,11 +31,16 @@ def summary_lines(record: RunRecord, out_dir: Path | None = None,
     if p.vote is not None:
         lines.append("votes:")
         lines.extend(v.terminal for v in p.vote.rows)
+        if p.vote.passes_text:
+            lines.append(f"  {p.vote.passes_text}")
         if record.vote is not None and record.vote.tie_break != TieBreak.NONE:
             lines.append(f"  tie: {p.vote.detail}")
     lines.extend(p.coordinator.terminal_lines)
+    if p.header.status_reason:
+        lines.append(f"{p.header.status_label}: {p.header.status_reason}")
     if record.status == RunStatus.COMPLETED:
         lines.append(f"answer: {elide(record.final_answer, 200, trim=False) or '(none)'}")
+        lines.append(f"scope: {p.header.scope}")
     lines.extend(f"warning: {w}" for w in p.warnings)
     lines.extend(f"error: {e}" for e in p.errors)
     if out_dir is not None:

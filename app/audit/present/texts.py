@@ -39,3 +39,8 @@ TIE_RULES = {
     TieBreak.EVIDENCE_ORDER: "tie broken by evidence order (crop, mask, global)",
     TieBreak.NO_VALID_ANSWERS: "no valid answers",
 }
+
+# A CARE-Coord run whose coordinator failed is answered by the CARE-Flow vote: headed so, in
+# amber, never like an answer the coordinator reviewed.
+FALLBACK_LABEL = "Answered by the CARE-Flow fallback"
+FALLBACK_HOW = "CARE-Flow fallback majority vote"

@@ -77,6 +77,10 @@ def question_and_answer(ctx: Ctx) -> list[Any]:
     answer = fitted(ctx, h.answer_or_status, "answer", inner_w, 8 * st["answer"].leading,
                     "Final answer in full (cut on page 1)")
     inner = [[para(ctx, f"Final answer ({h.answer_how})", "label")], [answer]]
+    if h.status_reason:
+        inner.append([para(ctx, f"{h.status_label}: {h.status_reason}", "cellb")])
+    if h.scope:
+        inner.append([para(ctx, f"Scope: {h.scope}", "small")])
     if h.agreement:
         inner.append([para(ctx, h.agreement, "small")])
     for o in ctx.pres.overrides:
@@ -87,8 +91,10 @@ def question_and_answer(ctx: Ctx) -> list[Any]:
                                  "Clinician override in full (cut on page 1)")])
     box = Table(inner, colWidths=[fw])
     box.setStyle(TableStyle([
-        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#EAF4EA" if r.final_answer else "#FBEAEA")),
-        ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#3C7A3C" if r.final_answer else "#A33")),
+        ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor(
+            "#FDF3DC" if h.severity == "warn" and r.final_answer else "#EAF4EA" if r.final_answer else "#FBEAEA")),
+        ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor(
+            "#B07A10" if h.severity == "warn" and r.final_answer else "#3C7A3C" if r.final_answer else "#A33")),
         ("LEFTPADDING", (0, 0), (-1, -1), 8), ("RIGHTPADDING", (0, 0), (-1, -1), 8),
         ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
     ]))
@@ -174,7 +180,7 @@ def vote(ctx: Ctx) -> list[Any]:
         answer = clip(x.raw_answer or "(no answer)", VOTE_CHARS)
         if x.normalized and x.normalized != (x.raw_answer or "").strip().lower():
             answer += f" → “{clip(x.normalized, VOTE_CHARS // 2)}”"
-        rows.append([x.evidence_label, answer, x.prob2, "yes" if x.winner else "no"])
+        rows.append([x.evidence_label, answer, x.prob2, x.counted_text or ("yes" if x.winner else "no")])
     out.append(table(ctx, rows, [0.16 * fw, 0.58 * fw, 0.10 * fw, 0.16 * fw]))
     out.append(para(ctx, clip(v.counts_line, 700), "small"))  # keyed by whole answers: long model output
     return out

@@ -34,6 +34,8 @@ def fill_answers(sec: Section, p: RunPresentation) -> tuple[list[Section], QTabl
         table = _vote_table(p.vote)
         sec.add(table)
         lines = [f"Winner: <b>{esc(breakable(p.vote.winner_text))}</b>{p.vote.winner_count}"]
+        if p.vote.passes_text:
+            lines.append(span(esc(p.vote.passes_text), DIM))
         if p.vote.tie_rule:
             lines.append(span(f"Tie-break: {esc(p.vote.tie_rule)}", WARN))
             lines.append(span(esc(breakable(p.vote.detail_short)), DIM))

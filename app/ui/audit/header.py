@@ -69,6 +69,8 @@ class AnswerHeader(QFrame):
         meta = (f"<span style='color:{SEVERITY[h.severity]}; font-weight:600'>{h.status_label}</span> \u00b7 "
                 f"{h.created} \u00b7 {h.slice_text} \u00b7 {esc(h.profile)} \u00b7 {h.mode_label}"
                 f" \u00b7 run {h.run_short}")
+        if h.status_reason:  # e.g. the CARE-Flow fallback of a failed coordinator: why, in amber
+            meta += f"<br>{span(esc(h.status_reason), SEVERITY[h.severity])}"
         if note:
             meta += f"<br>{span(esc(note), EDITED)}"
         self.status_label.setText(meta)
@@ -79,8 +81,9 @@ class AnswerHeader(QFrame):
             self.answer_label.setToolTip(h.answer if h.answer_short != h.answer else "")
         else:
             ans = span(h.answer_missing, SEVERITY[h.answer_missing_severity])
+        scope = f"<br><span style='font-size:11px; font-weight:400; color:#9aa4af'>{esc(h.scope)}</span>"
         self.answer_label.setText(f"<span style='font-size:11px; font-weight:400; color:#9aa4af'>Q: "
-                                  f"{esc(h.question)}</span><br>{ans}")
+                                  f"{esc(h.question)}</span><br>{ans}{scope if h.scope else ''}")
 
     def set_edits(self, text: str) -> None:
         self.edits_label.setText(text)
