@@ -2,9 +2,10 @@
 
 CARE stage 2 on its own: one mask for one slice, with its entropy confidence. The slice, the
 ``--box`` and a PNG ``--out`` are in the display frame (the slice as the viewer shows it); a
-NIfTI/NRRD/MHA ``--out`` is a label volume on the series' own voxel grid and geometry. ``--box`` uses the
-profile's box segmenter (LiteMedSAM, bundled: works on a fresh install); ``--text`` the profile's
-text segmenter (SAM3), exiting 3 with how-to-fetch text when its weights are missing.
+NIfTI/NRRD/MHA ``--out`` is a label volume on the series' own voxel grid and geometry.
+``--box`` uses the profile's box segmenter (LiteMedSAM, bundled: works on a fresh install);
+``--text`` the profile's text segmenter (SAM3), exiting 3 with how-to-fetch text when its
+weights are missing.
 """
 from __future__ import annotations
 
