@@ -170,7 +170,9 @@ def check_pipeline(state: dict[str, Any], folder: Path, max_new_tokens: int) -> 
     except (OSError, KeyError, ValueError) as exc:
         raise SelfTestFailure(f"model profiles unreadable: {exc}") from exc
     k = vol.num_slices // 2
-    h, w = vol.array.shape[1:]
+    from app.study.display_frame import display_frame
+
+    h, w = display_frame(vol).shape  # boxes are in the display frame
     # A clinician box over the central quarter of the slice exercises the box route (real
     # LiteMedSAM weights) alongside the entity proposals' text route (tiny SAM3).
     box = (w // 4, h // 4, 3 * w // 4, 3 * h // 4)

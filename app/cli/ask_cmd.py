@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", help="display window for the model input: a CT preset (lung, mediastinum, "
                    "abdomen, bone, brain) or CENTER,WIDTH (default: the series' default window)")
     p.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
-                   help="a clinician box in slice pixels (repeatable); segmented with the box route")
+                   help="a clinician box in the displayed slice's pixels, as the viewer shows it (x = column "
+                   "to the right, y = row down, X1/Y1 exclusive; repeatable); segmented with the box route")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--max-new-tokens", type=int, help="generation budget per answer (default: the backend's)")
     p.add_argument("--out", type=Path, help="output folder (default: ./care-run-YYYYmmdd-HHMMSS); "
@@ -132,8 +133,10 @@ def fit_box(box: tuple[int, int, int, int], text: str, width: int, height: int) 
 
 
 def _fit_boxes(boxes: list, texts: list[str], volume: Any) -> list:
-    """Every --box checked against the slice size (warnings for clipped ones on stderr)."""
-    width, height = volume.size[0], volume.size[1]
+    """Every --box checked against the displayed slice's size (warnings for clipped ones on stderr)."""
+    from app.study.display_frame import display_frame
+
+    height, width = display_frame(volume).shape  # --box is in the display frame, maybe transposed
     fitted = []
     for box, text in zip(boxes, texts):
         box, note = fit_box(box, text, width, height)

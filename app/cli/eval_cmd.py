@@ -308,6 +308,7 @@ def run_seg(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     from app.pipeline.profiles import load_profile
     from app.pipeline.types import PipelineError, SegPrompt, WeightsMissingError
     from app.study.display import slice_rgb
+    from app.study.display_frame import display_frame
 
     profile = load_profile(args.profile)
     pipeline = CarePipeline(profile, tau=args.tau, device=args.device)
@@ -325,13 +326,14 @@ def run_seg(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
             if areas.max() == 0:
                 raise ValueError(f"{r.label}: the label is empty on the image's grid")
             k = int(areas.argmax())
-            truth = label[k]
+            frame = display_frame(volume)
+            truth = np.ascontiguousarray(frame.from_array(label[k]))  # the display frame the model sees
             box = mask_bbox(truth)
             seg = pipeline.backend("box_segmenter")
             if seg is None:
                 raise ValueError(f"profile {profile.name} has no box segmenter")
             image = slice_rgb(volume, k)
-            key = image_key(volume.slice(k), volume.window)  # slice_rgb's default window
+            key = image_key(frame.image(k), volume.window)  # slice_rgb's default window
             (m,) = pipeline.segmentation().segment(seg, image, key, [("label", SegPrompt(box=box))]).masks
         except WeightsMissingError as exc:
             return _fail(str(exc), EXIT_WEIGHTS_MISSING)

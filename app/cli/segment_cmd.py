@@ -1,8 +1,11 @@
 """``care-viewer segment PATH --slice K (--box X0,Y0,X1,Y1 | --text ENTITY) --out MASK.png``.
 
-CARE stage 2 on its own: one mask for one slice, with its entropy confidence. ``--box`` uses the
-profile's box segmenter (LiteMedSAM, bundled: works on a fresh install); ``--text`` the profile's
-text segmenter (SAM3), exiting 3 with how-to-fetch text when its weights are missing.
+CARE stage 2 on its own: one mask for one slice, with its entropy confidence. The slice, the
+``--box`` and a PNG ``--out`` are in the display frame (the slice as the viewer shows it); a
+NIfTI/NRRD/MHA ``--out`` is a label volume on the series' own voxel grid and geometry.
+``--box`` uses the profile's box segmenter (LiteMedSAM, bundled: works on a fresh install);
+``--text`` the profile's text segmenter (SAM3), exiting 3 with how-to-fetch text when its
+weights are missing.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-HELP = "segment one entity on one slice (box or text prompt) and write the mask as a PNG"
+HELP = "segment one entity on one slice (box or text prompt) and write the mask (PNG or label volume)"
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
 
@@ -25,14 +28,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="0-based index along the slice axis (z of `info`'s size)")
     prompt = p.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--box", metavar="X0,Y0,X1,Y1",
-                        help="box in the slice's pixel coordinates (column, row); X1/Y1 exclusive")
+                        help="box in the displayed slice's pixels, as the viewer shows it (x = column to the "
+                        "right, y = row down); X1/Y1 exclusive")
     prompt.add_argument("--text", metavar="ENTITY", help="entity name as a text (concept) prompt")
     p.add_argument("--profile", help="model profile from models/profiles.toml (default: the manifest's default)")
     p.add_argument("--tau", type=float, default=0.70, help="confidence threshold for acceptance (default 0.70)")
     p.add_argument("--window", help="display window for the model input: a CT preset (lung, mediastinum, "
                    "abdomen, bone, brain) or CENTER,WIDTH (default: the series' default window)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    p.add_argument("--out", type=Path, required=True, help="mask PNG to write (0/255, slice rows x columns)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="mask to write: .png (0/255, the displayed slice's rows x columns) or .nii/.nii.gz/.nrrd/"
+                   ".mha (0/1 label volume on the series' voxel grid and geometry, the mask on slice K)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -89,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
                      EXIT_UNREADABLE)
 
     from app.study.display import slice_rgb
+    from app.study.display_frame import display_frame
 
+    frame = display_frame(volume)
     image = slice_rgb(volume, k, window)
     h, w = image.shape[:2]
     if box is not None:
@@ -110,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         seg = build_segmenter(spec)
         entity = EntityPrompt(name=text, box=None) if text is not None else EntityPrompt(name="box", box=box)
-        key = image_key(volume.slice(k), window or volume.window)  # the engine's and the viewer's key
+        key = image_key(frame.image(k), window or volume.window)  # the engine's and the viewer's key
         (result,) = segment_entities(seg, image, key, [entity], tau=args.tau)
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)
@@ -118,18 +126,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
 
     import cv2
-    import numpy as np
-
-    from app.pipeline.run_io import write_bytes_atomic
 
     out = Path(args.out)
     try:
-        ok, buf = cv2.imencode(out.suffix or ".png", np.where(result.mask, 255, 0).astype(np.uint8))
-        if not ok:
-            raise OSError(f"cannot encode a {out.suffix or '.png'} image")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(out, buf.tobytes())  # all or nothing: never a 0-byte or cut mask
-    except (OSError, cv2.error) as exc:
+        _write_mask(out, result.mask, volume, frame, k)
+    except (OSError, RuntimeError, cv2.error) as exc:
         reason = getattr(exc, "strerror", None) or exc
         return _fail(f"{out}: cannot write the mask ({reason}); no partial file was left", EXIT_USAGE)
 
@@ -143,3 +144,39 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.entity}: {result.backend} {result.prompt_type} prompt, slice {k}, "
               f"area {result.area_px} px, C={result.confidence:.3f} {verdict} -> {out}")
     return EXIT_OK
+
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")  # one file each (no detached header)
+
+
+def _write_mask(out: Path, mask, volume, frame, k: int) -> None:
+    """All or nothing (never a 0-byte or cut mask). A PNG keeps the display frame the box was
+    given in; a volume format maps the mask back onto the series' voxels (``to_array``)."""
+    import cv2
+    import numpy as np
+
+    from app.pipeline.run_io import write_bytes_atomic
+
+    name = out.name.lower()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not name.endswith(VOLUME_SUFFIXES):
+        ok, buf = cv2.imencode(out.suffix or ".png", np.where(mask, 255, 0).astype(np.uint8))
+        if not ok:
+            raise OSError(f"cannot encode a {out.suffix or '.png'} image")
+        write_bytes_atomic(out, buf.tobytes())
+        return
+    import SimpleITK as sitk
+
+    labels = np.zeros(volume.array.shape[:3], np.uint8)
+    labels[k] = frame.to_array(np.asarray(mask, bool))
+    img = sitk.GetImageFromArray(labels)
+    img.SetSpacing([float(s) for s in volume.spacing])
+    img.SetOrigin([float(o) for o in volume.origin])
+    img.SetDirection([float(d) for d in np.asarray(volume.direction).ravel()])
+    suffix = ".nii.gz" if name.endswith(".nii.gz") else out.suffix
+    tmp = out.with_name(f".{out.name}.part{suffix}")  # the writer picks the format by suffix
+    try:
+        sitk.WriteImage(img, str(tmp), True)
+        write_bytes_atomic(out, tmp.read_bytes())
+    finally:
+        tmp.unlink(missing_ok=True)

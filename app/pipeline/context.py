@@ -41,7 +41,7 @@ class RunContext:
     window: Window
     question: str
     record: RunRecord
-    pixels: np.ndarray  # the slice's modality values [y, x] (or RGB [y, x, 3])
+    pixels: np.ndarray  # the slice's modality values in the display frame [row, col] (or [row, col, 3])
     image_rgb: np.ndarray  # windowed model input (H, W, 3) uint8
     image_key: str  # identifies (pixels, window) for the segmenters' embedding caches
     progress: ProgressFn | None = None

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from app.study.display import slice_rgb
+from app.study.display_frame import DisplayFrame, display_frame
+from app.study.edge_labels import native_edge_labels, plane_name
 from app.study.volume import Volume, Window
 
 from . import evidence as ev
@@ -174,7 +176,10 @@ class CarePipeline:
         if not question:
             raise PipelineError("the question is empty")
         window = window or volume.window
-        pixels = np.ascontiguousarray(volume.slice(slice_index))
+        # The display frame: the models see the slice exactly as the viewer shows it, so every
+        # box, mask and crop of the run is in the radiologist's orientation.
+        frame = display_frame(volume)
+        pixels = np.ascontiguousarray(frame.image(slice_index))
         image = slice_rgb(volume, slice_index, window)
         digest = pixel_sha256(pixels)
         record = RunRecord(
@@ -195,6 +200,7 @@ class CarePipeline:
                 pixel_dtype=str(pixels.dtype),
                 image_size=(int(image.shape[1]), int(image.shape[0])),
                 source_path=_source_path(volume, slice_index),
+                **frame_info(volume, frame),
             ),
         )
         record.slice_rgb = image
@@ -430,6 +436,19 @@ class CarePipeline:
 # --------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------
+def frame_info(volume: Volume, frame: DisplayFrame) -> dict[str, Any]:
+    """The InputInfo fields naming the display frame a run is in (never invented: no labels
+    when the file does not say, no spacing when it is uncalibrated)."""
+    labels = native_edge_labels(volume)
+    return {
+        "plane": plane_name(volume, frame.plane).lower(),
+        "temporal": bool(volume.temporal),
+        "edge_labels": {} if labels is None else {"left": labels.left, "right": labels.right,
+                                                   "top": labels.top, "bottom": labels.bottom},
+        "pixel_spacing": None if volume.spacing_source == "none" else tuple(float(s) for s in frame.pixel_spacing),
+    }
+
+
 def _source_path(volume: Volume, k: int) -> str:
     files = volume.source_files
     if not files:

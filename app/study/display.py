@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .display_frame import display_frame
 from .volume import Volume, Window
 
 # Standard radiology presets (center, width) in HU.
@@ -59,8 +60,9 @@ def apply_window(pixels: np.ndarray, window: Window, invert: bool = False) -> np
 
 
 def slice_rgb(volume: Volume, k: int, window: Window | None = None) -> np.ndarray:
-    """A slice as an (H, W, 3) uint8 RGB image in display orientation (model input)."""
-    img = apply_window(volume.slice(k), window or volume.window, invert=volume.invert_display)
+    """Slice ``k`` as an (H, W, 3) uint8 RGB image in the display frame: the model input and
+    the acquisition-plane view's pixels (app.study.display_frame)."""
+    img = apply_window(display_frame(volume).image(k), window or volume.window, invert=volume.invert_display)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
     return np.ascontiguousarray(img)

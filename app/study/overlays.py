@@ -4,11 +4,12 @@ numpy compositing. No Qt: the viewer wraps :class:`OverlayStack` in a Qt adaptor
 
 Coordinates
 - A 3-D mask has the volume's array shape ``[z, y, x]`` and shows in every reformat.
-- A 2-D mask ``[y, x]`` belongs to one slice ``k`` of the volume's own slice axis (the
-  ``volume.slice(k)`` layout the pipeline works in); it shows only in the view that steps
-  through that axis (the acquisition plane, axial for a CT), on slice ``k``.
-- A box is ``(x0, y0, x1, y1)`` in ``volume.slice(k)`` pixel coordinates, x1/y1 exclusive
-  (the pipeline's ``Box``), on slice ``k``.
+- A 2-D mask ``[row, col]`` belongs to slice ``k`` of the acquisition plane, in its display
+  frame (app.study.display_frame: the slice as the viewer shows it, the frame the pipeline
+  works in); it shows only in that view (the one stepping through array z), on slice ``k``,
+  exactly as stored. Its shape may be the transpose of the array's ``[y, x]``.
+- A box is ``(x0, y0, x1, y1)`` in that same display frame (x = column, y = row, x1/y1
+  exclusive: the pipeline's ``Box``), on slice ``k``.
 """
 from __future__ import annotations
 
@@ -82,10 +83,13 @@ Layer = Union[MaskLayer, BoxLayer]
 class OverlayStack:
     """An ordered set of named layers (later layers draw on top), with change callbacks."""
 
-    def __init__(self, volume_shape: tuple[int, ...] | None = None) -> None:
+    def __init__(self, volume_shape: tuple[int, ...] | None = None,
+                 slice_shape: tuple[int, int] | None = None) -> None:
         self._layers: dict[str, Layer] = {}
         self._listeners: list[Callable[[], None]] = []
         self.volume_shape: tuple[int, int, int] | None = tuple(volume_shape[:3]) if volume_shape else None  # type: ignore[assignment]
+        # (rows, cols) of the acquisition plane's display frame; default: the array's [y, x].
+        self.slice_shape: tuple[int, int] | None = tuple(slice_shape) if slice_shape else None  # type: ignore[assignment]
         # Bumped on every change so renderers can cache composited images.
         self.version = 0
 
@@ -137,8 +141,9 @@ class OverlayStack:
         if m.ndim == 2:
             if slice_index is None:
                 raise ValueError(f"overlay {name!r}: a 2-D mask needs slice_index")
-            if self.volume_shape and m.shape != self.volume_shape[1:]:
-                raise ValueError(f"overlay {name!r}: mask shape {m.shape} != slice shape {self.volume_shape[1:]}")
+            shown = self.slice_shape or (self.volume_shape[1:] if self.volume_shape else None)
+            if shown and m.shape != tuple(shown):
+                raise ValueError(f"overlay {name!r}: mask shape {m.shape} != displayed slice shape {tuple(shown)}")
             if self.volume_shape and not 0 <= slice_index < self.volume_shape[0]:
                 raise ValueError(f"overlay {name!r}: slice {slice_index} outside 0..{self.volume_shape[0] - 1}")
         elif m.ndim == 3:
@@ -174,7 +179,8 @@ class OverlayStack:
         line_width: float = 2.0,
         label: str = "",
     ) -> BoxLayer:
-        """Add (or replace) a rectangle ``(x0, y0, x1, y1)`` on ``volume.slice(slice_index)``."""
+        """Add (or replace) a rectangle ``(x0, y0, x1, y1)`` on the displayed acquisition-plane
+        slice ``slice_index`` (display-frame pixels)."""
         x0, y0, x1, y1 = (float(v) for v in rect)
         if x1 <= x0 or y1 <= y0:
             raise ValueError(f"overlay {name!r}: empty box {rect}")
@@ -238,8 +244,8 @@ class OverlayStack:
             if layer.is_3d:
                 out.append((layer, extract(layer.mask, k)))
             elif slice_axis == 0 and layer.slice_index == k:
-                # A 2-D mask is slice k of a volume that is empty elsewhere.
-                out.append((layer, extract(layer.mask[None], 0)))
+                # Already in the acquisition-plane view's display frame: shown as stored.
+                out.append((layer, layer.mask))
         return out
 
     def boxes_for(self, slice_axis: int, k: int) -> list[BoxLayer]:

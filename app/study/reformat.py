@@ -10,7 +10,8 @@ Each array axis is matched to the patient axis it is closest to (from the direct
 matrix), so a sagittally acquired series still shows a true axial view, and an in-plane
 flip in the file is undone for display. The slice index of a view is always the plain
 array index along the axis it steps through, so it means the same thing to the loader,
-the pipeline (``volume.slice(k)``) and the viewer.
+the pipeline and the viewer; the acquisition-plane view is the pipeline's display frame
+(app.study.display_frame).
 """
 from __future__ import annotations
 
@@ -158,27 +159,6 @@ class SliceGeometry:
         if self.row_flip:
             row = h - 1 - row
         return int(round(arr[self.slice_axis])), col, row
-
-    def array_rect_to_screen(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
-        """A box in ``volume.slice(k)`` pixel coordinates (x = column, y = row, x1/y1
-        exclusive) -> the same box in this view's screen pixel coordinates.
-
-        Only meaningful for a view whose slice axis is the array z axis.
-        """
-        corners = []
-        for x, y in ((x0, y0), (x1, y1)):
-            # exclusive edges: map pixel edges, not centres (edge e of n maps to n - e when flipped)
-            arr = {1: y, 2: x}
-            w, h = self.image_size
-            col = arr[self.col_axis]
-            row = arr[self.row_axis]
-            if self.col_flip:
-                col = w - col
-            if self.row_flip:
-                row = h - row
-            corners.append((col, row))
-        (c0, r0), (c1, r1) = corners
-        return min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1)
 
     def screen_axis_vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """LPS unit vectors of screen +x (right) and +y (down)."""

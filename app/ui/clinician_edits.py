@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from app.study.display_frame import display_frame
 from app.study.volume import Volume, Window
 
 from .audit_panel import MaskEntry
@@ -147,7 +148,7 @@ class ClinicianEditsMixin:
             if uid != v.series_uid:
                 continue
             for box, m in items:
-                if m.mask is not None and m.mask.shape == v.slice(k).shape[:2]:
+                if m.mask is not None and m.mask.shape == display_frame(v).shape:
                     ov.add(f"{PENDING_PREFIX}{i}", m.mask, mask_colour(6 + i), 0.45, slice_index=k)
                 ov.add_box(f"{PENDING_PREFIX}{i}:box", k, box, (255, 255, 255), line_width=1.0,
                            label=f"{m.entity} C {m.confidence:.2f}")

@@ -28,8 +28,10 @@ class OverlayManager(QObject):
         self.stack.subscribe(self.changed.emit)
 
     # The view sets this when a volume is shown so shape errors are caught at add().
-    def set_volume_shape(self, shape: tuple[int, ...] | None) -> None:
+    # ``slice_shape``: (rows, cols) of the acquisition plane's display frame (2-D layers live there).
+    def set_volume_shape(self, shape: tuple[int, ...] | None, slice_shape: tuple[int, int] | None = None) -> None:
         self.stack.volume_shape = tuple(shape[:3]) if shape else None  # type: ignore[assignment]
+        self.stack.slice_shape = tuple(slice_shape) if shape and slice_shape else None  # type: ignore[assignment]
 
     @property
     def version(self) -> int:

@@ -2,15 +2,18 @@
 
 :class:`BoxDrawTool` is an event filter on a :class:`~app.ui.slice_view.SliceView`. While
 active, a left-drag draws a rectangle (shown live as a dashed overlay box); on release it
-emits ``box_drawn(slice_index, (x0, y0, x1, y1))`` in ``volume.slice(k)`` pixel
-coordinates (x1/y1 exclusive) -- the pipeline's ``Box`` convention -- so the box can go
-straight to the box-prompted segmenter. Other buttons keep their viewer meaning (right-drag
+emits ``box_drawn(slice_index, (x0, y0, x1, y1))`` in display-frame pixels (x1/y1
+exclusive) -- the pipeline's ``Box`` convention; on the acquisition plane a screen pixel IS
+a display-frame pixel (app.study.display_frame) -- so the box goes straight to the
+box-prompted segmenter, which sees the slice exactly as drawn on. Other buttons keep their viewer meaning (right-drag
 window/level, middle-drag pan, wheel scroll).
 
 Boxes are drawn on the acquisition plane only (axial for a CT): the pipeline reasons
-about ``volume.slice(k)``, and a box on a reformat would not be one slice.
+about one acquisition-plane slice, and a box on a reformat would not be one slice.
 """
 from __future__ import annotations
+
+import math
 
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, Signal
 
@@ -83,7 +86,8 @@ class BoxDrawTool(QObject):
         return v is not None and self.view.plane == native_plane(v)
 
     def widget_rect_to_box(self, a: QPointF, b: QPointF) -> tuple[int, int, int, int] | None:
-        """Two widget points -> a box in ``volume.slice(k)`` pixels, clipped to the image."""
+        """Two widget points -> a box in display-frame pixels (the screen's own), clipped to
+        the image: the pixels under both corners are inside it."""
         g = self.view.geometry_
         if g is None:
             return None
@@ -91,14 +95,9 @@ class BoxDrawTool(QObject):
         cols, rows = [], []
         for p in (a, b):
             c, r = self.view.widget_to_image(p)
-            cols.append(min(max(c, 0.0), w - 1e-6))
-            rows.append(min(max(r, 0.0), h - 1e-6))
-        # Map both screen corners to voxels (undoing any display flip), then take the hull.
-        k = self.view.slice_index
-        corners = [g.voxel_index(k, c, r) for c in cols for r in rows]
-        xs = [i for i, _, _ in corners]
-        ys = [j for _, j, _ in corners]
-        return min(xs), min(ys), max(xs) + 1, max(ys) + 1
+            cols.append(int(math.floor(min(max(c, 0.0), w - 1e-6))))
+            rows.append(int(math.floor(min(max(r, 0.0), h - 1e-6))))
+        return min(cols), min(rows), max(cols) + 1, max(rows) + 1
 
     # ----- events ---------------------------------------------------------------------
     def eventFilter(self, obj, event) -> bool:  # noqa: N802

@@ -276,6 +276,7 @@ def segment_box_task(pipelines: PipelineCache, profile: str, volume: Volume, sli
     segmentation service and embedding key as the engine's segment stage (so a later run on this
     slice reuses the embedding, and the mask is scored against the pipeline's tau alike)."""
     from app.study.display import slice_rgb
+    from app.study.display_frame import display_frame
 
     try:
         pipe = pipelines.get(profile)
@@ -283,7 +284,7 @@ def segment_box_task(pipelines: PipelineCache, profile: str, volume: Volume, sli
             service = pipe.segmentation()
             if service.box_route() is None:
                 return BoxOutcome(None, slice_index, box, f"profile '{profile}' has no box-prompted segmenter")
-            pixels = volume.slice(slice_index)
+            pixels = display_frame(volume).image(slice_index)  # the engine's pixels: one embedding key
             image = slice_rgb(volume, slice_index, window)
             mask = service.segment_box(image, image_key(pixels, window), box, name)
             return BoxOutcome(mask, slice_index, box)

@@ -64,7 +64,7 @@ class SlicePaintingMixin:
             return
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         for box in self.overlays.stack.boxes_for(g.slice_axis, self.slice_index):
-            c0, r0, c1, r1 = g.array_rect_to_screen(*box.rect)
+            c0, r0, c1, r1 = box.rect  # display-frame pixels: this view's own screen pixels
             tl, br = self.image_to_widget(c0, r0), self.image_to_widget(c1, r1)
             color = QColor(*box.color)
             color.setAlphaF(box.opacity)

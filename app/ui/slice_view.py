@@ -20,6 +20,7 @@ from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.study.display import auto_window, default_window
+from app.study.display_frame import display_frame
 from app.study.reformat import Plane, SliceGeometry, is_single_image, native_plane, slice_geometry
 from app.study.view_transform import IDENTITY
 from app.study.volume import SourceFormat, Volume, Window
@@ -149,7 +150,7 @@ class SliceView(ViewToolsMixin, SliceInteractionMixin, SlicePaintingMixin, QWidg
             self.update()
             return
         self._message = ""
-        self.overlays.set_volume_shape(volume.array.shape[:3])
+        self.overlays.set_volume_shape(volume.array.shape[:3], display_frame(volume).shape)
         for plane in Plane:
             g = slice_geometry(volume, plane)
             self._geoms[plane] = g

@@ -99,10 +99,15 @@ def test_mr_label_maps_through_physical_coordinates(mr_volume, shared_data):
 
 
 def test_mr_lesion_box_dice(medsam, mr_volume, shared_data):
+    from app.study.display_frame import display_frame
+
     label = label_on_volume(mr_volume, shared_data / "mr-brain-brain1" / "brain1_label.nrrd")
-    k, box = largest_lesion_slice(label)
+    k, _ = largest_lesion_slice(label)
+    # slice_rgb is the displayed slice (rows stored posterior first are shown anterior up).
+    truth = display_frame(mr_volume).from_array(label[k])
+    _, box = largest_lesion_slice(truth[None])
     (res,) = segment_entities(medsam, slice_rgb(mr_volume, k), f"mr|{k}", [EntityPrompt("lesion", box)])
-    d = dice(res.mask, label[k])
+    d = dice(res.mask, truth)
     print(f"MR slice {k} box {box}: Dice {d:.3f}, C {res.confidence:.3f}")
     assert d >= MR_DICE_MIN
 

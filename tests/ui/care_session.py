@@ -42,12 +42,11 @@ def settle(qtbot, care, timeout: int = 30_000) -> None:
 
 
 def screen_point(view, col: float, row: float):
-    """Widget point of ``volume.slice(k)`` pixel (col, row) on the axial view."""
+    """Widget point of the centre of display-frame pixel (col, row) on the acquisition-plane
+    view (there a screen pixel is a display-frame pixel)."""
     from PySide6.QtCore import QPoint
 
-    g = view.geometry_
-    c0, r0, _, _ = g.array_rect_to_screen(col, row, col + 1, row + 1)
-    p = view.image_to_widget(c0 + 0.5, r0 + 0.5)
+    p = view.image_to_widget(col + 0.5, row + 0.5)
     return QPoint(round(p.x()), round(p.y()))
 
 

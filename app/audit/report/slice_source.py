@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from app.pipeline.record import RunRecord
+from app.study.display_frame import display_frame
 from app.study.volume import PatientInfo, Volume, Window
 
 
@@ -32,7 +33,8 @@ def _find_slice(volumes: list[Volume], record: RunRecord) -> tuple[Volume, int] 
         # The source is either the whole series/volume or the one DICOM file of the slice.
         for k in {inp.slice_index if v.num_slices == inp.num_slices else -1, 0 if v.num_slices == 1 else -1}:
             if 0 <= k < v.num_slices:
-                pixels = np.ascontiguousarray(v.slice(k))
+                # The recorded sha256 is of the display-frame pixels the models saw.
+                pixels = np.ascontiguousarray(display_frame(v).image(k))
                 if not inp.pixel_sha256 or hashlib.sha256(pixels.tobytes()).hexdigest() == inp.pixel_sha256:
                     return v, k
     return None

@@ -28,6 +28,7 @@ from app.audit.present import build_presentation, override_rows
 from app.pipeline.record import MaskRecord, RunRecord
 from app.pipeline.types import EvidenceType
 from app.pipeline.vocab import RunStatus
+from app.study.display_frame import display_frame
 from app.study.reformat import native_plane
 
 from .answers import fill_answers
@@ -165,7 +166,13 @@ class AuditPanel(QWidget):
     def edited_evidence(self) -> tuple[list[tuple[int, int, int, int]], set[str]]:
         """(boxes, discarded entity names) for a re-ask: the run's clinician boxes and the new
         ones, minus what the clinician discarded."""
-        return vm.edited_evidence(self.state.record, self.entries)
+        boxes, discarded = vm.edited_evidence(self.state.record, self.entries)
+        if self._legacy_layout() and self.view.volume is not None:
+            # The run's own boxes come first, in the old array layout; drawn ones are display-frame.
+            drawn = sum(1 for e in self.entries if e.index is None and not e.discarded and e.drawn_box)
+            frame, n = display_frame(self.view.volume), len(boxes) - drawn
+            boxes = [tuple(int(round(c)) for c in frame.box_from_array(b)) for b in boxes[:n]] + boxes[n:]
+        return boxes, discarded
 
     def has_edits(self) -> bool:
         return vm.has_edits(self.entries)
@@ -234,24 +241,36 @@ class AuditPanel(QWidget):
         for e in self.entries:
             self._add_mask_overlay(e)
         r = self.state.record
+        frame = display_frame(self.view.volume)
         for i, item in enumerate(r.evidence):
             if item.type == EvidenceType.CROP and item.crop_rect and not item.fallback:
-                self.view.overlays.add_box(vm.crop_key(i), r.input.slice_index, tuple(item.crop_rect),
+                rect = tuple(item.crop_rect)
+                if self._legacy_layout():
+                    rect = frame.box_from_array(rect)
+                self.view.overlays.add_box(vm.crop_key(i), r.input.slice_index, rect,
                                            CROP_COLOUR, line_width=1.5, label="zoom-in crop")
+
+    def _legacy_layout(self) -> bool:
+        """A run recorded before the display frame (no ``input.plane``) kept its masks and boxes
+        in ``volume.slice(k)`` layout: they are mapped to the display frame to be shown."""
+        r = self.state.record
+        return r is not None and not r.input.plane
 
     def _add_mask_overlay(self, e: MaskEntry) -> None:
         if e.mask.mask is None or self.view.volume is None:
             return
-        v = self.view.volume
-        if e.mask.mask.shape != v.slice(e.slice_index).shape[:2]:
+        frame = display_frame(self.view.volume)
+        mask = np.asarray(e.mask.mask, bool)
+        if e.index is not None and self._legacy_layout() and mask.shape == frame.array_shape:
+            mask = frame.from_array(mask)
+        if mask.shape != frame.shape:  # masks are in the display frame
             return
         if e.key in self.view.overlays:
             self.view.overlays.remove(e.key)
         row = next((r for r in self.mask_rows if r.entry is e), None)
         visible = row.visible_box.isChecked() if row is not None else e.shown_by_default
         opacity = row.opacity.value() / 100.0 if row is not None else 0.4
-        self.view.overlays.add(e.key, np.asarray(e.mask.mask, bool), e.color, opacity, visible,
-                               slice_index=e.slice_index)
+        self.view.overlays.add(e.key, mask, e.color, opacity, visible, slice_index=e.slice_index)
 
     def _set_layer_visible(self, key: str, on: bool) -> None:
         if key in self.view.overlays:
