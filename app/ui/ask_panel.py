@@ -11,7 +11,6 @@ The panel only emits requests (``run_requested``/``cancel_requested``); the cont
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -31,9 +30,11 @@ from PySide6.QtWidgets import (
 from app.audit.present import breakable
 from app.pipeline.context import STAGE_SPAN
 from app.pipeline.types import Stage
-from app.pipeline.vocab import BackendKind, RunStatus
+from app.pipeline.vocab import RunStatus
 
 from .installed_code import coordinator_available
+from .profile_choices import ProfileChoice, profile_choices  # noqa: F401 (re-exported)
+from .profile_choices import profile_tip as _profile_tip
 from .run_worker import Progress, RunOutcome, friendly_errors
 from .stage_strip import STAGE_LABELS, StageStrip
 from .theme import icon
@@ -48,43 +49,6 @@ COORD_TIP = "CARE-Coord needs the coordinator, which is not part of this build y
 def settings() -> QSettings:
     """Where the panel keeps its history (tests point this at a temporary file)."""
     return QSettings("CARE", "CARE Viewer")
-
-
-@dataclass(frozen=True)
-class ProfileChoice:
-    name: str
-    description: str
-    installed: bool
-    detail: str  # why not installed / how to install
-    remote: bool
-    disclosure: str = ""  # what the weights are (app.pipeline.disclosure), shown under the chooser
-    unavailable: str = ""  # why it can never be installed yet (unpublished weights); "" = it can
-
-
-def profile_choices() -> tuple[list[ProfileChoice], str]:
-    """Every profile of the manifest with its install state, and the one to preselect:
-    the manifest's default if installed, else the first installed one."""
-    from app.pipeline.disclosure import weights_disclosure
-    from app.pipeline.model_store import profile_states
-    from app.pipeline.profiles import default_profile_name, load_profiles
-
-    out: list[ProfileChoice] = []
-    for name, prof in load_profiles().items():
-        remote = any(s.backend == BackendKind.REMOTE for s in prof.models.values())
-        states = [s for s in profile_states(prof) if s.spec.backend != BackendKind.REMOTE]
-        missing = [s for s in states if not s.installed]
-        detail = ""
-        if missing:
-            roles = ", ".join("/".join(s.roles) for s in missing)
-            detail = f"Not installed ({roles}). Run: care-viewer models fetch {name}"
-        if prof.unpublished:  # nothing to fetch: say why instead of a command that cannot work
-            detail = f"Unavailable: {prof.unpublished}."
-        out.append(ProfileChoice(name, prof.description, not missing, detail, remote, weights_disclosure(prof),
-                                 prof.unpublished))
-    default = default_profile_name()
-    installed = [c.name for c in out if c.installed]
-    chosen = default if default in installed else (installed[0] if installed else default)
-    return out, chosen
 
 
 class AskPanel(QWidget):
@@ -489,10 +453,6 @@ class AskPanel(QWidget):
         doc = QTextDocument()
         doc.setHtml(self.message.text())
         return doc.toPlainText().replace("\u200b", "")
-
-
-def _profile_tip(c: ProfileChoice) -> str:
-    return "\n\n".join(t for t in (c.description, f"Weights: {c.disclosure}" if c.disclosure else "", c.detail) if t)
 
 
 _ERROR_TITLES = {
