@@ -205,11 +205,12 @@ class CarePipeline:
         )
         record.slice_rgb = image
         key = image_key(pixels, window, digest=digest)
+        clipped = [_clip_box(b, image.shape[:2]) for b in (boxes or [])]
+        record.input.clinician_boxes = list(clipped)  # input: kept even if the run stops before stage 1
         return RunContext(
             volume=volume, slice_index=int(slice_index), window=window, question=question, record=record,
             pixels=pixels, image_rgb=image, image_key=key, progress=progress, cancel=cancel,
-            boxes=[_clip_box(b, image.shape[:2]) for b in (boxes or [])],
-            discarded={d.strip().lower() for d in (discarded or set())},
+            boxes=clipped, discarded={d.strip().lower() for d in (discarded or set())},
         )
 
     # ----------------------------------------------------------------------------------

@@ -84,6 +84,8 @@ class InputInfo:
     temporal: bool = False  # the series is frames over time (cine), not a spatial stack
     edge_labels: dict[str, str] = field(default_factory=dict)  # left/right/top/bottom letters; {} = unknown
     pixel_spacing: tuple[float, float] | None = None  # mm per image column, row; None = no calibration
+    # The clinician's drawn boxes (display frame, x1/y1 exclusive) as given to the run.
+    clinician_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
 
 
 @dataclass

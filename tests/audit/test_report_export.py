@@ -14,7 +14,6 @@ from app.audit.report import build_report
 from app.audit.report.fonts import fonts
 from app.pipeline.record import CoordinatorEvent
 from app.pipeline.strategies import strategy_for
-from app.pipeline.vocab import EntitySource
 from app.study.volume import PatientInfo
 from tests.audit.audit_records import FAKE_PATIENT, synthetic_record
 
@@ -57,6 +56,9 @@ def tiny_runs(ct_volume, ct_tumour, tiny_pipeline_factory):
         return calls[0] > 1
 
     runs["cancelled"] = short.run(ct_volume, k, "Cancel me?", boxes=[box], cancel=cancel_after_entities)
+    # Cancelled before stage 1 ran: the drawn box is only in the record's input.
+    runs["cancelled-at-once"] = short.run(ct_volume, k, "Cancel me now?", boxes=[box], cancel=lambda: True)
+    assert runs["cancelled-at-once"].status == "cancelled" and not runs["cancelled-at-once"].entities.final
     assert runs["cancelled"].status == "cancelled"
     assert runs["flow-512-tokens"].answers and len(runs["flow-512-tokens"].final_answer) > 1500
     assert "<answer>" not in runs["flow-512-tokens"].calls[-1].raw_output
@@ -155,9 +157,11 @@ def test_figure_invents_no_orientation_or_scale(tmp_path):
     assert (text["left"], text["right"], text["top"], text["bottom"]) == ("H", "F", "", "") and "mm" not in text["below"]
 
 
-def test_cancelled_run_shows_the_clinician_box(tiny_runs, tmp_path):
-    record, patient = tiny_runs["cancelled"]
-    box = next(e.box for e in record.entities.final if e.source == EntitySource.CLINICIAN)
+@pytest.mark.parametrize("name", ["cancelled", "cancelled-at-once"])
+def test_cancelled_run_shows_the_clinician_box(tiny_runs, tmp_path, name, ct_tumour):
+    record, patient = tiny_runs[name]
+    box = ct_tumour.box
+    assert tuple(record.input.clinician_boxes[0]) == tuple(box)
     out = build_report(copy.deepcopy(record), tmp_path / "cancelled.pdf", patient=patient)
     page = PdfReader(str(out)).pages[0]
     shown = max((np.asarray(im.image.convert("RGB")) for im in page.images), key=lambda a: a.size)

@@ -107,14 +107,14 @@ def _render(record: RunRecord, overrides: Sequence[Any], pagesize: Any, deidenti
     pages: dict[str, int] = {}
     for _ in range(4):
         ctx = Ctx(record, pres, f, styles(f), scrub, deidentify, pagesize[0] - 2 * margin, pages=pages)
-        pdf = _layout(ctx, patient, image, note, pagesize, margin, generated)
+        pdf = _layout(ctx, overrides, patient, image, note, pagesize, margin, generated)
         if not ctx.continuations or ctx.marks == pages:
             break
         pages = dict(ctx.marks)
     return pdf.getvalue()
 
 
-def _layout(ctx: Ctx, patient: PatientInfo | None, image: np.ndarray | None, note: str, pagesize: Any,
+def _layout(ctx: Ctx, overrides: Sequence[Any], patient: PatientInfo | None, image: np.ndarray | None, note: str, pagesize: Any,
             margin: float, generated: str) -> io.BytesIO:
     from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate

@@ -9,11 +9,15 @@ from typing import Any
 
 import numpy as np
 
+from app.pipeline.record import Entity
 from app.pipeline.types import EvidenceType
+from app.pipeline.vocab import EntitySource
 
 from ..artifacts import encode_png
 from .composite import LegendEntry, composite
 from .flowables import Ctx, clip, image, para, rgb, table
+
+CLINICIAN_BOX = "clinician box"
 
 EDGES = ("left", "right", "top", "bottom")
 _NICE_MM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
@@ -140,7 +144,9 @@ def figure(ctx: Ctx, slice_image: np.ndarray | None, note: str) -> list[Any]:
     out: list[Any] = [para(ctx, "Slice, masks and evidence", "h2")]
     if slice_image is None:
         return out + [para(ctx, f"The slice image is not available: {note or 'not recorded'}.", "body")]
-    img, legend = composite(slice_image, r.masks, r.evidence, r.entities.final)
+    # The drawn boxes are input: from the record's input when the run stopped before stage 1.
+    drawn = [Entity(CLINICIAN_BOX, tuple(b), EntitySource.CLINICIAN) for b in r.input.clinician_boxes]
+    img, legend = composite(slice_image, r.masks, r.evidence, list(r.entities.final) + drawn)
     fw = ctx.frame_width
     left_w = 0.56 * fw
     markers, cal = edge_markers(r.input.edge_labels), calibration(r.input.pixel_spacing)
