@@ -187,6 +187,8 @@ class CarePipeline:
                 slice_index=int(slice_index),
                 num_slices=volume.num_slices,
                 modality=volume.modality,
+                modality_source=volume.modality_source.value,
+                modality_hint=volume.modality_hint,
                 window=window.to_dict(),
                 pixel_sha256=digest,
                 pixel_dtype=str(pixels.dtype),

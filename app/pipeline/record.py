@@ -83,6 +83,10 @@ class InputInfo:
     temporal: bool = False  # the series is frames over time (cine), not a spatial stack
     edge_labels: dict[str, str] = field(default_factory=dict)  # left/right/top/bottom letters; {} = unknown
     pixel_spacing: tuple[float, float] | None = None  # mm per image column, row; None = no calibration
+    # Where the modality came from (app.study.volume.ModalitySource value: "header",
+    # "detected from HU range", "none") and the detected one ("CT"); modality stays the file's.
+    modality_source: str = ""
+    modality_hint: str = ""
 
 
 @dataclass
