@@ -37,6 +37,7 @@ from .backends.roles import WARM_UP_ROLES, ModelRoles
 from .context import CancelFn, ProgressFn, RunContext, StageClock
 from .flow import EVIDENCE_ORDER, answer_token_span, mean_prob, vote
 from .parsing import entities_from_reply, normalize_answer, parse_think_answer
+from .prompt_safety import literal, template_tokens
 from .profiles import Profile
 from .record import (
     Answer,
@@ -197,6 +198,10 @@ class CarePipeline:
             ),
         )
         record.slice_rgb = image
+        if found := template_tokens(question):
+            record.question_literal_tokens = found
+            record.warn(f"the question contains chat-template tokens ({', '.join(found)}); every model got them "
+                        f"as literal text ({literal(found[0])}), not as structure")
         key = image_key(pixels, window, digest=digest)
         return RunContext(
             volume=volume, slice_index=int(slice_index), window=window, question=question, record=record,

@@ -372,6 +372,9 @@ class RunRecord:
     overrides: list[Override] = field(default_factory=list)
     coordinator: list[CoordinatorEvent] = field(default_factory=list)
     coordinator_decision: CoordDecision | None = None  # CARE-Coord runs only
+    # Template-token-like pieces of the question (``<|im_start|>``, ``<img>``, ...) that every
+    # prompt wrote as literal text (app.pipeline.prompt_safety); ``question`` stays verbatim.
+    question_literal_tokens: list[str] = field(default_factory=list)
     slice_rgb: np.ndarray | None = _transient()  # windowed model input (H, W, 3) uint8
 
     # ----- conveniences ------------------------------------------------------------
