@@ -384,7 +384,7 @@ class CarePipeline:
                     call_index=len(record.calls) - 1,
                     think=think,
                     answer=text,
-                    normalized=normalize_answer(text) if text else "",
+                    normalized=normalize_answer(text, question=ctx.question) if text else "",
                     format_violations=violations,
                     answer_token_span=span,
                     mean_answer_prob=mean_prob(gen.token_logprobs, span),
@@ -402,7 +402,7 @@ class CarePipeline:
     def aggregate(self, ctx: RunContext, answers: Sequence[Answer] | None = None) -> VoteResult:
         record = ctx.record
         with StageClock(record, Stage.REVIEW):
-            result = vote(record.answers if answers is None else answers, normalize_answer)
+            result = vote(record.answers if answers is None else answers, question=ctx.question)
             record.vote = result
             record.final_answer = result.winner_raw
             if not result.winner:

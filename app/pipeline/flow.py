@@ -59,10 +59,16 @@ def _order(e: EvidenceType) -> int:
     return EVIDENCE_ORDER.index(e) if e in EVIDENCE_ORDER else len(EVIDENCE_ORDER)
 
 
-def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = None) -> VoteResult:
-    """Majority vote over ``answers``; every vote and the tie-break are recorded."""
+def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = None,
+         question: str | None = None) -> VoteResult:
+    """Majority vote over ``answers``; every vote and the tie-break are recorded. With the
+    ``question``, answers not yet normalised are normalised for its kind (yes/no or open), and
+    the result records which normalisation applied."""
+    from .parsing import normalize_answer, question_kind
+
     if normalize is None:
-        from .parsing import normalize_answer as normalize
+        def normalize(text: str) -> str:
+            return normalize_answer(text, question=question)
     votes = [
         Vote(
             evidence=a.evidence,
@@ -76,7 +82,7 @@ def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = Non
     counts: dict[str, int] = {}
     for v in valid:
         counts[v.normalized] = counts.get(v.normalized, 0) + 1
-    result = VoteResult(votes=votes, counts=counts)
+    result = VoteResult(votes=votes, counts=counts, normalisation=None if question is None else question_kind(question))
     if not valid:
         result.tie_break = TieBreak.NO_VALID_ANSWERS
         result.detail = "no evidence pass produced a usable answer"

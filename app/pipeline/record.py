@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from app.pipeline.vocab import (
+    AnswerKind,
     CoordEventKind,
     DecisionSource,
     EntitySource,
@@ -189,6 +190,7 @@ class VoteResult:
     tied: list[str] = field(default_factory=list)  # candidates tied on count, if any
     tie_break: TieBreak = TieBreak.NONE
     detail: str = ""
+    normalisation: AnswerKind | None = None  # how the answers were normalised (None: not recorded)
 
 
 @dataclass
