@@ -3,8 +3,9 @@
 VQA datasets use the VQA-RAD / SLAKE layout: a JSON list of items
 ``{"image": ..., "question": ..., "answer": ..., "answer_type": "CLOSED" | "OPEN"}``
 (``image_name``/``img_name`` are accepted for ``image``); image paths are relative to the
-JSON file (SLAKE's ``imgs/`` folder is tried too). Scoring after ``normalize_answer``:
-CLOSED is exact match; OPEN is exact match or every ground-truth word present in the
+JSON file (SLAKE's ``imgs/`` folder is tried too). Scoring after ``normalize_answer`` with the
+item's question (present/absent/none count as yes/no only for a yes/no question): CLOSED is
+exact match; OPEN is exact match or every ground-truth word present in the
 prediction (the usual VQA-RAD open-ended recall criterion).
 
 Segmentation datasets (``--seg``) are a JSON list of ``{"image": ..., "label": ...}`` in any
@@ -15,6 +16,7 @@ bounding box prompts the profile's box segmenter (LiteMedSAM) and Dice is measur
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -242,15 +244,16 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
         finally:
             r.seconds = time.perf_counter() - t0
         r.prediction, r.status, r.run_id = record.final_answer, record.status, record.run_id
-        r.correct = is_correct(r.prediction, r.answer, r.answer_type, normalize_answer)
+        norm = functools.partial(normalize_answer, question=r.question)  # yes/no mapping only for yes/no questions
+        r.correct = is_correct(r.prediction, r.answer, r.answer_type, norm)
         decision = record.coordinator_decision
         if decision is not None:
-            def scorer(text: str, r: VQAResult = r) -> bool:
-                return is_correct(text, r.answer, r.answer_type, normalize_answer)
+            def scorer(text: str, r: VQAResult = r, norm=norm) -> bool:
+                return is_correct(text, r.answer, r.answer_type, norm)
 
             r.vote_prediction, r.vote_correct = decision.vote_answer, scorer(decision.vote_answer)
             r.coord_fallback = decision.source != "review"
-            r.coord_change = classify_change(decision.vote_answer, decision.final_answer, scorer, normalize_answer)
+            r.coord_change = classify_change(decision.vote_answer, decision.final_answer, scorer, norm)
             changes.add(r.coord_change, fallback=r.coord_fallback)
         if record.errors:
             r.error = "; ".join(record.errors)

@@ -2,13 +2,17 @@
 
 JSON output is a list of objects, all with exactly the keys
 ``series_uid, modality, description, size, spacing, origin, direction, frames, min, max,
-mean, window, errors, orientation_labels, spacing_source, overlays`` (size/spacing/origin
+mean, window, errors, orientation_labels, spacing_source, overlays, modality_source,
+modality_hint`` (size/spacing/origin
 as [x, y, z], direction as 9 numbers, row-major, LPS; min/max/mean in modality units, as
 stored, also for MONOCHROME1; window {center, width, name}; orientation_labels
 {left, right, top, bottom} of the acquisition-plane view, null where the file does not
 say (a radiograph without PatientOrientation, a picture); spacing_source
 "PixelSpacing" | "ImagerPixelSpacing" | "UltrasoundRegion" | "none" (none: spacing is a
-placeholder 1 and means pixels); overlays: how many DICOM overlay planes (60xx)).
+placeholder 1 and means pixels); overlays: how many DICOM overlay planes (60xx);
+modality_source "header" | "detected from HU range" | "none": where the modality came from,
+modality_hint "CT" when a file without a modality (NIfTI/NRRD/MHA) holds CT Hounsfield units
+(modality then stays "OT" and the window is named "... (detected from HU range)"), else "").
 
 Errors: ``errors`` is a list of ``{path, reason}``. A file whose header named a series
 (e.g. one slice with corrupt pixel data) is listed under that series. Files that belong
@@ -33,7 +37,8 @@ from app.study.edge_labels import native_edge_labels
 HELP = "List the series in a study (DICOM folder/DICOMDIR, NIfTI, NRRD, MHA, PNG/JPEG)."
 
 KEYS = ("series_uid", "modality", "description", "size", "spacing", "origin", "direction",
-        "frames", "min", "max", "mean", "window", "errors", "orientation_labels", "spacing_source", "overlays")
+        "frames", "min", "max", "mean", "window", "errors", "orientation_labels", "spacing_source", "overlays",
+        "modality_source", "modality_hint")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +74,8 @@ def describe(volume: Any, errors: list[dict[str, str]]) -> dict[str, Any]:
         "orientation_labels": _labels(volume),
         "spacing_source": volume.spacing_source,
         "overlays": overlay_count(volume.dicom_overlays),
+        "modality_source": volume.modality_source.value,
+        "modality_hint": volume.modality_hint,
     }
 
 
@@ -117,7 +124,7 @@ def _print_table(objects: list[dict[str, Any]], volumes: list[Any]) -> None:
         w = o["window"]
         rows = [
             ("series", o["series_uid"] or "-"),
-            ("modality", o["modality"]),
+            ("modality", o["modality"] + (f"  ({o['modality_hint']} {o['modality_source']})" if o["modality_hint"] else "")),
             ("description", o["description"] or "-"),
             ("size (x,y,z)", " × ".join(str(s) for s in o["size"])),
             ("spacing mm", _fmt(o["spacing"], 4)),

@@ -41,6 +41,7 @@ from .backends.roles import WARM_UP_ROLES, ModelRoles
 from .context import CancelFn, ProgressFn, RunContext, StageClock
 from .flow import EVIDENCE_ORDER, answer_token_span, mean_prob, vote
 from .parsing import entities_from_reply, normalize_answer, parse_think_answer
+from .prompt_safety import literal, template_tokens
 from .profiles import Profile
 from .record import (
     Answer,
@@ -195,6 +196,8 @@ class CarePipeline:
                 slice_index=int(slice_index),
                 num_slices=volume.num_slices,
                 modality=volume.modality,
+                modality_source=volume.modality_source.value,
+                modality_hint=volume.modality_hint,
                 window=window.to_dict(),
                 pixel_sha256=digest,
                 pixel_dtype=str(pixels.dtype),
@@ -204,6 +207,10 @@ class CarePipeline:
             ),
         )
         record.slice_rgb = image
+        if found := template_tokens(question):
+            record.question_literal_tokens = found
+            record.warn(f"the question contains chat-template tokens ({', '.join(found)}); every model got them "
+                        f"as literal text ({literal(found[0])}), not as structure")
         key = image_key(pixels, window, digest=digest)
         clipped = [_clip_box(b, image.shape[:2]) for b in (boxes or [])]
         record.input.clinician_boxes = list(clipped)  # input: kept even if the run stops before stage 1
@@ -395,7 +402,7 @@ class CarePipeline:
                 span = answer_token_span(gen.tokens, gen.text, *p.answer_span) if p.answer_span else None
                 parsed[i] = Answer(
                     evidence=it.type, call_index=len(record.calls) - 1, think=p.think, answer=p.answer,
-                    normalized=normalize_answer(p.answer) if p.answer else "",
+                    normalized=normalize_answer(p.answer, question=ctx.question) if p.answer else "",
                     format_violations=list(p.violations), answer_token_span=span,
                     mean_answer_prob=mean_prob(gen.token_logprobs, span),
                 )
@@ -423,7 +430,7 @@ class CarePipeline:
     def aggregate(self, ctx: RunContext, answers: Sequence[Answer] | None = None) -> VoteResult:
         record = ctx.record
         with StageClock(record, Stage.REVIEW):
-            result = vote(record.answers if answers is None else answers, normalize_answer)
+            result = vote(record.answers if answers is None else answers, question=ctx.question)
             record.vote = result
             record.final_answer = result.winner_raw
             if not result.winner:

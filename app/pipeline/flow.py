@@ -110,11 +110,16 @@ def agreement(result: VoteResult) -> str:
     return f"{result.counts.get(result.winner, 0)} of {n} independent passes agree{note}"
 
 
-def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = None) -> VoteResult:
+def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = None,
+         question: str | None = None) -> VoteResult:
     """Majority vote over ``answers``, one vote per distinct model input; every vote and the
-    tie-break are recorded."""
+    tie-break are recorded. With the ``question``, answers not yet normalised are normalised for
+    its kind (yes/no or open), and the result records which normalisation applied."""
+    from .parsing import normalize_answer, question_kind
+
     if normalize is None:
-        from .parsing import normalize_answer as normalize
+        def normalize(text: str) -> str:
+            return normalize_answer(text, question=question)
     votes = [
         Vote(
             evidence=a.evidence,
@@ -131,7 +136,8 @@ def vote(answers: Sequence[Answer], normalize: Callable[[str], str] | None = Non
     counts: dict[str, int] = {}
     for v in valid:
         counts[v.normalized] = counts.get(v.normalized, 0) + 1
-    result = VoteResult(votes=votes, counts=counts, independent_passes=len(counted))
+    result = VoteResult(votes=votes, counts=counts, independent_passes=len(counted),
+                        normalisation=None if question is None else question_kind(question))
     if not valid:
         result.tie_break = TieBreak.NO_VALID_ANSWERS
         result.detail = f"no evidence pass produced a usable answer ({_plural(len(counted))}{passes_note(votes)})"

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from app.pipeline.record import Entity
 from app.pipeline.types import Box, Generation
+from app.pipeline.vocab import AnswerKind
 
 MAX_ENTITIES = 5
 MAX_ENTITY_NAME_CHARS = 80
@@ -335,19 +336,60 @@ def entities_from_reply(text: str, image_size: tuple[int, int]) -> tuple[list[En
     return ents, list(parsed.violations)
 
 
-def normalize_answer(s: str) -> str:
-    """Canonical form for majority voting: "Yes, there is." -> "yes", "No evidence of X" -> "no",
-    "The Left Lung." -> "left lung", "two" -> "2"."""
-    s = _clean(s or "").lower().replace("\u2019", "'")
-    s = re.sub(r"^(?:final answer|answer)\s*[:\-]\s*", "", s.strip())
-    words = _PUNCT.sub(" ", s.replace("'", "")).split()
+# A question is yes/no when its first word is an auxiliary verb ("Is there ...?", "Does the
+# liver ...?", "Can a nodule be seen?") or "any" ("Any effusion?"). It is NOT when it offers
+# alternatives ("Is the nodule in the left or the right lung?"), unless it asks for existence
+# ("Is there a nodule or a mass?"), nor when the auxiliary only wraps a wh-question ("Can you
+# tell me which lobe ...?"). Everything else (what / which / where / how many / describe ...)
+# is open.
+_YES_NO_STARTS = {
+    "is", "are", "was", "were", "am", "does", "do", "did", "has", "have", "had", "can", "could",
+    "will", "would", "should", "shall", "may", "might", "must", "any",
+    "isnt", "arent", "wasnt", "werent", "doesnt", "dont", "didnt", "hasnt", "havent", "hadnt",
+    "cant", "couldnt", "wont", "wouldnt", "shouldnt",
+}  # fmt: skip
+_EXISTENCE_STARTS = ("is there", "are there", "was there", "were there", "is any", "are any")
+_WH_WORDS = {"what", "which", "where", "when", "who", "whom", "whose", "why", "how"}
+
+
+def _words(text: str) -> list[str]:
+    text = _clean(text or "").lower().replace("\u2019", "'")
+    return _PUNCT.sub(" ", text.replace("'", "")).split()
+
+
+def question_kind(question: str) -> AnswerKind:
+    """``yes/no`` or ``open`` for a question's wording (the rules are in the comment above)."""
+    words = _words(question)
+    if not words or words[0] not in _YES_NO_STARTS:
+        return AnswerKind.OPEN
+    joined = " ".join(words)
+    if "or" in words and not joined.startswith(_EXISTENCE_STARTS):
+        return AnswerKind.OPEN  # a choice between alternatives: the answer names one
+    if words[1:2] == ["you"] and any(w in _WH_WORDS for w in words[2:6]):
+        return AnswerKind.OPEN  # "can you tell me what ...": a wh-question in disguise
+    return AnswerKind.YES_NO
+
+
+def normalize_answer(s: str, question: str | None = None) -> str:
+    """Canonical form for majority voting and scoring.
+
+    Always: tags, case, punctuation and articles go, number words become digits ("The Left
+    Lung." -> "left lung", "two" -> "2"). Only for a yes/no question (``question_kind``), or when
+    no question is given (callers that know it is one), an answer starting with a yes word
+    ("Yes, there is.", "present", "positive") becomes "yes" and one starting with a no word or a
+    negation ("No evidence of X", "absent", "none", "there is no ...") becomes "no". For an open
+    question the words stay: "What is present in the left lung?" -> "none" stays "none", and
+    "No nodule" stays "no nodule" (not a vote for "no").
+    """
+    words = _words(re.sub(r"^\s*(?:final answer|answer)\s*[:\-]\s*", "", _clean(s or ""), flags=re.IGNORECASE))
     if not words:
         return ""
-    joined = " ".join(words)
-    if words[0] in _YES_WORDS:
-        return "yes"
-    if words[0] in _NO_WORDS or joined.startswith(_NEGATED_STARTS):
-        return "no"
+    if question is None or question_kind(question) is AnswerKind.YES_NO:
+        joined = " ".join(words)
+        if words[0] in _YES_WORDS:
+            return "yes"
+        if words[0] in _NO_WORDS or joined.startswith(_NEGATED_STARTS):
+            return "no"
     words = [_NUMBER_WORDS.get(w, w) for w in words if w not in _ARTICLES]
     return " ".join(words)
 

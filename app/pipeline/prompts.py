@@ -2,7 +2,8 @@
 text below changes, so answers from different prompt wordings are never silently compared.
 
 Images always come first in the chat turn (the backend places them), so "Image-1" is the slice
-the radiologist is looking at and "Image-2", when present, is the evidence image.
+the radiologist is looking at and "Image-2", when present, is the evidence image. The question and
+entity names go in through ``prompt_safety.literal``: they are text, never template tokens.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from app.pipeline.prompt_safety import literal
 from app.pipeline.types import EvidenceType, VLMRequest
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ FORMAT_INSTRUCTION = (
 
 
 def _entity_list(entities: Sequence[str]) -> str:
-    names = [e.strip() for e in entities if e and e.strip()]
+    names = [literal(e.strip()) for e in entities if e and e.strip()]
     if not names:
         return "the relevant structures"
     if len(names) == 1:
@@ -48,7 +50,7 @@ def entity_prompt(question: str, with_boxes: bool = True) -> str:
     )
     return (
         "Image-1 is a medical image. A radiologist asks the question below about it.\n"
-        f"Question: {question.strip()}\n"
+        f"Question: {literal(question.strip())}\n"
         "Do not answer the question. Instead, list the 1 to 5 anatomical structures or lesions in "
         "Image-1 that must be examined to answer it, most important first, separated by commas, using "
         "short anatomical names (e.g. left lung, liver, lung nodule)." + grounding + "\n" + FORMAT_INSTRUCTION
@@ -79,7 +81,7 @@ def vqa_prompt(question: str, evidence: EvidenceType | str, entities: Sequence[s
         lines.append(sentence + " Use it as evidence, but answer about Image-1.")
     elif entities:
         lines.append(f"Pay attention to {_entity_list(entities)}.")
-    lines.append(f"Question: {question.strip()}")
+    lines.append(f"Question: {literal(question.strip())}")
     lines.append(
         "Answer concisely: a single word or short phrase (yes or no for a yes/no question). " + FORMAT_INSTRUCTION
     )

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from app.pipeline.vocab import (
+    AnswerKind,
     CoordEventKind,
     DecisionSource,
     EntitySource,
@@ -86,6 +87,10 @@ class InputInfo:
     pixel_spacing: tuple[float, float] | None = None  # mm per image column, row; None = no calibration
     # The clinician's drawn boxes (display frame, x1/y1 exclusive) as given to the run.
     clinician_boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    # Where the modality came from (app.study.volume.ModalitySource value: "header",
+    # "detected from HU range", "none") and the detected one ("CT"); modality stays the file's.
+    modality_source: str = ""
+    modality_hint: str = ""
 
 
 @dataclass
@@ -195,6 +200,7 @@ class VoteResult:
     tie_break: TieBreak = TieBreak.NONE
     detail: str = ""
     independent_passes: int = 0  # distinct model inputs the vote counted; 0: not recorded (older runs)
+    normalisation: AnswerKind | None = None  # how the answers were normalised (None: not recorded)
 
 
 @dataclass
@@ -382,6 +388,9 @@ class RunRecord:
     overrides: list[Override] = field(default_factory=list)
     coordinator: list[CoordinatorEvent] = field(default_factory=list)
     coordinator_decision: CoordDecision | None = None  # CARE-Coord runs only
+    # Template-token-like pieces of the question (``<|im_start|>``, ``<img>``, ...) that every
+    # prompt wrote as literal text (app.pipeline.prompt_safety); ``question`` stays verbatim.
+    question_literal_tokens: list[str] = field(default_factory=list)
     slice_rgb: np.ndarray | None = _transient()  # windowed model input (H, W, 3) uint8
 
     # ----- conveniences ------------------------------------------------------------

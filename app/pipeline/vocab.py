@@ -83,6 +83,13 @@ class TieBreak(_StrEnum):
     NO_VALID_ANSWERS = "no_valid_answers"
 
 
+class AnswerKind(_StrEnum):
+    """How answers were normalised for the vote (app.pipeline.parsing.question_kind)."""
+
+    YES_NO = "yes/no"  # present/absent/none/no evidence ... count as yes/no
+    OPEN = "open"  # words only: "none" stays "none"
+
+
 class CoordEventKind(_StrEnum):
     PLAN = "plan"
     ROUND = "round"

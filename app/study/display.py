@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .display_frame import display_frame
-from .volume import Volume, Window
+from .modality_hint import check_hu
+from .volume import ModalitySource, Volume, Window
 
 # Standard radiology presets (center, width) in HU.
 CT_PRESETS: dict[str, Window] = {
@@ -34,10 +35,24 @@ def auto_window(values: np.ndarray, name: str = "auto") -> Window:
     return Window(float(lo) + width / 2.0, width, name)
 
 
+AUTO_WINDOW_NAME = "auto percentile"
+HU_DETECTED = " (detected from HU range)"
+
+
 def default_window(modality: str, values: np.ndarray) -> Window:
     if modality.upper() == "CT":
         return CT_PRESETS["mediastinum"]
-    return auto_window(values)
+    return auto_window(values, AUTO_WINDOW_NAME)
+
+
+def unlabelled_window(values: np.ndarray) -> tuple[Window, ModalitySource, str]:
+    """(window, modality source, modality hint) for a volume whose file names no modality
+    (NIfTI/NRRD/MHA): a CT in HU gets the CT default window, named as detected, so it shows
+    as the same study does from DICOM; anything else keeps the percentile window."""
+    if check_hu(values).is_hu:
+        w = CT_PRESETS["mediastinum"]
+        return Window(w.center, w.width, w.name + HU_DETECTED), ModalitySource.HU_RANGE, "CT"
+    return auto_window(values, AUTO_WINDOW_NAME), ModalitySource.NONE, ""
 
 
 def apply_window(pixels: np.ndarray, window: Window, invert: bool = False) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 from .display import default_window
 from .image_header import image_size
 from .limits import over_cap
-from .volume import LoadError, SourceFormat, Volume, Window
+from .volume import LoadError, ModalitySource, SourceFormat, Volume, Window
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -59,6 +59,7 @@ def read_image2d(path: str) -> Volume | LoadError:
         warnings=warnings,
         # A picture file has no physical calibration: measure in pixels.
         spacing_source="none",
+        modality_source=ModalitySource.NONE,
     )
     if volume.is_rgb:
         volume.window = Window(127.5, 255.0, "RGB")

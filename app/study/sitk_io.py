@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .display import default_window
+from .display import unlabelled_window
 from .geometry_check import checked_geometry
 from .limits import over_cap
 from .nifti_check import invalid_geometry_fields, nifti_truncation
-from .volume import LoadError, SourceFormat, Volume, Window
+from .volume import LoadError, ModalitySource, SourceFormat, Volume, Window
 
 EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
@@ -127,7 +127,10 @@ def read_sitk(path: str) -> Volume | LoadError:
         frames=1,
         warnings=warnings,
     )
-    volume.window = Window(127.5, 255.0, "RGB") if volume.is_rgb else default_window("OT", array)
+    if volume.is_rgb:
+        volume.window, volume.modality_source = Window(127.5, 255.0, "RGB"), ModalitySource.NONE
+    else:
+        volume.window, volume.modality_source, volume.modality_hint = unlabelled_window(array)
     return volume
 
 

@@ -30,6 +30,14 @@ class SourceFormat(str, enum.Enum):
     IMAGE2D = "image2d"
 
 
+class ModalitySource(str, enum.Enum):
+    """Where ``Volume.modality`` / ``modality_hint`` came from."""
+
+    HEADER = "header"  # the file says (DICOM Modality)
+    HU_RANGE = "detected from HU range"  # no modality in the file; the values are CT HU (modality_hint "CT")
+    NONE = "none"  # no modality in the file and none detected ("OT")
+
+
 @dataclass(frozen=True)
 class Window:
     """Display window in modality units."""
@@ -109,6 +117,10 @@ class Volume:
     # "FrameTime 33.333 ms"; None/"" when the file states none (the viewer says its default).
     frame_rate: float | None = None
     frame_rate_source: str = ""
+    # The file's modality is kept as is ("OT" for NIfTI/NRRD); a modality read from the values
+    # (app.study.modality_hint: "CT" for HU) is a hint beside it, never written over it.
+    modality_source: ModalitySource = ModalitySource.HEADER
+    modality_hint: str = ""
 
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)

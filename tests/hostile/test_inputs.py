@@ -237,7 +237,7 @@ def test_dicom_invalid_pixel_spacing_and_window_are_reported(mr_copy):
     assert "invalid PixelSpacing" in warn and "spacing assumed (1, 1," in warn
     assert "invalid file window" in warn and "automatic window" in warn
     window = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith("window"))
-    assert "(auto)" in window and "nan" not in window.lower()
+    assert "(auto percentile)" in window and "nan" not in window.lower()
 
 
 # ------------------------------------------------------------------ usage errors ----

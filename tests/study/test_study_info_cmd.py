@@ -18,6 +18,7 @@ def test_info_json_keys_and_values(capsys, mr_dicom_dir):
     assert set(obj) == set(KEYS) == {
         "series_uid", "modality", "description", "size", "spacing", "origin", "direction",
         "frames", "min", "max", "mean", "window", "errors", "orientation_labels", "spacing_source", "overlays",
+        "modality_source", "modality_hint",
     }
     assert obj["modality"] == "MR" and obj["size"] == [256, 256, 25] and obj["errors"] == []
     assert np.allclose(obj["spacing"], [0.78125, 0.78125, 6.5])

@@ -136,6 +136,23 @@ def _collapse_image_runs(text: str, token: str) -> str:
     return pattern.sub(lambda m: f"{token}*{len(m.group(0)) // len(token)}", text)
 
 
+def _blank_texts(conv: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation with every text part emptied: what the template alone contributes."""
+    return [{**m, "content": [{**c, "text": ""} if c.get("type") == "text" else c for c in m["content"]]} for m in conv]
+
+
+def _check_structure(text: str, skeleton: str, tokens: Sequence[str]) -> None:
+    """The templated prompt has exactly the turns and image slots of its template skeleton.
+
+    The pipeline's prompts write outside text through ``prompt_safety.literal``, so this only
+    fails for a caller that put raw template tokens in a prompt: refused in one line rather
+    than a processor error (an extra image token) or a silently faked turn (a role token)."""
+    wrong = [f"{t} x{text.count(t)} (the template has {skeleton.count(t)})"
+             for t in dict.fromkeys(tokens) if text.count(t) != skeleton.count(t)]
+    if wrong:
+        raise PipelineError("the prompt text contains chat-template tokens: " + ", ".join(wrong))
+
+
 # --------------------------------------------------------------------------- backend
 
 
@@ -263,10 +280,19 @@ class InternVLBackend:
             content.append({"type": "text", "text": req.prompt})
             conv.append({"role": "user", "content": content})
             conversations.append(conv)
-        return [
-            self._processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
-            for conv in conversations
-        ]
+        texts = [self._template(conv) for conv in conversations]
+        for conv, text in zip(conversations, texts):
+            _check_structure(text, self._template(_blank_texts(conv)), self._structure_tokens())
+        return texts
+
+    def _template(self, conv: list[dict[str, Any]]) -> str:
+        return self._processor.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+
+    def _structure_tokens(self) -> list[str]:
+        """The tokenizer's added tokens that shape a chat: roles, image slots, padding."""
+        tok = self._processor.tokenizer
+        return [t for t in (*_CONTROL_TOKENS, self._processor.image_token, tok.eos_token, tok.pad_token)
+                if t and tok.convert_tokens_to_ids(t) not in (None, tok.unk_token_id)]
 
     def generate(
         self,

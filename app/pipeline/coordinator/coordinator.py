@@ -324,7 +324,7 @@ class CareCoordinator:
             final = record.answers[int(review.candidate[1:]) - 1].answer
         else:  # "revise", or "another_round" when no round is left (the schema forbids it then)
             final = review.final_answer or vote_raw
-        changed = normalize_answer(final) != vote_norm
+        changed = normalize_answer(final, question=run.ctx.question) != vote_norm
         decision = CoordDecision(final, DecisionSource.REVIEW, review.candidate, list(review.rests_on), vote_raw, changed,
                                  run.extra)
         self._finish(run, decision)

@@ -3,7 +3,9 @@ bump it whenever a text below changes.
 
 Only what the radiologist asked and what the pipeline derived goes in: the question, entity
 names, mask statistics (confidence, area, normalised box) and the experts' reasoning. No
-DICOM header field (patient name, IDs, dates) is ever part of a coordinator prompt.
+DICOM header field (patient name, IDs, dates) is ever part of a coordinator prompt. Every text
+from outside (question, entity names, the experts' answers and reasoning) goes in through
+``prompt_safety.literal``: a template token in it stays text.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from app.pipeline.prompt_safety import literal
 from app.pipeline.record import Answer, MaskRecord
 from app.pipeline.types import EvidenceType
 
@@ -68,7 +71,7 @@ def mask_lines(masks: Sequence[MaskRecord], image_size: tuple[int, int]) -> list
         if m.bbox is not None:
             x0, y0, x1, y1 = m.bbox
             box = f"bbox [{_fmt(x0 / w)}, {_fmt(y0 / h)}, {_fmt(x1 / w)}, {_fmt(y1 / h)}]"
-        lines.append(f'- "{m.entity}" ({m.prompt_type} prompt): confidence {m.confidence:.2f}, {verdict}, '
+        lines.append(f'- "{literal(m.entity)}" ({m.prompt_type} prompt): confidence {m.confidence:.2f}, {verdict}, '
                      f"area {100.0 * m.area_px / total:.2f}% of the image, {box}")
     return lines
 
@@ -82,8 +85,8 @@ def context_block(question: str, modality: str, image_size: tuple[int, int], ent
     else:
         lines.append("You do not see the image; rely on the entity list, the mask statistics and the experts' reasoning.")
     lines.append(f"Image: {modality or 'unknown modality'}, {w}x{h} pixels.")
-    lines.append(f"Question: {question.strip()}")
-    lines.append("Proposed entities: " + (", ".join(f'"{e}"' for e in entities) if entities else "(none)"))
+    lines.append(f"Question: {literal(question.strip())}")
+    lines.append("Proposed entities: " + (", ".join(f'"{literal(e)}"' for e in entities) if entities else "(none)"))
     if masks:
         lines.append("Segmentation masks (confidence C = 1 - H/log 2; boxes as x0, y0, x1, y1 in 0..1 of the "
                      "image width and height):")
@@ -103,7 +106,7 @@ def plan_prompt(context: str, schema: dict[str, Any]) -> str:
 
 
 def _cot(text: str) -> str:
-    text = " ".join((text or "").split())
+    text = literal(" ".join((text or "").split()))
     if len(text) > MAX_COT_CHARS:
         text = text[: MAX_COT_CHARS - 1] + "\u2026"
     return text or "(no reasoning given)"
@@ -114,9 +117,9 @@ def candidate_lines(candidates: Sequence[Candidate]) -> list[str]:
     for c in candidates:
         a = c.answer
         ev = EvidenceType(a.evidence).value
-        ents = f"; entities: {', '.join(c.entities)}" if c.entities and ev != "global" else ""
+        ents = f"; entities: {literal(', '.join(c.entities))}" if c.entities and ev != "global" else ""
         conf = f"; answer-token probability {a.mean_answer_prob:.2f}" if a.mean_answer_prob is not None else ""
-        shown = f'"{a.answer}"' if a.answer else "(no usable answer)"
+        shown = f'"{literal(a.answer)}"' if a.answer else "(no usable answer)"
         issues = f"; format problems: {', '.join(a.format_violations)}" if a.format_violations else ""
         lines.append(f"[{c.id}] round {c.round}, {ev} evidence{ents}{conf}{issues}")
         lines.append(f"     answer: {shown}")
@@ -132,7 +135,7 @@ def review_prompt(
     rounds_left: int,
     schema: dict[str, Any],
 ) -> str:
-    vote = f'"{vote_answer}" ({vote_detail})' if vote_answer else "none (no expert gave a usable answer)"
+    vote = f'"{literal(vote_answer)}" ({literal(vote_detail)})' if vote_answer else "none (no expert gave a usable answer)"
     actions = [
         '- "accept": keep the majority-vote answer; "candidate" is a candidate that gave it.',
         '- "choose": another candidate\'s answer is better supported; "candidate" is that candidate.',
