@@ -122,6 +122,12 @@ class Volume:
     modality_source: ModalitySource = ModalitySource.HEADER
     modality_hint: str = ""
 
+    @property
+    def hu_values(self) -> bool:
+        """CT Hounsfield values: the header says CT, or (NIfTI/NRRD) the value range showed HU.
+        What CT window presets need; the modality itself stays the file's."""
+        return not self.is_rgb and (self.modality.upper() == "CT" or self.modality_hint == "CT")
+
     def __post_init__(self) -> None:
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
         self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]

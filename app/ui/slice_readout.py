@@ -38,7 +38,7 @@ def window_presets(volume: Volume | None) -> dict[str, Window]:
     if len(volume.voi_windows) > 1:  # every VOI window the file stores (key V cycles them)
         for i, w in enumerate(volume.voi_windows, 1):
             out[f"file {i}: {w.name}"] = w
-    if volume.modality.upper() == "CT":
+    if volume.hu_values:  # also a NIfTI/NRRD CT whose values showed HU
         out.update(CT_PRESETS)
     out["auto"] = Window(0.0, 0.0, "auto")  # computed on demand from the voxels
     return out

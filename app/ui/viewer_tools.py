@@ -132,7 +132,7 @@ def apply_key_preset(window, name: str) -> bool:
     if v is None:
         window.status.showMessage("No study open", 4000)
         return False
-    if v.modality.upper() != "CT" or v.is_rgb:
+    if not v.hu_values:
         window.status.showMessage(f"The {name} preset is a CT (Hounsfield) window; this series is {v.modality}", 6000)
         return False
     window.view.apply_preset(name)
