@@ -71,7 +71,8 @@ def test_length_drawn_with_m_and_a_drag_is_pixels_times_spacing_and_drawn_on_the
     assert mc.tool.kind is MeasureKind.LENGTH and mc.actions[MeasureKind.LENGTH].isChecked()
     _drag(view, a, b)
     (m,) = mc.measurements()
-    assert m.points == ((100.0, 200.0), (300.0, 200.0)) and m.slice_index == SLICE
+    # The view maps through its (identity) view transform in mm: equal to ~1e-13 px.
+    assert np.allclose(m.points, ((100.0, 200.0), (300.0, 200.0)), atol=1e-9) and m.slice_index == SLICE
     assert mc.panel.rows()[0][1:4] == ["Length", f"{200 * SX:.2f} mm", f"axial slice {SLICE + 1}"]
     assert _orange(grab_rgb(view), mid)  # the new, selected line is drawn over the image
 

@@ -222,6 +222,7 @@ def _vote(r: RunRecord) -> VoteSummary | None:
     line = sentence(f"Counts: {counts}") + " " + sentence(f"Winner: {v.winner or '(none)'}")
     if v.tied:
         line += " " + sentence(f"Tied: {', '.join(v.tied)}; broken by {v.tie_break}")
+    counts_text = line
     if v.detail:
         line += " " + sentence(v.detail)
     n = v.counts.get(v.winner, 0) if v.winner else 0
@@ -234,7 +235,7 @@ def _vote(r: RunRecord) -> VoteSummary | None:
     return VoteSummary(
         rows=tuple(rows), winner_text=elide(v.winner_raw, 300) or "(none)",
         winner_count=count if v.winner else "", tie_rule=rule, detail=v.detail,
-        detail_short=elide(v.detail, 400), counts_line=line, passes_text=vote_agreement(v),
+        detail_short=elide(v.detail, 400), counts_line=line, passes_text=vote_agreement(v), counts_text=counts_text,
     )
 
 

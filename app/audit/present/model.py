@@ -132,8 +132,9 @@ class VoteSummary:
     tie_rule: str  # "" without a tie-break
     detail: str  # the vote's detail line, as recorded
     detail_short: str
-    counts_line: str  # report: "Counts: “yes”: 2. Winner: yes. ..."
+    counts_line: str  # report: "Counts: “yes”: 2. Winner: yes. ..." (+ the detail)
     passes_text: str = ""  # "1 independent pass (crop and mask fell back ...)" ("" for older records)
+    counts_text: str = ""  # counts_line without the detail (the report clips the counts, never the detail)
 
 
 @dataclass(frozen=True)

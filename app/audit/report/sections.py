@@ -9,6 +9,7 @@ from app.study.volume import PatientInfo
 
 from ..artifacts import encode_png
 from ..present import DEIDENTIFIED, fmt_dicom_date, fmt_person_name
+from ..present.formatting import sentence
 from .composite import mask_colour
 from .flowables import Ctx, anchored, clip, fitted, image, para, rgb, table
 
@@ -182,7 +183,11 @@ def vote(ctx: Ctx) -> list[Any]:
             answer += f" → “{clip(x.normalized, VOTE_CHARS // 2)}”"
         rows.append([x.evidence_label, answer, x.prob2, x.counted_text or ("yes" if x.winner else "no")])
     out.append(table(ctx, rows, [0.16 * fw, 0.58 * fw, 0.10 * fw, 0.16 * fw]))
-    out.append(para(ctx, clip(v.counts_line, 700), "small"))  # keyed by whole answers: long model output
+    # Counts are keyed by whole answers (long model output): clipped; the detail (tie rule,
+    # independent passes) is what the vote rested on, so it is given in full.
+    out.append(para(ctx, clip(v.counts_text or v.counts_line, 700), "small"))
+    if v.counts_text and v.detail:
+        out.append(para(ctx, sentence(v.detail), "small"))
     return out
 
 

@@ -312,7 +312,7 @@ class AuditPanel(QWidget):
                 return
             if i < len(steps):
                 ov.set_opacity(key, steps[i])
-                QTimer.singleShot(110, lambda: step(i + 1))
+                QTimer.singleShot(110, self.view, lambda: step(i + 1))  # dropped if the view is deleted
             else:
                 ov.set_opacity(key, was_opacity)
                 if is_mask:
