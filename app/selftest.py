@@ -202,15 +202,15 @@ def check_pipeline(state: dict[str, Any], folder: Path, max_new_tokens: int) -> 
 
 
 def check_report(state: dict[str, Any], out_dir: Path) -> str:
-    from app.audit.report import build_report
+    from app.audit.report import ReportError, build_report, failure_reason
 
     record, vol = state["record"], state["volume"]
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / REPORT_NAME
     try:
         path = Path(build_report(record, target, patient=vol.patient))
-    except OSError as exc:
-        raise SelfTestFailure(f"{target}: cannot write the report ({exc.strerror or exc})") from exc
+    except (OSError, ReportError) as exc:
+        raise SelfTestFailure(f"{target}: cannot write the report ({failure_reason(exc)})") from exc
     head = path.read_bytes()[:5] if path.is_file() else b""
     if head != b"%PDF-":
         raise SelfTestFailure(f"{path}: the report was not written as a PDF")

@@ -102,7 +102,9 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
         if tags is not None:
             w.tabifyDockWidget(self.audit_dock, tags)
         self.audit_dock.raise_()
-        w.resizeDocks([self.ask_dock, self.audit_dock], [230, 650], Qt.Orientation.Vertical)
+        # The Ask panel holds the question, mode, models, the weights line, the target, the
+        # stage strip and a message: 300 px shows them all without scrolling.
+        w.resizeDocks([self.ask_dock, self.audit_dock], [300, 600], Qt.Orientation.Vertical)
 
     def _build_actions(self) -> None:
         w = self.window

@@ -7,6 +7,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
+from app.audit.present import fmt_person_name
 from app.study.display import apply_window, default_window
 from app.study.reformat import native_plane, slice_geometry
 from app.study.volume import Volume
@@ -54,7 +55,8 @@ def series_text(volume: Volume) -> str:
 def patient_label(volume: Volume) -> str:
     """"NAME · ID" of the series' patient ("" when the files name none)."""
     p = volume.patient
-    return " · ".join(x for x in (p.name, p.patient_id) if x)
+    # "Family, Given" rather than DICOM's "FAMILY^GIVEN": it wraps at the space in a narrow row.
+    return " · ".join(x for x in (fmt_person_name(p.name), p.patient_id) if x)
 
 
 def _patient_key(volume: Volume) -> tuple[str, str]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from app.audit.present import fmt_person_name
 from tests.ui.care_session import QUESTION, isolate_settings, open_ct, settle
 from tests.ui.ui_helpers import grab_rgb
 
@@ -120,14 +121,14 @@ def test_the_series_panel_names_every_patient_of_a_two_patient_folder(qtbot, win
     assert caption.startswith("2 patients") and not any(n in caption for n in names)
     for row, v in enumerate(vols):
         text = browser.list.item(row).text()
-        other = next(n for n in names if n != v.patient.name)
-        assert f"Patient {v.patient.name} · {v.patient.patient_id}" in text and other not in text
+        other = fmt_person_name(next(n for n in names if n != v.patient.name))
+        assert f"Patient {fmt_person_name(v.patient.name)} · {v.patient.patient_id}" in text and other not in text
 
 
 def test_one_patient_keeps_its_name_in_the_header(qtbot, window, ct_dicom_dir):
     _open(qtbot, window, ct_dicom_dir)
     v = window.current_volume
-    assert window.series_browser.caption.text() == f"{v.patient.name} · {v.patient.patient_id}\n1 series"
+    assert window.series_browser.caption.text() == f"{fmt_person_name(v.patient.name)} · {v.patient.patient_id}\n1 series"
     assert "Patient" not in window.series_browser.list.item(0).text()
 
 

@@ -70,7 +70,8 @@ def _header(r: RunRecord) -> Header:
         n = r.vote.counts.get(r.vote.winner, 0)
         # Older records have no independent-pass count: their wording, nothing invented.
         agreement = ((vote_agreement(r.vote) or f"{n} of {len(r.vote.votes)} evidence passes agree")
-                     + ("" if r.vote.tie_break == TieBreak.NONE else f"; tie broken by {r.vote.tie_break}"))
+                     + ("" if r.vote.tie_break == TieBreak.NONE
+                        else "; " + TIE_RULES.get(r.vote.tie_break, f"tie broken by {r.vote.tie_break}")))
     mode = mode_label(r.mode)
     return Header(
         title=REPORT_TITLE,
@@ -221,7 +222,7 @@ def _vote(r: RunRecord) -> VoteSummary | None:
     counts = ", ".join(f"“{k}”: {n}" for k, n in sorted(v.counts.items(), key=lambda kv: -kv[1])) or "none"
     line = sentence(f"Counts: {counts}") + " " + sentence(f"Winner: {v.winner or '(none)'}")
     if v.tied:
-        line += " " + sentence(f"Tied: {', '.join(v.tied)}; broken by {v.tie_break}")
+        line += " " + sentence(f"Tied: {', '.join(v.tied)}; " + TIE_RULES.get(v.tie_break, f"broken by {v.tie_break}"))
     counts_text = line
     if v.detail:
         line += " " + sentence(v.detail)

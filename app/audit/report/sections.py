@@ -187,7 +187,7 @@ def vote(ctx: Ctx) -> list[Any]:
     # independent passes) is what the vote rested on, so it is given in full.
     out.append(para(ctx, clip(v.counts_text or v.counts_line, 700), "small"))
     if v.counts_text and v.detail:
-        out.append(para(ctx, sentence(v.detail), "small"))
+        out.append(para(ctx, clip(sentence(v.detail), 1500), "small"))
     return out
 
 
