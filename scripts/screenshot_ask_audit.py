@@ -8,18 +8,24 @@ tiny profile, and grabs the window once the audit panel is filled.
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-CT = REPO.parent / "shared" / "data" / "ct-chest-lung1" / "dicom"
+CT = Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1" / "dicom"
 SLICE, BOX = 33, (198, 339, 236, 377)
 
 
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "docs" / "screenshots" / "ask-audit-ct.png")
+    # A throw-away home: the screenshot's run, settings and recent questions never reach the user's.
+    home = tempfile.mkdtemp(prefix="care-screenshot-")
+    os.environ.update(HOME=home, XDG_CONFIG_HOME=f"{home}/.config", CARE_DATA_DIR=f"{home}/data",
+                      CARE_CONFIG_DIR=f"{home}/config")
     from PySide6.QtCore import QPoint, Qt, QTimer
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
@@ -37,9 +43,8 @@ def main() -> int:
     care = w.care
 
     def point(col: float, row: float) -> QPoint:
-        g = w.view.geometry_
-        c0, r0, _, _ = g.array_rect_to_screen(col, row, col + 1, row + 1)
-        p = w.view.image_to_widget(c0 + 0.5, r0 + 0.5)
+        # Boxes are in the display frame: the slice's pixels as the view shows them.
+        p = w.view.image_to_widget(col + 0.5, row + 0.5)
         return QPoint(round(p.x()), round(p.y()))
 
     def loaded(_volumes) -> None:
