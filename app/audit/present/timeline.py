@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.pipeline.coordinator.uncertainty import REGROUND_LABEL
 from app.pipeline.record import RunRecord
-from app.pipeline.vocab import CoordEventKind, DecisionSource, Mode
+from app.pipeline.vocab import REGROUND_LABEL, CoordEventKind, DecisionSource, Mode
 
 from .formatting import elide, fmt_time, names
 from .model import Coordinator, TimelineRow

@@ -34,9 +34,9 @@ from app.pipeline.record import Answer, MaskRecord
 from app.pipeline.types import EvidenceType
 
 # The record's action vocabulary; the ReGroundAction dataclass below is the whole decision.
+from app.pipeline.vocab import REGROUND_LABEL  # noqa: F401 - re-exported for the coordinator
 from app.pipeline.vocab import ReGroundAction as ReGroundKind
 
-REGROUND_LABEL = "entropy-guided re-grounding (heuristic after MedVR; not part of CARE)"
 DEFAULT_THRESHOLD = 0.4  # nats per answer token; geometric-mean answer-token probability < 0.67
 MAX_MARGIN = 2.0  # beyond this a "crop" is mostly the whole slice
 
