@@ -14,6 +14,12 @@ EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
 EXIT_AUDIT = 5  # the audit trail cannot record the run (damaged, unwritable, full): nothing was run
 
 
+def coord_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The CARE-Coord options given on the command line (None: the profile's)."""
+    return {"uncertainty_threshold": args.uncertainty_threshold, "reground": args.reground,
+            "may_revise": args.may_revise}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="DICOM folder/file, NIfTI, NRRD, MHA or 2D image")
     p.add_argument("--question", "-q", required=True, help="the question, in quotes")
@@ -41,8 +47,14 @@ def add_remote_arguments(p: argparse.ArgumentParser) -> None:
                    help="consent to sending the slice images to the profile's remote server(s) (recorded per "
                         "endpoint; without it you are asked on a terminal, and refused otherwise)")
     p.add_argument("--uncertainty-threshold", type=float, metavar="NATS",
-                   help="CARE-Coord: re-ground when the answer tokens' mean surprisal (-mean log p) exceeds this "
-                        "(default 0.4, or the profile's)")
+                   help="CARE-Coord with re-grounding: re-ground when the answer tokens' mean surprisal "
+                        "(-mean log p) exceeds this (default 0.4, or the profile's)")
+    p.add_argument("--reground", action="store_true", default=None,
+                   help="CARE-Coord: turn on entropy-guided re-grounding (a heuristic after MedVR; not part of "
+                        "CARE; off unless the profile turns it on)")
+    p.add_argument("--may-revise", action=argparse.BooleanOptionalAction, default=None,
+                   help="CARE-Coord: may the coordinator's review replace the experts' vote answer (default: the "
+                        "profile's; yes for a remote coordinator, no for a local model)")
 
 
 def remote_endpoints(profile: Any, mode: str) -> list[str]:
@@ -254,8 +266,7 @@ def run(args: argparse.Namespace) -> int:
         observer = AuditRunObserver(store, volume.patient, None, _progress)
         try:
             pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
-            strategy = strategy_for(args.mode, pipeline, eager=True,
-                                    uncertainty_threshold=args.uncertainty_threshold)
+            strategy = strategy_for(args.mode, pipeline, eager=True, **coord_overrides(args))
             pipeline.check_weights()
             from app.cli.interrupt import cancel_on_sigint
 

@@ -163,6 +163,7 @@ class VQAResult:
     vote_correct: bool | None = None
     coord_change: str = ""  # "unchanged" | "correction" | "erroneous" | "neutral"
     coord_fallback: bool = False
+    coord_proposed: str = ""  # the coordinator's different answer, not applied (may_revise off)
 
 
 @dataclass
@@ -205,7 +206,7 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     from app.pipeline.run_io import write_run
     from app.pipeline.types import PipelineError, WeightsMissingError
 
-    from app.cli.ask_cmd import ensure_remote_consent
+    from app.cli.ask_cmd import coord_overrides, ensure_remote_consent
     from app.pipeline.coordinator import ChangeStats, classify_change
     from app.pipeline.strategies import strategy_for
 
@@ -216,7 +217,7 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
     pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
     changes = ChangeStats()
     try:
-        strategy = strategy_for(args.mode, pipeline, eager=True, uncertainty_threshold=args.uncertainty_threshold)
+        strategy = strategy_for(args.mode, pipeline, eager=True, **coord_overrides(args))
         pipeline.check_weights()
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)
@@ -254,7 +255,8 @@ def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
             r.vote_prediction, r.vote_correct = decision.vote_answer, scorer(decision.vote_answer)
             r.coord_fallback = decision.source != "review"
             r.coord_change = classify_change(decision.vote_answer, decision.final_answer, scorer, norm)
-            changes.add(r.coord_change, fallback=r.coord_fallback)
+            r.coord_proposed = decision.proposed_answer
+            changes.add(r.coord_change, fallback=r.coord_fallback, withheld=bool(decision.proposed_answer))
         if record.errors:
             r.error = "; ".join(record.errors)
         if args.out:

@@ -80,7 +80,13 @@ class CoordinatorOptions:
     """The CARE-Coord coordinator itself (any backend), role ``coordinator`` only."""
 
     uncertainty_threshold: float = 0.4
-    reground: bool = True
+    # Entropy-guided re-grounding: a heuristic after MedVR (a training-time mechanism there),
+    # not part of CARE, so opt-in.
+    reground: bool = False
+    # May the review replace the experts' vote answer? Off for a local (small) coordinator: the
+    # paper found weaker coordinators over-rewrite expert answers; it then reviews, and a
+    # different answer is recorded as a finding. A remote coordinator (GPT-5) defaults to on.
+    may_revise: bool = False
     max_extra_rounds: int = 2
     max_new_tokens: int = 768
 
@@ -89,6 +95,7 @@ class CoordinatorOptions:
 class RemoteCoordinatorOptions:
     """How the coordinator talks to a remote endpoint, role ``coordinator`` with backend remote."""
 
+    may_revise: bool = True  # the paper's GPT-5 coordinator revises (overrides CoordinatorOptions)
     send_images: bool = False  # only with the user's consent for the endpoint
     token_param: str = "max_tokens"  # OpenAI reasoning models want max_completion_tokens
     send_temperature: bool = True

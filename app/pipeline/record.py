@@ -306,6 +306,7 @@ class CoordReview:
     next_evidence: list[EvidenceType] = field(default_factory=list)
     next_entities: list[str] = field(default_factory=list)
     images_sent: bool = False
+    finding: str = ""  # a disagreement with the experts that was recorded, not applied (may_revise off)
 
 
 @dataclass
@@ -335,6 +336,17 @@ class CoordDecision:
     changed_vote: bool = False  # final answer differs from the vote answer (after normalisation)
     extra_rounds: int = 0
     failure: str = ""  # why the coordinator could not decide, when it could not
+    proposed_answer: str = ""  # the review's different answer, kept out of final_answer (may_revise off)
+
+
+@dataclass
+class CoordSettings:
+    """The coordinator options a CARE-Coord run ran with (the audit says which were on)."""
+
+    may_revise: bool = False  # may the review replace the experts' vote answer
+    reground: bool = False  # entropy-guided re-grounding: a heuristic after MedVR, not part of CARE
+    uncertainty_threshold: float = 0.4
+    max_extra_rounds: int = 2
 
 
 @dataclass
@@ -388,6 +400,7 @@ class RunRecord:
     overrides: list[Override] = field(default_factory=list)
     coordinator: list[CoordinatorEvent] = field(default_factory=list)
     coordinator_decision: CoordDecision | None = None  # CARE-Coord runs only
+    coordinator_settings: CoordSettings | None = None  # CARE-Coord runs only
     # Template-token-like pieces of the question (``<|im_start|>``, ``<img>``, ...) that every
     # prompt wrote as literal text (app.pipeline.prompt_safety); ``question`` stays verbatim.
     question_literal_tokens: list[str] = field(default_factory=list)

@@ -107,6 +107,11 @@ class ReviewAction(_StrEnum):
     ANOTHER_ROUND = "another_round"
 
 
+# How every re-grounding step is labelled (record and audit): not part of CARE. Here, not in the
+# coordinator package, so the audit layer names it without importing the pipeline's image code.
+REGROUND_LABEL = "entropy-guided re-grounding (heuristic after MedVR; not part of CARE)"
+
+
 class ReGroundAction(_StrEnum):
     UNSET = ""  # a CoordReGround built without an action (the record's default)
     NEXT_ENTITY = "next_entity"

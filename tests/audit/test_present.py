@@ -16,7 +16,7 @@ from app.audit.present import DISCLAIMER, build_presentation, elide, fmt_local_m
 from app.audit.report import build_report
 from app.cli.ask_cmd import coordinator_lines, format_summary
 from app.pipeline.record import (
-    CoordDecision, CoordinatorEvent, CoordPlan, CoordReGround, CoordReview, CoordRound, Override,
+    CoordDecision, CoordinatorEvent, CoordPlan, CoordReGround, CoordReview, CoordRound, CoordSettings, Override,
 )
 from app.pipeline.types import EvidenceType
 from app.pipeline.vocab import OverrideKind
@@ -75,6 +75,22 @@ def _coord_variant(record):
         CoordinatorEvent(t % 5, "decision", {"source": "review"}, decision=d),
     ]
     r.coordinator_decision = d
+    r.coordinator_settings = CoordSettings(may_revise=True, reground=True, uncertainty_threshold=0.4)
+    return r
+
+
+def _coord_kept_variant(record):
+    """CARE-Coord with revising off (a local coordinator): the review proposed "No", the
+    experts' "Yes" stands and the disagreement is a finding."""
+    r = _coord_variant(record)
+    r.coordinator = [e for e in r.coordinator if e.kind in ("plan", "review") or (e.round and e.round.round == 0)]
+    finding = "the coordinator disagrees with the experts: it proposed 'No' (chose A2); the vote answer 'Yes' stands"
+    r.coordinator[-1].review.finding = finding
+    d = CoordDecision(final_answer="Yes", source="review", candidate="A2", rests_on=["A2"], vote_answer="Yes",
+                      changed_vote=False, proposed_answer="No")
+    r.coordinator.append(CoordinatorEvent("2025-03-15T10:20:45+00:00", "decision", {"source": "review"}, decision=d))
+    r.coordinator_decision, r.final_answer = d, "Yes"
+    r.coordinator_settings = CoordSettings(may_revise=False, reground=False)
     return r
 
 
@@ -99,7 +115,8 @@ def rendered(real_run, tmp_path_factory, qapp):
                                 "note": "prior CT"}, "dr.a")
     out = {}
     panel = AuditPanel(_View())
-    for name, rec in (("run", record), ("tied", _tied_vote(record)), ("coord", _coord_variant(record))):
+    for name, rec in (("run", record), ("tied", _tied_vote(record)), ("coord", _coord_variant(record)),
+                      ("coord_kept", _coord_kept_variant(record))):
         pres = build_presentation(rec, [override])
         panel.show_record(rec, [override], on_view=False)
         pdf = tmp_path_factory.mktemp("present") / f"{name}.pdf"
@@ -163,7 +180,12 @@ def test_coordinator_timeline_reads_the_same_in_all_three(rendered):
     pdf = "".join(pages)
     rows = p.coordinator.rows
     assert [r.kind for r in rows] == ["plan", "round", "reground", "round", "review", "decision"]
-    assert rows[2].summary == "uncertainty 0.83 vs 0.40 -> looser_crop (uncertain)"
+    assert rows[2].summary == ("entropy-guided re-grounding (heuristic after MedVR; not part of CARE): "
+                               "uncertainty 0.83 vs 0.40 -> looser_crop (uncertain)")
+    options = p.coordinator.options_text
+    assert "may revise: yes" in options and "not part of CARE): on (uncertainty threshold 0.4)" in options
+    for shown in (panel, pdf, cli):
+        assert _alnum(options) in _alnum(shown)
     for r in rows:  # the panel's line per event; the report's time, step and detail
         assert f"{r.time} {r.kind} {r.summary}" in " ".join(panel.split())
         assert _alnum(r.time + r.kind + r.detail_json) in _alnum(pdf)
@@ -172,6 +194,19 @@ def test_coordinator_timeline_reads_the_same_in_all_three(rendered):
         assert line in cli
     assert "coordinator changed the vote answer 'Yes'" in cli
     assert f"Decided by {p.coordinator.decision_by}" in panel and "differs from the vote: Yes" in panel
+
+
+def test_coordinator_options_and_finding_read_the_same_in_all_three(rendered):
+    rec, p, panel, pages, cli = rendered["coord_kept"]
+    pdf = "".join(pages)
+    c = p.coordinator
+    assert "may revise: no" in c.options_text and "not part of CARE): off" in c.options_text
+    assert c.finding == rec.coordinator[2].review.finding and "proposed 'No'" in c.finding
+    assert c.decision_answer == "Yes" and c.decision_changed is None
+    for shown in (panel, pdf, cli):
+        assert _alnum(c.options_text) in _alnum(shown)
+        assert _alnum(c.finding) in _alnum(shown)
+    assert "re-grounding" not in " ".join(r.summary for r in c.rows)
 
 
 def test_one_override_type_for_record_store_and_views(real_run):

@@ -95,14 +95,16 @@ def test_ask_coord_prints_the_timeline(manifest, experts, coord_server, plain_ex
     coord_server.set_responder(CoordScript([plan("global")], [review("revise", "A1", final_answer="no")]))
     out = tmp_path / "run"
     code = main(["ask", str(ct_dicom_dir), "-q", "Is there a mass?", "--mode", "coord", "--out", str(out),
-                 "--yes-send-images", "--uncertainty-threshold", "0.01"])
+                 "--yes-send-images", "--uncertainty-threshold", "0.01", "--reground"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "coordinator plan: global" in captured.out and "review: revise A1" in captured.out
     assert "coordinator changed the vote answer 'yes' -> 'no'" in captured.out and "answer: no" in captured.out
     # --uncertainty-threshold 0.01 beat the profile's 10: the answer (u = 0.05) triggered re-grounding,
     # though with no mask and global already used there was nothing else to look at.
-    assert "re-ground: none (answer-token uncertainty 0.050 > threshold 0.01" in captured.out
+    assert ("entropy-guided re-grounding (heuristic after MedVR; not part of CARE): none "
+            "(answer-token uncertainty 0.050 > threshold 0.01") in captured.out
+    assert "may revise: yes" in captured.out  # a remote coordinator revises by default, as in the paper
     assert "no accepted mask to zoom into" in captured.out
     from app.pipeline.run_io import read_run
 
@@ -165,13 +167,17 @@ def test_eval_coord_reports_corrections_and_erroneous_changes(manifest, experts,
     code = main(["eval", str(dataset), "--mode", "coord", "--out", str(out), "--yes-send-images"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "coordinator changed 3 of 5 vote answers (60.00%)" in captured.out
+    # The paper's definition: changed = corrections + erroneous; the neutral rewording apart.
+    assert "coordinator changed 2 of 5 vote answers (40.00%; changed = wrong -> right + right -> wrong" in captured.out
+    assert "neutral, not counted as changed (a different answer, same correctness)    1   20.00%" in captured.out
     assert "corrections (wrong -> right)      1   20.00%" in captured.out
     assert "erroneous   (right -> wrong)      1   20.00%" in captured.out
     assert "failed on 1 item(s)" in captured.out
     summary = json.loads((out / "eval.json").read_text())
     ch = summary["coordinator_changes"]
-    assert (ch["n"], ch["corrections"], ch["erroneous"], ch["neutral"], ch["fallbacks"]) == (5, 1, 1, 1, 1)
+    assert (ch["n"], ch["changed"], ch["corrections"], ch["erroneous"], ch["neutral"], ch["fallbacks"]) == (
+        5, 2, 1, 1, 1, 1)
+    assert ch["changed_pct"] == pytest.approx(40.0) and "changed = wrong->right" in ch["definition"]
     assert [i["coord_change"] for i in summary["items"]] == ["unchanged", "correction", "erroneous", "neutral",
                                                              "unchanged"]
     assert summary["accuracy"]["OVERALL"]["correct"] == 3  # Q1, Q2, and Q5 (the vote "yes" stood)

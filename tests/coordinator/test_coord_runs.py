@@ -137,7 +137,7 @@ def test_uncertain_answer_is_regrounded_before_review(make_pipeline, coord_serve
         "crop_2": ("The zoomed tumour is a spiculated mass.", "yes", -0.05),
     }
     coord_server.set_responder(CoordScript([plan("crop")], [review("choose", "A2")]))
-    record = run_coord(make_pipeline(coord_server, max_extra_rounds=1), ct_volume, k, QUESTION)
+    record = run_coord(make_pipeline(coord_server, max_extra_rounds=1, reground=True), ct_volume, k, QUESTION)
     assert kinds(record) == ["plan", "round", "reground", "round", "review", "decision"]
     rg = record.coordinator[2].reground
     assert rg.uncertainty == pytest.approx(1.2) and rg.threshold == pytest.approx(0.4)
@@ -167,7 +167,7 @@ def test_threshold_from_the_profile_disables_regrounding(make_pipeline, coord_se
     k, _ = tumour
     default_experts.later = {"crop_1": ("Hard to say.", "no", -1.2)}
     coord_server.set_responder(CoordScript([plan("crop")], [review("accept", "A1")]))
-    record = run_coord(make_pipeline(coord_server, uncertainty_threshold=1.5), ct_volume, k, QUESTION)
+    record = run_coord(make_pipeline(coord_server, uncertainty_threshold=1.5, reground=True), ct_volume, k, QUESTION)
     assert kinds(record) == ["plan", "round", "review", "decision"]
     assert record.coordinator[1].detail["uncertainty"] == "1.200"
 
@@ -182,7 +182,7 @@ def test_looser_crop_twice_then_review(make_pipeline, coord_server, experts, ct_
         entity_reply=f"<think>t</think><answer><ref>lung tumour</ref><box>[{norm1000(box)}]</box></answer>",
         answers={"crop": ("Cannot tell.", "maybe", -2.0)}))
     coord_server.set_responder(CoordScript([plan("crop")], [review("revise", "A3", final_answer="indeterminate")]))
-    record = run_coord(make_pipeline(coord_server), ct_volume, k, QUESTION)
+    record = run_coord(make_pipeline(coord_server, reground=True), ct_volume, k, QUESTION)
     assert kinds(record) == ["plan", "round", "reground", "round", "reground", "round", "review", "decision"]
     regrounds = [e.reground for e in record.coordinator if e.reground is not None]
     assert [(r.action, r.crop_margin) for r in regrounds] == [("looser_crop", 0.5), ("looser_crop", 1.0)]

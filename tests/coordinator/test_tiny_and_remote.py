@@ -50,6 +50,7 @@ def test_tiny_local_coordinator_falls_back_to_care_flow(tiny_pipeline, ct_volume
     coordinator = coord_strategy(tiny_pipeline).coordinator
     assert coordinator.backend.vlm is tiny_pipeline.backend("vqa")  # nothing extra loaded
     assert coordinator.config.max_new_tokens == 48  # from the tiny profile's coordinator role
+    assert (coordinator.config.may_revise, coordinator.config.reground) == (False, False)  # local: review only
     kinds = [e.kind for e in record.coordinator]
     assert kinds == ["failure", "round", "decision"], record.coordinator
     failure = record.coordinator[0]

@@ -82,8 +82,9 @@ def test_change_classification_and_percentages():
         stats.add(kind)
     stats.add(UNCHANGED, fallback=True)
     d = stats.to_dict()
-    assert (d["n"], d["changed"], d["corrections"], d["erroneous"], d["neutral"], d["fallbacks"]) == (5, 3, 1, 1, 1, 1)
-    assert d["changed_pct"] == pytest.approx(60.0) and d["corrections_pct"] == pytest.approx(20.0)
+    # changed = corrections + erroneous (the paper's definition); the neutral change apart.
+    assert (d["n"], d["changed"], d["corrections"], d["erroneous"], d["neutral"], d["fallbacks"]) == (5, 2, 1, 1, 1, 1)
+    assert d["changed_pct"] == pytest.approx(40.0) and d["corrections_pct"] == pytest.approx(20.0)
     assert d["net_gain_pct"] == pytest.approx(0.0)
     text = stats.format()
-    assert "changed 3 of 5 vote answers (60.00%)" in text and "wrong -> right" in text and "failed on 1" in text
+    assert "changed 2 of 5 vote answers (40.00%" in text and "wrong -> right" in text and "failed on 1" in text

@@ -154,6 +154,8 @@ class Coordinator:
     decision_failure: str
     terminal_lines: tuple[str, ...]  # the terminal's shorter timeline
     empty_text: str  # report text without events
+    options_text: str = ""  # which coordinator options were on ("" when the record does not say)
+    finding: str = ""  # the coordinator's disagreement, recorded but not applied (may_revise off)
 
 
 @dataclass(frozen=True)

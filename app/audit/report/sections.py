@@ -197,6 +197,10 @@ def coordinator(ctx: Ctx) -> list[Any]:
     if not c.rows:
         return out + [para(ctx, c.empty_text, "body")]
     fw = ctx.frame_width
+    if c.options_text:
+        out.append(para(ctx, c.options_text, "small"))
+    if c.finding:
+        out.append(para(ctx, f"Review finding: {c.finding}", "small"))
     rows: list[list[Any]] = [["Time", "Step", "Detail"]]
     rows += [[e.time, e.kind, e.detail_json] for e in c.rows]
     return out + [table(ctx, rows, [0.22 * fw, 0.14 * fw, 0.64 * fw])]

@@ -8,12 +8,15 @@ every step appended to the record's coordinator timeline::
     PLAN      which evidence types to run   (structured reply, schema-validated)
     round 0   the planned evidence -> answers -> expert majority vote (record.vote)
     loop, at most ``max_extra_rounds`` extra rounds:
-      RE-GROUND  the round's answer-token uncertainty > threshold -> next entity /
-                 looser crop / other evidence, automatically (MedVR-style), before review
+      RE-GROUND  opt-in (``reground``), a heuristic after MedVR, not part of CARE: the round's
+                 answer-token uncertainty > threshold -> next entity / looser crop / other
+                 evidence, automatically, before review
       REVIEW     per candidate: does the CoT support the answer, does it address the
                  question -> accept the vote / choose another candidate / revise (resting
                  on named candidates) / ask for another round
-    DECISION  the final answer, and whether it changed the vote answer
+    DECISION  the final answer, and whether it changed the vote answer. With ``may_revise``
+              off (a local coordinator's default) the review cannot replace the experts' vote
+              answer: a different answer it proposes is recorded as a review finding instead.
 
 The paper found planning alone adds nothing and the review is where the gain is; so a
 failed *plan* still runs every evidence type (CARE-Flow), and a failed review keeps the
@@ -39,6 +42,7 @@ from app.pipeline.record import (
     CoordReGround,
     CoordReview,
     CoordRound,
+    CoordSettings,
     Entity,
     MaskRecord,
     ModelCall,
@@ -60,7 +64,9 @@ from .schemas import (
     review_problem,
     review_schema,
 )
-from .uncertainty import DEFAULT_THRESHOLD, GroundingHistory, answer_uncertainty, choose_reground, round_uncertainty
+from .uncertainty import (
+    DEFAULT_THRESHOLD, REGROUND_LABEL, GroundingHistory, answer_uncertainty, choose_reground, round_uncertainty,
+)
 
 if TYPE_CHECKING:
     from app.pipeline.context import RunContext
@@ -73,7 +79,8 @@ DEFAULT_MAX_NEW_TOKENS = 768
 @dataclass
 class CoordConfig:
     uncertainty_threshold: float = DEFAULT_THRESHOLD  # nats per answer token (see uncertainty.py)
-    reground: bool = True  # uncertainty-driven re-grounding on/off
+    reground: bool = False  # entropy-guided re-grounding (heuristic after MedVR): opt-in
+    may_revise: bool = False  # may the review replace the vote answer (the factory: on for remote)
     max_extra_rounds: int = DEFAULT_MAX_EXTRA_ROUNDS  # rounds after the planned one (re-ground or review)
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS  # per coordinator reply
 
@@ -86,7 +93,7 @@ class CoordConfig:
         cfg.uncertainty_threshold = float(cfg.uncertainty_threshold)
         cfg.max_extra_rounds = max(0, min(int(cfg.max_extra_rounds), DEFAULT_MAX_EXTRA_ROUNDS))
         cfg.max_new_tokens = max(16, int(cfg.max_new_tokens))
-        cfg.reground = bool(cfg.reground)
+        cfg.reground, cfg.may_revise = bool(cfg.reground), bool(cfg.may_revise)
         return cfg
 
 
@@ -137,6 +144,9 @@ class CareCoordinator:
 
     def _run(self, run: _Run) -> None:
         stages, ctx = run.stages, run.ctx
+        cfg = self.config
+        run.record.coordinator_settings = CoordSettings(cfg.may_revise, cfg.reground, cfg.uncertainty_threshold,
+                                                        cfg.max_extra_rounds)
         ctx.check_cancel()
         entities = stages.propose_entities(ctx)
         ctx.check_cancel()
@@ -156,7 +166,6 @@ class CareCoordinator:
             self._fallback(run, failure)
             return
 
-        cfg = self.config
         while True:
             ctx.check_cancel()
             if cfg.reground and run.extra < cfg.max_extra_rounds:
@@ -260,7 +269,8 @@ class CareCoordinator:
         why = (f"answer-token uncertainty {shown} > threshold {cfg.uncertainty_threshold:g}"
                + (f" (over {', '.join(ids)})" if ids else ""))
         value = None if math.isinf(ru.value) else ru.value
-        self._event(run, K.REGROUND, {"trigger": why, "action": action.action, "reason": action.reason},
+        self._event(run, K.REGROUND, {"label": REGROUND_LABEL, "trigger": why, "action": action.action,
+                                      "reason": action.reason},
                     reground=CoordReGround(current.number, value, cfg.uncertainty_threshold, ids, action.action,
                                            list(action.evidence), list(action.entities), action.crop_margin,
                                            f"{why}; {action.reason}"))
@@ -325,9 +335,27 @@ class CareCoordinator:
         else:  # "revise", or "another_round" when no round is left (the schema forbids it then)
             final = review.final_answer or vote_raw
         changed = normalize_answer(final, question=run.ctx.question) != vote_norm
+        proposed = ""
+        if changed and not self.config.may_revise:
+            # Review without revision: the experts' answer stands, the disagreement is kept.
+            proposed, final, changed = final, vote_raw, False
+            self._note_finding(run, review, proposed, vote_raw)
         decision = CoordDecision(final, DecisionSource.REVIEW, review.candidate, list(review.rests_on), vote_raw, changed,
-                                 run.extra)
+                                 run.extra, proposed_answer=proposed)
         self._finish(run, decision)
+
+    def _note_finding(self, run: _Run, review: ReviewReply, proposed: str, vote_raw: str) -> None:
+        """The review proposed another answer while revising is off: a finding on the review
+        event (the record and the audit show it), never silently dropped."""
+        how = f"chose {review.candidate}" if review.action is ReviewAction.CHOOSE else f"{review.action}"
+        finding = (f"the coordinator disagrees with the experts: it proposed {proposed!r} ({how}, resting on "
+                   f"{', '.join(review.rests_on) or '-'}); revising is off (may_revise = false), so the "
+                   f"experts' vote answer {vote_raw!r} stands")
+        for ev in reversed(run.record.coordinator):
+            if ev.review is not None:
+                ev.review.finding = finding
+                ev.detail["finding"] = finding
+                break
 
     def _fallback(self, run: _Run, failure: CoordinatorFailure) -> None:
         """The coordinator gave no usable reply: the CARE-Flow answer (every evidence type of
@@ -365,6 +393,9 @@ class CareCoordinator:
             detail["rests_on"] = ", ".join(decision.rests_on)
         if decision.failure:
             detail["failure"] = decision.failure
+        if decision.proposed_answer:
+            detail["proposed_answer"] = decision.proposed_answer
+            detail["may_revise"] = False
         self._event(run, K.DECISION, detail, decision=decision)
         shown = " ".join(decision.final_answer.split())[:60]
         run.ctx.report(Stage.REVIEW, f"answer: {shown or '(none)'}", 1.0)

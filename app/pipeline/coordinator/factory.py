@@ -6,8 +6,10 @@
   same folder, so nothing extra loads).
 - no coordinator role: the profile's own VQA model, already loaded, coordinates.
 
-Options beside the backend's (``uncertainty_threshold``, ``reground``, ``max_extra_rounds``,
-``max_new_tokens``) configure the coordinator itself; keyword overrides win (CLI flags).
+Options beside the backend's (``uncertainty_threshold``, ``reground``, ``may_revise``,
+``max_extra_rounds``, ``max_new_tokens``) configure the coordinator itself; keyword overrides
+win (CLI flags). ``may_revise`` absent: on for a remote coordinator (the paper's GPT-5), off
+for a local model (the paper found weaker coordinators over-rewrite expert answers).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ def build_coordinator(pipeline: "PipelineHost", *, consent: "ConsentStore | None
                       **overrides: Any) -> CareCoordinator:
     spec = pipeline.profile.get(Role.COORDINATOR)
     options: dict[str, Any] = dict(spec.options) if spec is not None else {}
+    options.setdefault("may_revise", spec is not None and spec.backend == BackendKind.REMOTE)
     if spec is None:
         backend: Any = VLMCoordinatorBackend(lambda: pipeline.backend(Role.VQA), label="vqa")
         if pipeline.max_new_tokens is not None and "max_new_tokens" not in overrides:

@@ -1,5 +1,9 @@
 """Uncertainty-driven re-grounding (after MedVR's Entropy-guided Visual Regrounding).
 
+Not part of CARE: MedVR's EVR is a training-time (RL exploration) mechanism; applying it at
+inference is this app's heuristic, so it is opt-in (``reground = true``) and every re-grounding
+is labelled :data:`REGROUND_LABEL` in the record and the audit.
+
 Measure. The uncertainty of an answer is the mean surprisal of its answer tokens,
 ``u = -mean(log p(token))`` over the ``<answer>`` span (= ``-log`` of the record's
 ``mean_answer_prob``). Why this and not the full token entropy: both backends return the
@@ -28,7 +32,9 @@ from app.pipeline.evidence import DEFAULT_MARGIN
 from app.pipeline.flow import EVIDENCE_ORDER, vote
 from app.pipeline.record import Answer, MaskRecord
 from app.pipeline.types import EvidenceType
+
 # The record's action vocabulary; the ReGroundAction dataclass below is the whole decision.
+from app.pipeline.vocab import REGROUND_LABEL  # noqa: F401 - re-exported for the coordinator
 from app.pipeline.vocab import ReGroundAction as ReGroundKind
 
 DEFAULT_THRESHOLD = 0.4  # nats per answer token; geometric-mean answer-token probability < 0.67

@@ -19,7 +19,11 @@ def fill_coordinator(sec: Section, p: RunPresentation) -> None:
             text += " " + span(f"(differs from the vote: {esc(c.decision_changed)})", WARN)
         if c.decision_failure:
             text += "<br>" + span(esc(c.decision_failure), ERROR)
+        if c.finding:  # the coordinator disagreed but may not revise: shown, never dropped
+            text += "<br>" + span(esc(f"Review finding: {c.finding}"), WARN)
         lines.append(text)
+    if c.options_text:
+        lines.append(span(esc(c.options_text), DIM))
     for ev in c.rows:
         lines.append(f"{span(esc(ev.time), DIM)} <b>{esc(ev.kind)}</b> {esc(ev.summary)}")
     sec.add(label("<br>".join(lines), rich=True))
