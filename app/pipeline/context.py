@@ -14,6 +14,7 @@ import numpy as np
 
 from app.study.volume import Volume, Window
 
+from .profile_options import EvidenceOptions
 from .record import RunRecord, StageTiming, utc_now
 from .types import Box, Cancelled, Stage
 
@@ -51,6 +52,7 @@ class RunContext:
     # VQA inputs asked so far in this run (digest of prompt + images -> index into
     # record.answers of the row that asked it): an identical input is never asked twice.
     asked: dict[str, int] = field(default_factory=dict)
+    evidence: EvidenceOptions = field(default_factory=EvidenceOptions)  # the profile's vqa-role evidence options
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel():

@@ -35,7 +35,7 @@ from app.study.display_frame import DisplayFrame, display_frame
 from app.study.edge_labels import native_edge_labels, plane_name
 from app.study.volume import Volume, Window
 
-from . import evidence as ev
+from . import evidence_stage
 from . import prompts
 from .backends.roles import WARM_UP_ROLES, ModelRoles
 from .context import CancelFn, ProgressFn, RunContext, StageClock
@@ -218,6 +218,7 @@ class CarePipeline:
             volume=volume, slice_index=int(slice_index), window=window, question=question, record=record,
             pixels=pixels, image_rgb=image, image_key=key, progress=progress, cancel=cancel,
             boxes=clipped, discarded={d.strip().lower() for d in (discarded or set())},
+            evidence=evidence_stage.evidence_options(self.profile),
         )
 
     # ----------------------------------------------------------------------------------
@@ -339,29 +340,7 @@ class CarePipeline:
                        masks: Sequence[MaskRecord] | None = None, margin: float | None = None) -> list[EvidenceItem]:
         """Evidence items from the accepted masks (``masks``: a subset, e.g. one entity a
         coordinator re-grounds on; ``margin``: a looser or tighter crop than the default)."""
-        record = ctx.record
-        extra: dict = {} if margin is None else {"margin": float(margin)}
-        if ctx.volume.invert_display:
-            extra["invert"] = True  # MONOCHROME1: the crop is inverted like the slice
-        vlm = self.backend(Role.VQA)
-        size = int(getattr(vlm, "image_size", 0) or ev.DEFAULT_INPUT_SIZE) if vlm is not None else ev.DEFAULT_INPUT_SIZE
-        items: list[EvidenceItem] = []
-        with StageClock(record, Stage.EVIDENCE):
-            for kind in kinds:
-                ctx.report(Stage.EVIDENCE, f"building {EvidenceType(kind).value} evidence")
-                item = ev.build_evidence(kind, ctx.pixels, ctx.window, ctx.image_rgb,
-                                         record.masks if masks is None else masks, input_size=size, **extra)
-                n = sum(1 for e in record.evidence if e.type == item.type)
-                suffix = "" if n == 0 else f"_{n + 1}"
-                item.image_files = ["slice.png"] + [
-                    f"evidence_{item.type.value}{suffix}.png" for _ in item.images[1:]
-                ]
-                if item.fallback:
-                    record.warn(f"{item.type.value} evidence fell back to the global image: {item.fallback}")
-                record.evidence.append(item)
-                items.append(item)
-        ctx.report(Stage.EVIDENCE, f"{len(items)} evidence items", 1.0)
-        return items
+        return evidence_stage.build_items(ctx, kinds, self.backend(Role.VQA), masks=masks, margin=margin)
 
     # ----------------------------------------------------------------------------------
     # Stage 4: evidence-grounded VQA

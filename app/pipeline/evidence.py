@@ -1,18 +1,25 @@
 """The three CARE evidence types built from a slice and its accepted masks.
 
-- crop: a square zoom-in around the union of the accepted masks, cut from the ORIGINAL
-  modality values and windowed afterwards (never from a rendered overlay), so the crop's
-  pixels are exactly the windowed pixels of the slice, only magnified.
+- crop: a zoom-in around ONE accepted mask (the most confident, or the entity the question
+  names: :class:`~app.pipeline.vocab.CropEntity`); a crop around the union of several
+  entities would be nearly the whole slice. The crop is square in millimetres (a 0.5 x 1.0 mm
+  pixel grid gives a rectangle twice as wide as tall in pixels, resized to a square input so
+  the model sees it isotropic), square in pixels on an uncalibrated image; ``DEFAULT_MARGIN``
+  of the mask's larger side is added on each side. It is cut from the ORIGINAL modality values
+  and windowed afterwards (never from a rendered overlay).
 - mask: the union of the accepted masks as a separate black/white image. Pixel values in
   medical images carry meaning (HU), so the mask is a second model input and is never
   painted over the image.
-- global: the image alone.
+- global: the image alone, or (``GlobalEvidence.ONES_MASK``, the paper's form) the image and
+  an all-ones mask, so every evidence pass has the same two-image shape.
 
 Every evidence item lists the model's image inputs in order: the whole slice first, then
-the evidence image (crop or mask) when there is one.
+the evidence image (crop or mask) when there is one. A crop/mask item with no accepted mask
+falls back to exactly the global evidence (same images), so its request equals the global one.
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import cv2
@@ -24,9 +31,10 @@ from app.study.volume import Window
 from .segmentation.confidence import mask_bbox
 from .record import EvidenceItem, MaskRecord
 from .types import EvidenceType
+from .vocab import CropChoice, CropEntity, CropUnit, GlobalEvidence
 
-DEFAULT_MARGIN = 0.25  # of the masks' bounding-box side, on each side
-MIN_CROP = 32  # px: below this a crop magnifies noise rather than anatomy
+DEFAULT_MARGIN = 0.25  # of the mask's larger bounding-box side (in mm when calibrated), on each side
+MIN_CROP = 32  # px along the finer axis: below this a crop magnifies noise rather than anatomy
 DEFAULT_INPUT_SIZE = 448  # InternVL tile size; the crop is resized to it
 
 FALLBACK_REASON = "no mask reached the confidence threshold; using the global image"
@@ -46,27 +54,30 @@ def crop_rect(
     image_size: tuple[int, int],
     margin: float = DEFAULT_MARGIN,
     min_size: int = MIN_CROP,
+    spacing: tuple[float, float] | None = None,
 ) -> tuple[int, int, int, int]:
     """A square around ``bbox`` with ``margin`` on each side, at least ``min_size``, clamped.
 
-    ``image_size`` is (width, height). The square is shifted (not shrunk) to stay inside the
-    image; it is only cut down when the image itself is smaller than the square.
+    ``image_size`` is (width, height); ``spacing`` is (column, row) mm per pixel: the square
+    is then square in millimetres (None: in pixels). The square is shifted (not shrunk) to stay
+    inside the image; it is only cut down when the image itself is smaller than the square.
     """
     width, height = image_size
     x0, y0, x1, y1 = bbox
-    side = max(x1 - x0, y1 - y0)
-    side = int(round(side * (1.0 + 2.0 * margin)))
-    side = max(side, min_size)
+    sx, sy = spacing or (1.0, 1.0)
+    side = max((x1 - x0) * sx, (y1 - y0) * sy) * (1.0 + 2.0 * margin)
+    side = max(side, min_size * min(sx, sy))
+    sides = (max(1, int(round(side / sx))), max(1, int(round(side / sy))))
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
 
-    def place(center: float, extent: int) -> tuple[int, int]:
-        s = min(side, extent)
+    def place(center: float, extent: int, axis: int) -> tuple[int, int]:
+        s = min(sides[axis], extent)
         lo = int(round(center - s / 2.0))
         lo = min(max(lo, 0), extent - s)
         return lo, lo + s
 
-    cx0, cx1 = place(cx, width)
-    cy0, cy1 = place(cy, height)
+    cx0, cx1 = place(cx, width, 0)
+    cy0, cy1 = place(cy, height, 1)
     return cx0, cy0, cx1, cy1
 
 
@@ -94,6 +105,36 @@ def mask_image(mask: np.ndarray) -> np.ndarray:
     return _to_rgb(np.where(mask, np.uint8(255), np.uint8(0)))
 
 
+def ones_image(shape: tuple[int, ...]) -> np.ndarray:
+    """The paper's global evidence: an all-ones mask (all white) the size of the slice."""
+    return np.full((shape[0], shape[1], 3), 255, dtype=np.uint8)
+
+
+def _names(question: str, entity: str) -> bool:
+    words = [w for w in re.split(r"\W+", entity.lower()) if w]
+    return bool(words) and re.search(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", question.lower()) is not None
+
+
+def crop_mask(masks: Sequence[MaskRecord], rule: CropEntity, question: str) -> tuple[MaskRecord, CropChoice] | None:
+    """The accepted mask the crop is around and why: the most confident one, or (``rule``
+    NAMED_OR_MOST_CONFIDENT) the most confident of those whose entity the question names."""
+    accepted = [m for m in masks if m.accepted and m.mask is not None and m.mask.any()]
+    if not accepted:
+        return None
+    if CropEntity(rule) is CropEntity.NAMED_OR_MOST_CONFIDENT:
+        named = [m for m in accepted if _names(question, m.entity)]
+        if named:
+            return max(named, key=lambda m: m.confidence), CropChoice.NAMED
+    return max(accepted, key=lambda m: m.confidence), CropChoice.MOST_CONFIDENT
+
+
+def global_item(kind: EvidenceType, image_rgb: np.ndarray, mode: GlobalEvidence, fallback: str | None = None) -> EvidenceItem:
+    """The global evidence (also what a crop/mask item falls back to, with ``fallback``)."""
+    if GlobalEvidence(mode) is GlobalEvidence.ONES_MASK:
+        return EvidenceItem(kind, fallback=fallback, ones_mask=True, images=[image_rgb, ones_image(image_rgb.shape)])
+    return EvidenceItem(kind, fallback=fallback, images=[image_rgb])
+
+
 def build_evidence(
     kind: EvidenceType,
     pixels: np.ndarray,
@@ -105,29 +146,39 @@ def build_evidence(
     margin: float = DEFAULT_MARGIN,
     min_size: int = MIN_CROP,
     invert: bool = False,
+    spacing: tuple[float, float] | None = None,
+    global_evidence: GlobalEvidence = GlobalEvidence.IMAGE,
+    crop_entity: CropEntity = CropEntity.MOST_CONFIDENT,
+    question: str = "",
 ) -> EvidenceItem:
     """One evidence item for the slice (``invert``: MONOCHROME1, shown inverted).
 
     ``pixels`` are the slice's modality values [y, x] (or RGB [y, x, 3]); ``image_rgb`` is the
     same slice windowed with ``window`` (the model's first image). ``masks`` may include
-    rejected ones; only accepted masks count.
+    rejected ones; only accepted masks count. ``spacing``: (column, row) mm per pixel, None
+    when uncalibrated; ``question`` is read only to find the entity it names.
     """
     kind = EvidenceType(kind)
     accepted = [m for m in masks if m.accepted and m.mask is not None]
     names = [m.entity for m in accepted]
     if kind is EvidenceType.GLOBAL:
-        return EvidenceItem(kind, images=[image_rgb])
+        return global_item(kind, image_rgb, global_evidence)
 
     union = union_mask(accepted, image_rgb.shape[:2])
-    bbox = mask_bbox(union)
-    if bbox is None:
+    chosen = crop_mask(accepted, crop_entity, question)
+    if mask_bbox(union) is None or chosen is None:
         # Nothing reliable to point at: the evidence degrades to the global view (recorded).
-        return EvidenceItem(kind, fallback=FALLBACK_REASON, images=[image_rgb])
+        return global_item(kind, image_rgb, global_evidence, FALLBACK_REASON)
 
     if kind is EvidenceType.MASK:
         return EvidenceItem(kind, entities=names, images=[image_rgb, mask_image(union)])
 
+    target, why = chosen
     h, w = image_rgb.shape[:2]
-    rect = crop_rect(bbox, (w, h), margin=margin, min_size=min_size)
+    rect = crop_rect(mask_bbox(target.mask), (w, h), margin=margin, min_size=min_size, spacing=spacing)
     crop = resize_square(crop_pixels(pixels, window, rect, invert=invert), input_size)
-    return EvidenceItem(kind, crop_rect=rect, entities=names, images=[image_rgb, crop])
+    mm = None if spacing is None else ((rect[2] - rect[0]) * spacing[0], (rect[3] - rect[1]) * spacing[1])
+    return EvidenceItem(kind, crop_rect=rect, entities=[target.entity], images=[image_rgb, crop],
+                        crop_entity=target.entity, crop_choice=why, crop_confidence=float(target.confidence),
+                        crop_mm=mm, crop_square_in=CropUnit.PIXELS if spacing is None else CropUnit.MM,
+                        crop_margin=float(margin))

@@ -14,11 +14,12 @@ plain dict on :class:`~app.pipeline.profiles.ModelSpec` so run.json and every re
 from __future__ import annotations
 
 import dataclasses
+import enum
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.pipeline.vocab import BackendKind, Role
+from app.pipeline.vocab import BackendKind, CropEntity, GlobalEvidence, Role
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,14 @@ class CoordinatorOptions:
 
 
 @dataclass(frozen=True)
+class EvidenceOptions:
+    """How stage 3 builds the evidence the VQA model reads, role ``vqa`` only (any backend)."""
+
+    global_evidence: GlobalEvidence = GlobalEvidence.IMAGE  # "ones-mask": the paper's all-ones mask as Image-2
+    crop_entity: CropEntity = CropEntity.MOST_CONFIDENT  # which accepted mask the zoom-in crop is around
+
+
+@dataclass(frozen=True)
 class RemoteCoordinatorOptions:
     """How the coordinator talks to a remote endpoint, role ``coordinator`` with backend remote."""
 
@@ -118,6 +127,8 @@ def allowed_options(kind: BackendKind, role: Role) -> dict[str, Any]:
         classes.append(CoordinatorOptions)
         if kind == BackendKind.REMOTE:
             classes.append(RemoteCoordinatorOptions)
+    if role == Role.VQA:
+        classes.append(EvidenceOptions)
     out: dict[str, Any] = {}
     for cls in classes:
         out.update(typing.get_type_hints(cls))
@@ -134,11 +145,15 @@ def _type_ok(value: Any, tp: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
     if origin is Any:
         return True
+    if isinstance(origin, type) and issubclass(origin, enum.Enum):  # TOML writes the value string
+        return value in {m.value for m in origin}
     return isinstance(value, origin)
 
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp) or tp
+    if isinstance(origin, type) and issubclass(origin, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in origin)
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
             dict: "a table", list: "an array"}.get(origin, getattr(origin, "__name__", str(origin)))
 
@@ -162,5 +177,10 @@ def option_problems(kind: BackendKind, role: Role, options: dict[str, Any]) -> l
 
 def typed_options(spec_options: dict[str, Any], cls: type) -> Any:
     """``cls`` filled from the matching keys of a spec's options (the rest keep defaults)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in spec_options.items() if k in names})
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in spec_options:
+            tp, value = hints[f.name], spec_options[f.name]
+            out[f.name] = tp(value) if isinstance(tp, type) and issubclass(tp, enum.Enum) else value
+    return cls(**out)

@@ -1,8 +1,10 @@
 """Prompt texts of the CARE stages. Every run records ``PROMPT_VERSION``: bump it whenever a
 text below changes, so answers from different prompt wordings are never silently compared.
 
-Images always come first in the chat turn (the backend places them), so "Image-1" is the slice
-the radiologist is looking at and "Image-2", when present, is the evidence image. The question and
+Images always come first in the chat turn (the backend places them; with two, each after an
+"Image-N: " label as InternVL was trained), so "Image-1" is the slice the radiologist is looking
+at and "Image-2", when present, is the evidence image (for global evidence in the paper's form,
+an all-ones mask). The question and
 entity names go in through ``prompt_safety.literal``: they are text, never template tokens.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ from app.pipeline.types import EvidenceType, VLMRequest
 if TYPE_CHECKING:
     from app.pipeline.record import EvidenceItem
 
-PROMPT_VERSION = "care-prompts-1"
+PROMPT_VERSION = "care-prompts-2"  # 2: the all-ones global mask sentence; crop names its one entity
 
 SYSTEM_PROMPT = (
     "You are a careful radiology assistant. You look at medical images and answer questions about "
@@ -57,8 +59,16 @@ def entity_prompt(question: str, with_boxes: bool = True) -> str:
     )
 
 
-def _evidence_sentence(evidence: EvidenceType, entities: Sequence[str]) -> str:
+ONES_MASK_SENTENCE = (
+    "Image-2 is an all-white mask covering the whole of Image-1: no region is singled out, "
+    "so consider the image as a whole."
+)
+
+
+def _evidence_sentence(evidence: EvidenceType, entities: Sequence[str], ones_mask: bool = False) -> str:
     what = _entity_list(entities)
+    if evidence is EvidenceType.GLOBAL and ones_mask:
+        return ONES_MASK_SENTENCE
     if evidence is EvidenceType.CROP:
         return (
             f"Image-2 is a zoom-in crop of the region of Image-1 containing {what}, "
@@ -72,11 +82,13 @@ def _evidence_sentence(evidence: EvidenceType, entities: Sequence[str]) -> str:
     return ""
 
 
-def vqa_prompt(question: str, evidence: EvidenceType | str, entities: Sequence[str] = ()) -> str:
-    """Stage 3: evidence-grounded VQA with one evidence type (crop / mask / global)."""
+def vqa_prompt(question: str, evidence: EvidenceType | str, entities: Sequence[str] = (),
+               ones_mask: bool = False) -> str:
+    """Stage 3: evidence-grounded VQA with one evidence type (crop / mask / global; ``ones_mask``:
+    global evidence carries the paper's all-ones mask as Image-2)."""
     evidence = EvidenceType(evidence)
     lines = ["Image-1 is a medical image."]
-    sentence = _evidence_sentence(evidence, entities)
+    sentence = _evidence_sentence(evidence, entities, ones_mask)
     if sentence:
         lines.append(sentence + " Use it as evidence, but answer about Image-1.")
     elif entities:
@@ -88,9 +100,9 @@ def vqa_prompt(question: str, evidence: EvidenceType | str, entities: Sequence[s
     return "\n".join(lines)
 
 
-def evidence_image_count(evidence: EvidenceType | str) -> int:
+def evidence_image_count(evidence: EvidenceType | str, ones_mask: bool = False) -> int:
     """How many images a VQA request of this evidence type carries (Image-1 plus evidence)."""
-    return 1 if EvidenceType(evidence) is EvidenceType.GLOBAL else 2
+    return 1 if EvidenceType(evidence) is EvidenceType.GLOBAL and not ones_mask else 2
 
 
 # --------------------------------------------------------------------------- requests
@@ -103,5 +115,5 @@ def vqa_request(question: str, item: "EvidenceItem") -> VLMRequest:
     """The EG-VQA chat turn for one evidence item (its images in model input order)."""
     # A fallen-back item carries only the slice: it must be asked as global evidence.
     kind = EvidenceType.GLOBAL if item.fallback else item.type
-    return VLMRequest(images=list(item.images), prompt=vqa_prompt(question, kind, item.entities),
+    return VLMRequest(images=list(item.images), prompt=vqa_prompt(question, kind, item.entities, item.ones_mask),
                       system=SYSTEM_PROMPT)

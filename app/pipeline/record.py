@@ -26,6 +26,8 @@ import numpy as np
 from app.pipeline.vocab import (
     AnswerKind,
     CoordEventKind,
+    CropChoice,
+    CropUnit,
     DecisionSource,
     EntitySource,
     Mode,
@@ -162,6 +164,13 @@ class EvidenceItem:
     fallback: str | None = None
     entities: list[str] = field(default_factory=list)  # accepted masks this evidence was built from
     images: list[np.ndarray] = _transient_list()  # (H, W, 3) uint8 RGB, model input order
+    ones_mask: bool = False  # global evidence (or a fallback to it) in the paper's form: Image-2 all ones
+    crop_entity: str = ""  # crop only: the one accepted mask it is around, why that one, its size
+    crop_choice: CropChoice | None = None
+    crop_confidence: float | None = None  # C of that mask
+    crop_mm: tuple[float, float] | None = None  # crop_rect's (width, height) in mm; None = uncalibrated
+    crop_square_in: CropUnit | None = None  # mm on a calibrated image, else pixels
+    crop_margin: float | None = None  # added on each side, as a fraction of the mask's larger side
 
 
 @dataclass

@@ -17,7 +17,7 @@ Box = tuple[int, int, int, int]
 
 
 class EvidenceType(str, enum.Enum):
-    CROP = "crop"  # zoom-in crop around the accepted masks, from the original intensities
+    CROP = "crop"  # zoom-in crop around one accepted mask, from the original intensities
     MASK = "mask"  # binary mask as a *second image input*, never painted over the pixels
     GLOBAL = "global"  # whole image, no local evidence
 

@@ -150,3 +150,31 @@ def coerce(enum_type: type[E], value: object, what: str) -> E:
     except ValueError:
         choices = ", ".join(repr(m.value) for m in enum_type)  # type: ignore[attr-defined]
         raise ValueError(f"{what}: {value!r} is not one of {choices}") from None
+
+
+class GlobalEvidence(_StrEnum):
+    """What the global evidence pass gives the VQA model beside the slice (profile option)."""
+
+    IMAGE = "image"  # the slice alone
+    ONES_MASK = "ones-mask"  # the paper's global evidence: the slice and an all-ones (all-white) mask
+
+
+class CropEntity(_StrEnum):
+    """Which accepted mask the zoom-in crop is cut around (profile option)."""
+
+    MOST_CONFIDENT = "most-confident"  # the accepted mask of highest confidence C
+    NAMED_OR_MOST_CONFIDENT = "named-or-most-confident"  # an entity the question names, else the above
+
+
+class CropChoice(_StrEnum):
+    """Why a crop is around its entity (recorded on the crop evidence item)."""
+
+    MOST_CONFIDENT = "most-confident"
+    NAMED = "named in the question"
+
+
+class CropUnit(_StrEnum):
+    """What the crop is square in: millimetres on a calibrated image, pixels otherwise."""
+
+    MM = "mm"
+    PIXELS = "pixels"

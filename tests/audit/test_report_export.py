@@ -60,7 +60,12 @@ def tiny_runs(ct_volume, ct_tumour, tiny_pipeline_factory):
     runs["cancelled-at-once"] = short.run(ct_volume, k, "Cancel me now?", boxes=[box], cancel=lambda: True)
     assert runs["cancelled-at-once"].status == "cancelled" and not runs["cancelled-at-once"].entities.final
     assert runs["cancelled"].status == "cancelled"
-    assert runs["flow-512-tokens"].answers and len(runs["flow-512-tokens"].final_answer) > 1500
+    flow = runs["flow-512-tokens"]
+    # Random weights: ~510 tokens are 1200-2000 characters by chance (any prompt change moves it);
+    # the PDF tests need one over 1500, so a shorter one is made pathological like the others.
+    while flow.answers and len(flow.final_answer) <= 1500:
+        flow.final_answer = flow.final_answer + " " + flow.final_answer
+    assert flow.answers and len(flow.final_answer) > 1500
     assert "<answer>" not in runs["flow-512-tokens"].calls[-1].raw_output
     patients = {"long-question-names-masks": LONG_NAME}
     return {n: (r, patients.get(n, ct_volume.patient)) for n, r in runs.items()}
@@ -89,7 +94,7 @@ def test_long_output_is_kept_whole_after_page_one(tiny_runs, tmp_path):
     text = " ".join(pages)
     assert "(continued on page 2)" in pages[0]  # cut on page 1 only because it must be
     assert "Final answer in full (cut on page 1)" in pages[1]
-    tail = _squash(record.final_answer)[-60:]
+    tail = "".join(c for c in _squash(record.final_answer)[-60:] if c.isprintable())  # the PDF drops controls
     assert tail.replace(" ", "") in text.replace(" ", "")  # the full answer, to its last characters
 
 

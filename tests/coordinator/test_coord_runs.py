@@ -141,16 +141,15 @@ def test_uncertain_answer_is_regrounded_before_review(make_pipeline, coord_serve
     assert kinds(record) == ["plan", "round", "reground", "round", "review", "decision"]
     rg = record.coordinator[2].reground
     assert rg.uncertainty == pytest.approx(1.2) and rg.threshold == pytest.approx(0.4)
-    assert rg.action == "next_entity" and rg.entities == ["lung tumour"] and rg.candidates == ["A1"]
-    assert "1.200 > threshold 0.4" in rg.reason and "looking at 'lung tumour' alone" in rg.reason
-    # Round 0 cropped around both accepted masks, round 1 around the tumour alone: a smaller rect.
+    assert rg.action == "next_entity" and rg.entities == ["trachea"] and rg.candidates == ["A1"]
+    assert "1.200 > threshold 0.4" in rg.reason and "looked at 'lung tumour'; looking at 'trachea' alone" in rg.reason
+    # Round 0 cropped around the most confident accepted mask (the tumour), round 1 the trachea alone.
     r0, r1 = record.evidence
-    assert r0.entities == ["lung tumour", "trachea"] and r1.entities == ["lung tumour"]
-    w = lambda e: e.crop_rect[2] - e.crop_rect[0]  # noqa: E731
-    assert w(r1) < w(r0)
+    assert r0.entities == ["lung tumour"] and r0.crop_entity == "lung tumour" and r1.entities == ["trachea"]
+    assert r0.crop_rect != r1.crop_rect
     # The review saw both rounds; the expert vote (round 0) said "no", the coordinator "yes".
     rtext = user_text(coord_bodies(coord_server, "care_review")[0])
-    assert "[A2] round 1, crop evidence; entities: lung tumour" in rtext
+    assert "[A2] round 1, crop evidence; entities: trachea" in rtext
     assert record.vote.winner == "no" and record.final_answer == "yes" and record.coordinator_decision.changed_vote
 
     # The typed timeline survives JSON and the run folder.

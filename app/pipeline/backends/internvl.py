@@ -276,7 +276,11 @@ class InternVLBackend:
             conv: list[dict[str, Any]] = []
             if req.system:
                 conv.append({"role": "system", "content": [{"type": "text", "text": req.system}]})
-            content: list[dict[str, Any]] = [{"type": "image"} for _ in req.images]
+            content: list[dict[str, Any]] = []
+            for i, _ in enumerate(req.images, start=1):
+                if len(req.images) > 1:  # InternVL's multi-image form: "Image-1: <image>\nImage-2: <image>\n"
+                    content.append({"type": "text", "text": f"Image-{i}: "})
+                content.append({"type": "image"})
             content.append({"type": "text", "text": req.prompt})
             conv.append({"role": "user", "content": content})
             conversations.append(conv)

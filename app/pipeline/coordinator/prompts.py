@@ -17,7 +17,7 @@ from app.pipeline.prompt_safety import literal
 from app.pipeline.record import Answer, MaskRecord
 from app.pipeline.types import EvidenceType
 
-COORD_PROMPT_VERSION = "care-coord-1"
+COORD_PROMPT_VERSION = "care-coord-2"  # 2: the crop is around one accepted mask
 MAX_COT_CHARS = 1500  # per candidate: a runaway chain of thought must not blow up the prompt
 
 SYSTEM_PROMPT = (
@@ -31,7 +31,7 @@ SYSTEM_PROMPT = (
 
 EVIDENCE_GUIDE = (
     "Evidence types the answering expert can use (one per answer; several may be run):\n"
-    "- crop: a zoom-in crop around the accepted masks, at higher magnification; best for texture, "
+    "- crop: a zoom-in crop around one accepted mask, at higher magnification; best for texture, "
     "density and morphology of a small region.\n"
     "- mask: the accepted masks as a separate binary image aligned with the slice; best for location, "
     "extent, laterality and shape.\n"
