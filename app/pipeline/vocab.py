@@ -145,3 +145,11 @@ def coerce(enum_type: type[E], value: object, what: str) -> E:
     except ValueError:
         choices = ", ".join(repr(m.value) for m in enum_type)  # type: ignore[attr-defined]
         raise ValueError(f"{what}: {value!r} is not one of {choices}") from None
+
+
+class OffloadPlan(_StrEnum):
+    """How a profile's local models share the GPU (app.pipeline.backends.offload)."""
+
+    KEEP_ALL = "keep-all"  # every stage's model stays resident
+    UNLOAD_BEFORE_VQA = "unload-before-vqa"  # stage 1-2 models are unloaded before the VQA model loads
+    CPU_OFFLOAD = "cpu-offload"  # stage 1-2 models run on the CPU, only the VQA model on the GPU

@@ -25,6 +25,7 @@ import numpy as np
 from app.pipeline.backends.device import DeviceChoice, choose_device, is_out_of_memory, release_cuda_memory
 from app.pipeline.backends.instances import instance_key, release_instances, shared_instance
 from app.pipeline.backends.logprobs import ChosenTokenLogprobs
+from app.pipeline.backends.provenance import folder_revision
 from app.pipeline.profiles import ModelSpec, models_dir
 from app.pipeline.types import Generation, ModelInfo, PipelineError, VLMRequest, WeightsMissingError
 from app.pipeline.vocab import BackendKind
@@ -33,7 +34,6 @@ log = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 SHA_SIDECAR = ".care-weights-sha256.json"
-REVISION_FILE = "REVISION"  # written by `models fetch` (commit sha of the downloaded snapshot)
 
 # Tokens that carry no answer content: chat control, padding and image placeholders. Grounding
 # tokens (<ref>, <box>, <quad>) are special in the tokenizer too but ARE content: keep them.
@@ -228,8 +228,7 @@ class InternVLBackend:
 
         started = time.perf_counter()
         sha = weights_sha256(self.path)
-        revision_file = self.path / REVISION_FILE
-        revision = revision_file.read_text().strip() if revision_file.is_file() else self.spec.revision
+        revision = folder_revision(self.path, self.spec.revision)
         # On a GPU, load straight onto it: staging 16 GB of bf16 weights in RAM first is slow.
         placement = {"device_map": self.device_choice.device} if self.device_choice.device != "cpu" else {}
         try:
