@@ -27,6 +27,7 @@ from app.pipeline.vocab import (
     DecisionSource,
     EntitySource,
     Mode,
+    OffloadPlan,
     OverrideKind,
     ProfileWeights,
     PromptType,
@@ -409,6 +410,10 @@ class RunRecord:
     # Template-token-like pieces of the question (``<|im_start|>``, ``<img>``, ...) that every
     # prompt wrote as literal text (app.pipeline.prompt_safety); ``question`` stays verbatim.
     question_literal_tokens: list[str] = field(default_factory=list)
+    # Which GPU offload plan ran (app.pipeline.backends.offload) and the free-VRAM numbers it came
+    # from; None in a record written before the field existed.
+    offload_plan: OffloadPlan | None = None
+    offload_reason: str = ""
     slice_rgb: np.ndarray | None = _transient()  # windowed model input (H, W, 3) uint8
 
     # ----- conveniences ------------------------------------------------------------

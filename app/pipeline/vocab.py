@@ -178,3 +178,11 @@ class CropUnit(_StrEnum):
 
     MM = "mm"
     PIXELS = "pixels"
+
+
+class OffloadPlan(_StrEnum):
+    """How a profile's local models share the GPU (app.pipeline.backends.offload)."""
+
+    KEEP_ALL = "keep-all"  # every stage's model stays resident
+    UNLOAD_BEFORE_VQA = "unload-before-vqa"  # stage 1-2 models are unloaded before the VQA model loads
+    CPU_OFFLOAD = "cpu-offload"  # stage 1-2 models run on the CPU, only the VQA model on the GPU

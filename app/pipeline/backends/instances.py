@@ -88,3 +88,13 @@ def release_instances(kinds: Collection[BackendKind] | None = None) -> None:
         unload = getattr(instance, "unload", None)
         if callable(unload):
             unload()
+
+
+def release_instance(instance: Any) -> None:
+    """Drop one instance from the cache (by identity) and unload it if it can free memory."""
+    with _LOCK:
+        for key in [k for k, v in _INSTANCES.items() if v is instance]:
+            _INSTANCES.pop(key)
+    unload = getattr(instance, "unload", None)
+    if callable(unload):
+        unload()

@@ -24,6 +24,8 @@ import numpy as np
 
 from app.pipeline.backends.device import DeviceChoice, choose_device, is_out_of_memory, release_cuda_memory
 from app.pipeline.backends.instances import instance_key, release_instances, shared_instance
+from app.pipeline.backends.logprobs import ChosenTokenLogprobs
+from app.pipeline.backends.provenance import folder_revision
 from app.pipeline.profiles import ModelSpec, models_dir
 from app.pipeline.types import Generation, ModelInfo, PipelineError, VLMRequest, WeightsMissingError
 from app.pipeline.vocab import BackendKind
@@ -32,7 +34,6 @@ log = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 SHA_SIDECAR = ".care-weights-sha256.json"
-REVISION_FILE = "REVISION"  # written by `models fetch` (commit sha of the downloaded snapshot)
 
 # Tokens that carry no answer content: chat control, padding and image placeholders. Grounding
 # tokens (<ref>, <box>, <quad>) are special in the tokenizer too but ARE content: keep them.
@@ -170,8 +171,9 @@ class InternVLBackend:
         self.spec = spec
         self.path = spec.path(base_dir or models_dir())
         self.profile = profile
+        # InternVL3's language model is Qwen2.5: never float16 by default (it overflows).
         self.device_choice: DeviceChoice = choose_device(
-            device or spec.options.get("device"), dtype or spec.options.get("dtype")
+            device or spec.options.get("device"), dtype or spec.options.get("dtype"), fp16_safe=False
         )
         self.info = ModelInfo(
             role=str(spec.role),
@@ -226,8 +228,7 @@ class InternVLBackend:
 
         started = time.perf_counter()
         sha = weights_sha256(self.path)
-        revision_file = self.path / REVISION_FILE
-        revision = revision_file.read_text().strip() if revision_file.is_file() else self.spec.revision
+        revision = folder_revision(self.path, self.spec.revision)
         # On a GPU, load straight onto it: staging 16 GB of bf16 weights in RAM first is slow.
         placement = {"device_map": self.device_choice.device} if self.device_choice.device != "cpu" else {}
         try:
@@ -360,19 +361,24 @@ class InternVLBackend:
         )
         if min_new_tokens:
             sampling["min_new_tokens"] = min_new_tokens
+        from transformers import LogitsProcessorList
+
+        # Chosen-token log-probs step by step: no (steps x vocab) score stack is kept, and NaN
+        # logits (fp16 overflow) stop the call with a message instead of decoding '!!!!'.
+        chosen = ChosenTokenLogprobs(self.device_choice.dtype)
         started = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,
-                output_scores=True,
+                output_scores=False,
                 return_dict_in_generate=True,
+                logits_processor=LogitsProcessorList([chosen]),
                 eos_token_id=self._stop_ids,
                 pad_token_id=tok.pad_token_id,
                 **sampling,
             )
-            # log p(chosen token) under the model's (unprocessed) next-token distribution.
-            logprobs = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+            logprobs = chosen.finish(out.sequences)
         seconds = time.perf_counter() - started
 
         results = []
@@ -443,9 +449,10 @@ def get_vlm(
     """
     if spec.backend != BackendKind.INTERNVL:
         raise PipelineError(f"role {spec.role.value!r} uses backend {spec.backend.value!r}, not internvl")
-    choice = choose_device(device or spec.options.get("device"), dtype or spec.options.get("dtype"))
+    choice = choose_device(device or spec.options.get("device"), dtype or spec.options.get("dtype"), fp16_safe=False)
     key = instance_key(spec, base_dir or models_dir(), (choice.device, choice.dtype))
-    return shared_instance(key, lambda: InternVLBackend(spec, base_dir, choice.device, choice.dtype, profile))
+    # The backend resolves the same choice again, keeping its warnings (float32 fallback, CPU).
+    return shared_instance(key, lambda: InternVLBackend(spec, base_dir, device, dtype, profile))
 
 
 def clear_vlm_cache() -> None:

@@ -65,10 +65,11 @@ def _load_internvl(spec: ModelSpec, device: str | None, dtype: str | None, profi
 
 
 def _load_segmenter(spec: ModelSpec, device: str | None, dtype: str | None, profile: str) -> Any:
-    # Segmenters pick their device themselves (CARE_DEVICE / CUDA / CPU), as they always have.
+    # Segmenters pick their device themselves (CARE_DEVICE / CUDA / CPU) unless one is given
+    # (the cpu-offload plan puts SAM3 on the CPU).
     from app.pipeline.segmentation.factory import build_segmenter
 
-    return build_segmenter(spec)
+    return build_segmenter(spec, device=device, dtype=dtype)
 
 
 def _load_remote(spec: ModelSpec, device: str | None, dtype: str | None, profile: str) -> Any:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from app.pipeline.backends.provenance import downloaded_commit, write_revision
 from app.pipeline.backends.registry import is_remote
 from app.pipeline.profiles import ModelSpec, models_dir
 
@@ -114,9 +115,12 @@ def fetch_model(spec: ModelSpec, base: Path | None = None, force: bool = False,
     if state.missing:
         raise ModelStoreError(f"{spec.repo_id}@{spec.revision[:12]} downloaded but lacks {', '.join(state.missing)}; "
                               "the profile's file list may not match this revision")
+    # Record the commit this download used (the run records name it as the model's revision).
+    revision = downloaded_commit(folder, spec.revision)
+    write_revision(folder, revision)
     if log:
         log(f"  hashing {spec.repo_id} for {CARE_MANIFEST} ...")
-    manifest = write_care_manifest(folder, spec, "fetch")
+    manifest = write_care_manifest(folder, spec, "fetch", revision=revision)
     total = sum(f.size for f in manifest.files)
     return f"{spec.repo_id}: {len(manifest.files)} files, {total / 1e9:.2f} GB at {folder}"
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from app.pipeline.backends.provenance import REVISION_FILE
 from app.pipeline.backends.bundled import bundled_asset
 from app.pipeline.backends.registry import is_remote
 from app.pipeline.profiles import ModelSpec, Profile
@@ -32,13 +33,13 @@ def sha256_file(path: Path) -> str:
 
 
 def _model_files(folder: Path) -> list[Path]:
-    """Every regular file of a model folder (following symlinks), minus scratch and our manifest."""
+    """Every regular file of a model folder (following symlinks), minus scratch, our manifest and REVISION."""
     out: list[Path] = []
     for root, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
         for name in sorted(files):
             p = Path(root) / name
-            if p.parent == folder and name == CARE_MANIFEST:
+            if p.parent == folder and name in (CARE_MANIFEST, REVISION_FILE):  # ours, not the model's
                 continue
             if p.is_file():
                 out.append(p)

@@ -13,7 +13,7 @@ from app.pipeline.vocab import BackendKind
 SEGMENTER_KINDS = frozenset({BackendKind.LITEMEDSAM, BackendKind.SAM3})
 
 
-def _create(spec: ModelSpec) -> SegmenterBackend:
+def _create(spec: ModelSpec, device: str | None = None, dtype: str | None = None) -> SegmenterBackend:
     if spec.backend == BackendKind.LITEMEDSAM:
         from .litemedsam import LiteMedSAMSegmenter
 
@@ -22,11 +22,11 @@ def _create(spec: ModelSpec) -> SegmenterBackend:
 
     return Sam3Segmenter(
         spec.path(), repo_id=spec.repo_id, revision=spec.revision,
-        weights_sha256=spec.files.get("model.safetensors", ""),
+        device=device, dtype=dtype,  # the weights hash comes from the file or its manifest (sam3.py)
     )
 
 
-def build_segmenter(spec: ModelSpec) -> SegmenterBackend:
+def build_segmenter(spec: ModelSpec, device: str | None = None, dtype: str | None = None) -> SegmenterBackend:
     """The warm segmenter for ``spec``; loads it on first use.
 
     Raises :class:`~app.pipeline.types.WeightsMissingError` (with how-to-fetch text) when the
@@ -34,7 +34,10 @@ def build_segmenter(spec: ModelSpec) -> SegmenterBackend:
     """
     if spec.backend not in SEGMENTER_KINDS:
         raise PipelineError(f"unknown segmenter backend {spec.backend.value!r} for {spec.repo_id or spec.role}")
-    return shared_instance(instance_key(spec), lambda: _create(spec))
+    if spec.backend == BackendKind.LITEMEDSAM:
+        device = dtype = None  # LiteMedSAM places itself (0.5 GB: never offloaded)
+    placement = (device or "", dtype or "") if (device or dtype) else ()
+    return shared_instance(instance_key(spec, placement=placement), lambda: _create(spec, device, dtype))
 
 
 def release_segmenters() -> None:

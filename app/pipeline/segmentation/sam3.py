@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from app.pipeline.backends.device import choose_device
+from app.pipeline.backends.provenance import folder_revision, manifest_sha256
 from app.pipeline.types import ModelInfo, PipelineError, SegPrompt, WeightsMissingError
 
 from .embedding_cache import EmbeddingCache
@@ -85,8 +86,8 @@ class Sam3Segmenter:
             raise WeightsMissingError(f"SAM3 weights in {path} are incomplete or unreadable ({exc}); "
                                       "re-fetch them with `care-viewer models fetch`") from exc
         self.info = ModelInfo(
-            role="segmenter", backend="sam3", repo_id=repo_id, revision=revision,
-            weights_sha256=weights_sha256 or _small_file_sha256(path / "model.safetensors"),
+            role="segmenter", backend="sam3", repo_id=repo_id, revision=folder_revision(path, revision),
+            weights_sha256=weights_sha256 or weights_hash(path),
             device=choice.device, dtype=choice.dtype, path=str(path),
         )
         self._cache: EmbeddingCache[tuple[object, tuple[int, int]]] = EmbeddingCache(_CACHE_SLICES)
@@ -187,9 +188,22 @@ def _expand_features(features, n: int):
     )
 
 
-def _small_file_sha256(path: Path) -> str:
-    if not path.is_file() or path.stat().st_size > _HASH_LIMIT:
+def weights_hash(folder: Path) -> str:
+    """sha256 of the SAM3 weights: hashed now when small; for the 3.4 GB checkpoint the sha the
+    install manifest recorded (if the file still has its size), else hashed once and cached in
+    the folder's sidecar (``internvl.weights_sha256``). Never the profile's expected value: the
+    record names what is on disk."""
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
         return ""
+    if weights.stat().st_size <= _HASH_LIMIT:
+        return _file_sha256(weights)
+    from app.pipeline.backends.internvl import weights_sha256
+
+    return manifest_sha256(folder, weights.name) or weights_sha256(folder)
+
+
+def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
