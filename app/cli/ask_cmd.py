@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slice", type=int, dest="slice_index", help="slice index, 0-based (default: the middle slice)")
     p.add_argument("--mode", choices=("flow", "coord"), default="flow", help="CARE-Flow (default) or CARE-Coord")
     p.add_argument("--profile", help="model profile from models/profiles.toml (default: the manifest's default)")
-    p.add_argument("--tau", type=float, default=0.70, help="mask confidence threshold (default 0.70)")
+    p.add_argument("--tau", type=float, default=None, help="mask confidence threshold for every segmenter (default: each segmenter's profile tau)")
     p.add_argument("--window", help="display window for the model input: a CT preset (lung, mediastinum, "
                    "abdomen, bone, brain) or CENTER,WIDTH (default: the series' default window)")
     p.add_argument("--box", action="append", default=[], metavar="X0,Y0,X1,Y1",
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         boxes = [parse_box(b) for b in args.box]
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    if not 0.0 <= args.tau <= 1.0:
+    if args.tau is not None and not 0.0 <= args.tau <= 1.0:
         return _fail(f"--tau {args.tau}: must be between 0 and 1", EXIT_USAGE)
     if not args.question.strip():
         return _fail("--question is empty: type the question in quotes", EXIT_USAGE)

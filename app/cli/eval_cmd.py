@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", type=Path, help="dataset JSON (VQA items, or image/label pairs with --seg)")
     p.add_argument("--profile", help="model profile (default: the manifest's default)")
     p.add_argument("--mode", choices=("flow", "coord"), default="flow")
-    p.add_argument("--tau", type=float, default=0.70, help="mask confidence threshold (default 0.70)")
+    p.add_argument("--tau", type=float, default=None, help="mask confidence threshold for every segmenter (default: each segmenter's profile tau)")
     p.add_argument("--limit", type=int, help="evaluate only the first N items")
     p.add_argument("--seg", action="store_true", help="segmentation Dice over image/label pairs (box route)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")

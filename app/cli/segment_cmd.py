@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "right, y = row down); X1/Y1 exclusive")
     prompt.add_argument("--text", metavar="ENTITY", help="entity name as a text (concept) prompt")
     p.add_argument("--profile", help="model profile from models/profiles.toml (default: the manifest's default)")
-    p.add_argument("--tau", type=float, default=0.70, help="confidence threshold for acceptance (default 0.70)")
+    p.add_argument("--tau", type=float, default=None,
+                   help="confidence threshold for acceptance (default: the segmenter's profile tau)")
     p.add_argument("--window", help="display window for the model input: a CT preset (lung, mediastinum, "
                    "abdomen, bone, brain) or CENTER,WIDTH (default: the series' default window)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -60,7 +61,7 @@ def _segmenter_spec(profile, text: bool):
 def run(args: argparse.Namespace) -> int:
     from app.cli.ask_cmd import load_volume, parse_box, parse_window
 
-    if not 0.0 <= args.tau <= 1.0:
+    if args.tau is not None and not 0.0 <= args.tau <= 1.0:
         return _fail(f"--tau {args.tau}: must be between 0 and 1", EXIT_USAGE)
     try:
         box = parse_box(args.box) if args.box is not None else None
@@ -113,13 +114,15 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         os.environ["CARE_DEVICE"] = args.device  # the segmenters read the shared device policy
     from app.pipeline.segmentation import EntityPrompt, build_segmenter, image_key, segment_entities
+    from app.pipeline.segmentation.service import Judging
     from app.pipeline.types import PipelineError, WeightsMissingError
 
     try:
         seg = build_segmenter(spec)
         entity = EntityPrompt(name=text, box=None) if text is not None else EntityPrompt(name="box", box=box)
         key = image_key(frame.image(k), window or volume.window)  # the engine's and the viewer's key
-        (result,) = segment_entities(seg, image, key, [entity], tau=args.tau)
+        judging = Judging.from_options(spec.options, args.tau)  # the profile's tau and gate for this segmenter
+        (result,) = segment_entities(seg, image, key, [entity], judging=judging)
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)
     except PipelineError as exc:
@@ -140,9 +143,13 @@ def run(args: argparse.Namespace) -> int:
                        display_window=(window or volume.window).to_dict())
         print(json.dumps(payload, indent=2))
     else:
-        verdict = "accepted" if result.accepted else f"rejected (C < tau={result.tau:.2f})"
+        verdict = ("accepted" if result.accepted else f"rejected (C_{result.gate.value} < tau={result.tau:.2f})"
+                   if result.confidence < result.tau else f"rejected ({result.object_score_kind} < "
+                   f"{result.min_object_score:.2f})")
+        score = (f", {result.object_score_kind} {result.object_score:.3f}" if result.object_score is not None else "")
         print(f"{result.entity}: {result.backend} {result.prompt_type} prompt, slice {k}, "
-              f"area {result.area_px} px, C={result.confidence:.3f} {verdict} -> {out}")
+              f"area {result.area_px} px, C={result.confidence:.3f} (C_roi {result.confidence_roi:.3f}, "
+              f"C_paper {result.confidence_paper:.3f}{score}) {verdict} -> {out}")
     return EXIT_OK
 
 

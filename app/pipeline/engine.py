@@ -91,7 +91,7 @@ class CarePipeline:
         self,
         profile: Profile,
         *,
-        tau: float = DEFAULT_TAU,
+        tau: float | None = None,  # None: each segmenter's profile tau (SegmenterOptions)
         evidence_types: Sequence[EvidenceType] = EVIDENCE_ORDER,
         max_new_tokens: int | None = None,
         entity_max_new_tokens: int | None = None,
@@ -100,7 +100,7 @@ class CarePipeline:
     ) -> None:
         self.profile = profile
         self.device, self.dtype = device, dtype
-        self.tau = float(tau)
+        self.tau, self.tau_given = float(DEFAULT_TAU if tau is None else tau), tau is not None
         self.evidence_types = tuple(EvidenceType(e) for e in evidence_types)
         self.max_new_tokens = max_new_tokens
         # One budget for both VLM stages unless the entity stage gets its own.
@@ -283,7 +283,7 @@ class CarePipeline:
     # ----------------------------------------------------------------------------------
     def segmentation(self) -> SegmentationService:
         """The profile's segmenters behind the one segmentation service (loads them on first use)."""
-        return SegmentationService(self.backend, self.tau)
+        return SegmentationService(self.backend, self.tau if self.tau_given else None, self.profile)
 
     def segment(self, ctx: RunContext, entities: Sequence[Entity]) -> list[MaskRecord]:
         """Masks for ``entities``: text route when configured, box route when a box is known.
@@ -310,7 +310,7 @@ class CarePipeline:
                 ctx.report(Stage.MASKS, f"segmenting with {seg.info.backend}", r / len(routes))
                 jobs = [(e.name, p) for e, p in zip(route.entities, route.prompts)]
                 try:
-                    done = service.segment(seg, ctx.image_rgb, ctx.image_key, jobs)  # embeds once per slice
+                    done = service.segment(seg, ctx.image_rgb, ctx.image_key, jobs, route.role)  # embeds once
                 except (WeightsMissingError, Cancelled):
                     raise
                 except Exception as exc:
@@ -329,7 +329,7 @@ class CarePipeline:
                     record.masks.append(m)
                     out.append(m)
             if out and not any(m.accepted for m in record.masks):
-                record.warn(f"no mask reached the confidence threshold tau={self.tau:.2f}")
+                record.warn("no mask reached its confidence threshold (" + ", ".join(sorted({f"{m.backend} tau={m.tau:.2f} on C_{m.confidence_gate.value}" for m in out})) + ")")
         ctx.report(Stage.MASKS, f"{sum(m.accepted for m in out)} of {len(out)} masks accepted", 1.0)
         return out
 

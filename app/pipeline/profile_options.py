@@ -19,7 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.pipeline.vocab import BackendKind, CropEntity, GlobalEvidence, Role
+from app.pipeline.vocab import BackendKind, ConfidenceGate, CropEntity, GlobalEvidence, Role
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,24 @@ class InternVLOptions:
 
 
 @dataclass(frozen=True)
-class Sam3Options:
+class SegmenterOptions:
+    """How a segmenter's masks are judged (app.pipeline.segmentation.confidence).
+
+    The defaults are the calibrated ones of docs/calibration.md only where profiles.toml says
+    so; a run's explicit tau (``--tau``) replaces ``tau`` for every segmenter."""
+
+    tau: float = 0.70  # confidence threshold
+    confidence_gate: str = "roi"  # "roi" (bbox + 10 %) | "paper" (whole map): which C meets tau
+    min_object_score: float = 0.0  # > 0: the backend's object score (IoU head / presence) must reach it
+
+
+@dataclass(frozen=True)
+class Sam3Options(SegmenterOptions):
     pass
 
 
 @dataclass(frozen=True)
-class LiteMedSAMOptions:
+class LiteMedSAMOptions(SegmenterOptions):
     pass
 
 
@@ -159,6 +171,7 @@ def _type_name(tp: Any) -> str:
 
 
 _POSITIVE = frozenset({"max_response_bytes"})  # a zero or negative cap would refuse every reply
+_UNIT = frozenset({"tau", "min_object_score"})  # compared with scores in [0, 1]
 
 
 def option_problems(kind: BackendKind, role: Role, options: dict[str, Any]) -> list[str]:
@@ -172,6 +185,11 @@ def option_problems(kind: BackendKind, role: Role, options: dict[str, Any]) -> l
             problems.append(f"option {key!r} must be {_type_name(allowed[key])}, not {value!r}")
         elif key in _POSITIVE and value <= 0:
             problems.append(f"option {key!r} must be greater than 0, not {value!r}")
+        elif key in _UNIT and not 0.0 <= value <= 1.0:
+            problems.append(f"option {key!r} must be between 0 and 1, not {value!r}")
+        elif key == "confidence_gate" and value not in {g.value for g in ConfidenceGate}:
+            problems.append(f"option 'confidence_gate' must be one of "
+                            f"{', '.join(repr(g.value) for g in ConfidenceGate)}, not {value!r}")
     return problems
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from app.pipeline.record_json import decode, encode
 from app.pipeline.vocab import (
     AnswerKind,
+    ConfidenceGate,
     CoordEventKind,
     CropChoice,
     CropUnit,
@@ -140,7 +141,7 @@ class MaskRecord:
     backend: str
     prompt_type: PromptType
     box: tuple[int, int, int, int] | None = None
-    confidence: float = 0.0  # C = 1 - H / log 2, mean over the mask's pixels (see segmentation)
+    confidence: float = 0.0  # C = 1 - H / log 2 as confidence_gate defines it (the value compared with tau)
     accepted: bool = False
     tau: float = 0.7
     area_px: int = 0
@@ -149,6 +150,13 @@ class MaskRecord:
     png: str = ""  # file name beside run.json
     seconds: float = 0.0
     mask: np.ndarray | None = _transient()  # (H, W) bool
+    # Both definitions (app.pipeline.segmentation.confidence); None in records written before them.
+    confidence_paper: float | None = None  # H averaged over the whole probability map
+    confidence_roi: float | None = None  # H averaged over the mask's bbox + 10 %
+    confidence_gate: ConfidenceGate = ConfidenceGate.ROI
+    object_score: float | None = None  # the segmenter's own score: LiteMedSAM IoU head, SAM3 presence
+    object_score_kind: str = ""  # "iou_head" | "presence"
+    min_object_score: float = 0.0  # > 0: object_score had to reach it too
 
 
 @dataclass

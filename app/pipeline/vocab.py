@@ -76,6 +76,13 @@ class PromptType(_StrEnum):
     BOX = "box"
 
 
+class ConfidenceGate(_StrEnum):
+    """Which mask confidence is compared with tau (app.pipeline.segmentation.confidence)."""
+
+    ROI = "roi"  # entropy averaged over the mask's bbox + 10 %
+    PAPER = "paper"  # entropy averaged over the whole probability map (the paper's formula as written)
+
+
 class TieBreak(_StrEnum):
     NONE = "none"
     MEAN_PROB = "mean_prob"

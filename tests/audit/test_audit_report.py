@@ -189,7 +189,7 @@ def test_report_of_a_real_run(real_run, tmp_path):
     assert "clinician region 1" in text
     for m in record.masks:
         assert f"{m.confidence:.2f}" in text
-    assert "accepted (≥ 0.70)" in text
+    assert any(f"accepted (C_roi ≥ {m.tau:.2f})" in text for m in record.masks) and "C_paper" in text  # gate named, both shown
     assert "local/tiny-internvl" in text and "litemedsam" in text
     first_words = [w for w in re.split(r"\s+", record.final_answer) if w.isascii() and len(w) > 3][:2]
     assert all(w in text for w in first_words)

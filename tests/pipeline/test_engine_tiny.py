@@ -55,7 +55,7 @@ def test_flow_run_produces_a_complete_record(flow_record, ct_volume, tumour):
     clinician = [m for m in record.masks if m.entity == "clinician region 1"]
     assert len(clinician) == 1 and clinician[0].backend == "litemedsam" and clinician[0].prompt_type == "box"
     m = clinician[0]
-    assert m.box == box and m.accepted and m.confidence >= record.tau and m.area_px > 100
+    assert m.box == box and m.accepted and m.confidence >= m.tau and m.area_px > 100
     assert all(0.0 <= x.confidence <= 1.0 and x.png for x in record.masks)
     # Three evidence passes from ONE batched VQA call, one prompt/output each.
     assert [e.type for e in record.evidence] == [EvidenceType.CROP, EvidenceType.MASK, EvidenceType.GLOBAL]

@@ -53,6 +53,10 @@ class _Logged:
         self._events.append(("model", self._role))
         return self._inner.predict(*args, **kwargs)
 
+    def predict_scored(self, *args, **kwargs):  # the service's call when a backend has object scores
+        self._events.append(("model", self._role))
+        return self._inner.predict_scored(*args, **kwargs)
+
 
 class LoggedPipeline(CarePipeline):
     events: list

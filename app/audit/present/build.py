@@ -7,7 +7,7 @@ from app.pipeline.disclosure import NOT_RECORDED
 from app.pipeline.flow import agreement as vote_agreement
 from app.pipeline.record import InputInfo, MaskRecord, Override, RunRecord
 from app.pipeline.types import EvidenceType, Stage
-from app.pipeline.vocab import DecisionSource, EntitySource, Mode, RunStatus, TieBreak
+from app.pipeline.vocab import ConfidenceGate, DecisionSource, EntitySource, Mode, RunStatus, TieBreak
 
 from .formatting import elide, elide_name, fmt_prob, fmt_prob3, fmt_time, sentence
 from .model import (
@@ -120,21 +120,55 @@ def _entities(r: RunRecord) -> Entities:
                     len(st.final))
 
 
+_SCORE_NAMES = {"iou_head": "IoU head", "presence": "presence"}
+
+
+def _confidences(m: MaskRecord) -> str:
+    """Both confidences (the gating one first, named) and the object score; "" for old records."""
+    if m.confidence_paper is None or m.confidence_roi is None:
+        return ""
+    gate = m.confidence_gate.value
+    values = {ConfidenceGate.ROI: m.confidence_roi, ConfidenceGate.PAPER: m.confidence_paper}
+    parts = [f"C_{gate} {values[m.confidence_gate]:.2f} (gates τ)"]
+    parts += [f"C_{g.value} {v:.2f}" for g, v in values.items() if g != m.confidence_gate]
+    if m.object_score is not None:
+        name = _SCORE_NAMES.get(m.object_score_kind, m.object_score_kind or "object score")
+        gated = f" (min {m.min_object_score:.2f})" if m.min_object_score > 0 else " (recorded, not gating)"
+        parts.append(f"{name} {m.object_score:.2f}{gated}")
+    return " · ".join(parts)
+
+
+def _rejected_by_score(m: MaskRecord) -> bool:
+    return (not m.accepted and m.confidence >= m.tau and m.min_object_score > 0
+            and (m.object_score is None or m.object_score < m.min_object_score))
+
+
 def mask_row(i: int, m: MaskRecord) -> MaskRow:
     """The row of one mask (``i``: its index in the run, or the next one for a box drawn since)."""
+    both = _confidences(m)
+    c_name = f"C_{m.confidence_gate.value}" if both else "C"
+    name = _SCORE_NAMES.get(m.object_score_kind, m.object_score_kind or "object score")
+    c = f"{c_name} " if both else ""  # a record from before both confidences: the old wording
+    if m.accepted:
+        state, decision, verdict = (f"accepted ({c}\u2265 \u03c4 {m.tau:.2f})", f"accepted ({c}≥ {m.tau:.2f})",
+                                    "accepted")
+    elif _rejected_by_score(m):
+        low = f"{name} < {m.min_object_score:.2f}"
+        state, decision, verdict = f"below min {low}", f"discarded ({low})", f"rejected ({low})"
+    else:
+        state, decision, verdict = (f"below \u03c4 {m.tau:.2f}", f"discarded ({c}< {m.tau:.2f})",
+                                    f"rejected ({c}tau {m.tau:.2f})" if not both else f"rejected ({c_name} < tau {m.tau:.2f})")
     return MaskRow(
         index=i, entity=m.entity, short_name=elide_name(m.entity, NAME_CHARS), backend=m.backend,
         prompt_type=m.prompt_type,
         route=f"{m.backend} \u00b7 {m.prompt_type} prompt" + (f" \u00b7 {m.area_px} px" if m.area_px else ""),
         confidence=float(m.confidence), tau=float(m.tau), accepted=bool(m.accepted),
-        confidence_text=f"{m.confidence:.2f}",
-        confidence_tip=(f"Confidence C = 1 \u2212 H / log 2 = {float(m.confidence):.3f}; "
-                        f"threshold \u03c4 = {float(m.tau):.2f}"),
-        state_text=f"accepted (\u2265 \u03c4 {m.tau:.2f})" if m.accepted else f"below \u03c4 {m.tau:.2f}",
-        decision=f"accepted (≥ {m.tau:.2f})" if m.accepted else f"discarded (< {m.tau:.2f})",
-        verdict="accepted" if m.accepted else f"rejected (tau {m.tau:.2f})",
+        confidence_text=f"{m.confidence:.2f}" + (f" ({both})" if both else ""),
+        confidence_tip=(f"Confidence {c_name} = 1 \u2212 H / log 2 = {float(m.confidence):.3f}; "
+                        f"threshold \u03c4 = {float(m.tau):.2f}" + (f". {both}" if both else "")),
+        state_text=state, decision=decision, verdict=verdict,
         area_px=int(m.area_px), area_text=f"{m.area_px:,}",
-        bbox_text=", ".join(str(v) for v in m.bbox) if m.bbox else "-", colour_index=i,
+        bbox_text=", ".join(str(v) for v in m.bbox) if m.bbox else "-", colour_index=i, confidences_text=both,
     )
 
 
@@ -275,11 +309,27 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
                     f"{inp.image_size[0]}\u00d7{inp.image_size[1]} px, window "
                     f"C {win.get('center', 0):g} / W {win.get('width', 0):g}, pixels sha256 {inp.pixel_sha256[:16]}"),
         window_text=window, entities=_entities(r), masks=tuple(mask_row(i, m) for i, m in enumerate(r.masks)),
-        mask_note=(f"Confidence C = 1 \u2212 H/log 2 (mean over the mask); masks below \u03c4 = {r.tau:.2f} are not "
-                   "used as evidence (greyed, hidden on the image unless ticked)."),
+        mask_note=mask_note(r),
         evidence=_evidence(r), answers=_answers(r), vote=_vote(r), coordinator=coordinator(r), models=models,
         versions_text=f"app {r.app_version}, prompts {r.prompt_version}, record schema {r.schema_version}",
         timings=timings, timings_text=timings_text, total_seconds=total, warnings=tuple(r.warnings),
         errors=tuple(r.errors), overrides=override_rows(list(r.overrides) + list(overrides)), terminal_head=head,
         weights_text=weights_text,
     )
+
+
+def mask_note(r: RunRecord) -> str:
+    """What the confidences mean and which one each segmenter's tau was compared with."""
+    gates = sorted({f"{m.backend}: C_{m.confidence_gate.value} vs \u03c4 {m.tau:.2f}" for m in r.masks
+                    if m.confidence_roi is not None})
+    which = (f" Gate per segmenter: {'; '.join(gates)}." if gates
+             else f" Masks below \u03c4 = {r.tau:.2f} are not used.")
+    return ("Confidence C = 1 \u2212 H/log 2 with H the mean binary entropy: C_roi over the mask's box + 10 %, "
+            "C_paper over the whole map (docs/calibration.md)." + which
+            + " Rejected masks are not used as evidence (greyed, hidden on the image unless ticked).")
+
+
+def tau_text(r: RunRecord) -> str:
+    """The thresholds the masks were judged by (per segmenter), else the run's tau."""
+    taus = sorted({f"{m.backend} {m.tau:.2f} on C_{m.confidence_gate.value}" for m in r.masks})
+    return ", ".join(taus) if taus else f"{r.tau:.2f}"

@@ -77,6 +77,8 @@ class MaskRow:
     area_text: str
     bbox_text: str
     colour_index: int
+    # "C_roi 0.84 (gates τ) · C_paper 0.99 · IoU head 0.91 (recorded, not gating)"; "" for old records
+    confidences_text: str = ""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def summary_lines(record: RunRecord, out_dir: Path | None = None,
         width = max(len(m.entity) for m in p.masks)
         for m in p.masks:
             lines.append(f"  {m.entity:<{width}}  {m.backend} {m.prompt_type:<4}  C={m.confidence:.3f}  "
-                         f"area={m.area_px} px  {m.verdict}")
+                         f"area={m.area_px} px  {m.verdict}" + (f"\n    {m.confidences_text}" if m.confidences_text else ""))
     if p.vote is not None:
         lines.append("votes:")
         lines.extend(v.terminal for v in p.vote.rows)

