@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from PIL import Image
 
 from app.pipeline import prompts
-from app.pipeline.backends.internvl import InternVLBackend, clear_vlm_cache, get_vlm
+from app.pipeline.backends.internvl import InternVLBackend
 from app.pipeline.engine import CarePipeline
 from app.pipeline.evidence import build_evidence, crop_rect, mask_bbox
 from app.pipeline.profile_options import option_problems
@@ -220,12 +220,8 @@ def test_evidence_options_are_checked_when_the_profile_loads():
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_models_dir):
-    clear_vlm_cache()
-    b = get_vlm(load_profile("tiny").get("vqa"), tiny_models_dir, device="cpu", profile="tiny")
-    b.ensure_loaded()
-    yield b
-    clear_vlm_cache()
+def backend(tiny_vqa_backend):
+    return tiny_vqa_backend
 
 
 def test_tokenised_two_image_prompt_labels_each_image(backend, ct_volume, ct_tumour):

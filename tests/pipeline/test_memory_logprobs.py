@@ -4,20 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.pipeline.backends.internvl import clear_vlm_cache, get_vlm
 from app.pipeline.backends.logprobs import ChosenTokenLogprobs
-from app.pipeline.profiles import load_profile
 from app.pipeline.prompts import vqa_prompt
 from app.pipeline.types import EvidenceType, PipelineError, VLMRequest
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_models_dir):
-    clear_vlm_cache()
-    b = get_vlm(load_profile("tiny").get("vqa"), tiny_models_dir, device="cpu", profile="tiny")
-    b.ensure_loaded()
-    yield b
-    clear_vlm_cache()
+def backend(tiny_vqa_backend):
+    return tiny_vqa_backend
 
 
 def _requests():

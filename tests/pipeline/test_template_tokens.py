@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 
 from app.devtools.tiny_models import INTERNVL_TOKENS, QWEN2_CONTROL_TOKENS
-from app.pipeline.backends.internvl import clear_vlm_cache, get_vlm
 from app.pipeline.parsing import normalize_answer, parse_think_answer
-from app.pipeline.profiles import ModelSpec, load_profile
+from app.pipeline.profiles import ModelSpec
 from app.pipeline.prompt_safety import literal, template_tokens
 from app.pipeline.prompts import SYSTEM_PROMPT, entity_request, vqa_prompt
 from app.pipeline.types import EvidenceType, PipelineError, VLMRequest
@@ -33,12 +32,8 @@ def _injected(tok: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_models_dir):
-    clear_vlm_cache()
-    b = get_vlm(load_profile("tiny").get("vqa"), tiny_models_dir, device="cpu", profile="tiny")
-    b.ensure_loaded()
-    yield b
-    clear_vlm_cache()
+def backend(tiny_vqa_backend):
+    return tiny_vqa_backend
 
 
 @pytest.fixture(scope="module")
