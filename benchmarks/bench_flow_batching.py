@@ -7,6 +7,7 @@ InternVL3-2B's Qwen2.5-1.5B) and 24 InternViT layers, 448 px tiles with 256 imag
 real processor, tiling and chat template, but reduced widths so it runs on a CPU. Target: <= 1.6x.
 
     python benchmarks/bench_flow_batching.py [--new-tokens 48] [--repeats 3] [--device cpu]
+        [--text-layers 28] [--vision-layers 24]   # fewer layers: a quick smoke run (run_all.py --quick)
 
 Both figures come from the same run on the same model, so the ratio is meaningful even though
 the absolute seconds depend on the machine (and on its other load).
@@ -40,7 +41,7 @@ WIDTH = {  # real: text 1536/12 heads/2 kv/8960, vision 1024/16 heads/4096
 }
 
 
-def write_deep_model(folder: Path) -> Path:
+def write_deep_model(folder: Path, depth: dict[str, int] = DEPTH) -> Path:
     """save_pretrained a deep, narrow InternVL with the tiny checkpoint's processor."""
     import torch
     from transformers import AutoProcessor, InternVLForConditionalGeneration
@@ -51,8 +52,8 @@ def write_deep_model(folder: Path) -> Path:
     processor = AutoProcessor.from_pretrained(tiny)
     sizes = dict(tiny_models.TINY_SIZES)
     sizes.update(WIDTH)
-    sizes["text_layers"] = DEPTH["text_layers"]
-    sizes["vision_layers"] = DEPTH["vision_layers"]
+    sizes["text_layers"] = depth["text_layers"]
+    sizes["vision_layers"] = depth["vision_layers"]
     original = dict(tiny_models.TINY_SIZES)
     tiny_models.TINY_SIZES.update(sizes)
     try:
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=int, default=96, help="tokens decoded per request (think + answer)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--text-layers", type=int, default=DEPTH["text_layers"])
+    parser.add_argument("--vision-layers", type=int, default=DEPTH["vision_layers"])
     args = parser.parse_args(argv)
 
     import torch
@@ -105,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = write_deep_model(Path(tmp))
+        depth = {"text_layers": args.text_layers, "vision_layers": args.vision_layers}
+        if depth != DEPTH:  # the ratios then describe this shallower model, not InternVL3-2B's depth
+            print(f"reduced depth (realistic: {DEPTH['text_layers']} text / {DEPTH['vision_layers']} vision layers)")
+        folder = write_deep_model(Path(tmp), depth)
         spec = ModelSpec(role="vqa", backend="internvl", repo_id="bench/deep-internvl", local_dir=folder.name)
         backend = InternVLBackend(spec, folder.parent, device=args.device)
         backend.ensure_loaded()

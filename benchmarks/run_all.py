@@ -5,9 +5,15 @@ run (these machines are noisy; absolute times are for context only).
 
     .venv/bin/python benchmarks/run_all.py            # everything (the flow-batching one takes minutes)
     .venv/bin/python benchmarks/run_all.py loading render   # a selection, by name without bench_
+    .venv/bin/python benchmarks/run_all.py --quick    # every one at its smallest repeats / sizes (CI)
+
+``--quick`` is a smoke run so that a broken benchmark fails CI: its figures are printed, never
+checked (one repeat on a busy machine says little). The exit status is non-zero if any
+benchmark exits non-zero (an exception included).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -16,26 +22,51 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+# Each benchmark's smallest settings that still run every code path it measures.
+QUICK: dict[str, list[str]] = {
+    "coordinator": ["--repeats", "1", "--service-delay", "0.05"],
+    # 4 + 4 layers instead of InternVL3-2B's 28 + 24 (the benchmark prints the reduced depth).
+    "flow_batching": ["--repeats", "1", "--new-tokens", "4", "--text-layers", "4", "--vision-layers", "4"],
+    "loading": ["--repeat", "1"],
+    "pipeline_overhead": ["--runs", "1", "--tokens", "4"],
+    "remote_flow": ["--repeats", "1", "--delay", "0.05"],
+    "render": ["--frames", "10"],
+    "segmentation": ["--repeats", "1"],
+    "ui_stall": ["--runs", "1", "--sleep", "0.2"],
+}
+
 
 def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*", help="benchmarks to run, by name without bench_ (default: all)")
+    ap.add_argument("--quick", action="store_true", help="smallest repeats / sizes; figures not meaningful")
+    args = ap.parse_args(argv)
     benches = sorted(HERE.glob("bench_*.py"))
-    if argv:
-        wanted = {a.removeprefix("bench_").removesuffix(".py") for a in argv}
+    if args.names:
+        wanted = {a.removeprefix("bench_").removesuffix(".py") for a in args.names}
         benches = [b for b in benches if b.stem.removeprefix("bench_") in wanted]
         if not benches:
             print(f"no benchmark named {', '.join(sorted(wanted))}", file=sys.stderr)
             return 1
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     failed = []
+    start = time.perf_counter()
     for bench in benches:
-        print(f"\n=== {bench.name} ===", flush=True)
+        name = bench.stem.removeprefix("bench_")
+        if args.quick and name not in QUICK:  # a new benchmark must say how it runs quickly
+            print(f"\n=== {bench.name}: no --quick settings in run_all.QUICK", file=sys.stderr, flush=True)
+            failed.append(bench.name)
+            continue
+        extra = QUICK[name] if args.quick else []
+        print(f"\n=== {bench.name} {' '.join(extra)}".rstrip(), flush=True)
         t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, str(bench)], cwd=HERE.parent, env=env)
+        rc = subprocess.call([sys.executable, str(bench), *extra], cwd=HERE.parent, env=env)
         print(f"--- {bench.name}: exit {rc}, {time.perf_counter() - t0:.0f} s", flush=True)
         if rc:
             failed.append(bench.name)
+    print(f"\n{len(benches)} benchmark(s) in {time.perf_counter() - start:.0f} s", flush=True)
     if failed:
-        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 
