@@ -8,7 +8,8 @@ ignores EOS (min_new_tokens = max_new_tokens) so every run decodes exactly ``--t
     python benchmarks/bench_real_size.py [--tokens 256] [--dtype float32]
 
 Reports seconds and tokens/s of one single (global-evidence) pass as the reference and of the
-batched CARE-Flow question (crop, mask, global evidence in one generate), peak RSS after each,
+batched CARE-Flow question (crop, mask, global evidence in one generate), the RSS peak during each
+call (sampled; ru_maxrss is also printed but includes loading),
 and care-paper's peak VRAM per stage under each offload plan (app/pipeline/backends/offload.py)
 from the real shapes' bf16 weight bytes and from profiles.toml's estimates.
 """
@@ -18,6 +19,7 @@ import argparse
 import os
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +37,31 @@ DATA = next((p for p in _SHARED if p.is_dir()), _SHARED[0]) / "ct-chest-lung1"
 
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux: KiB
+
+
+def rss_gb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+
+
+class RssSampler:
+    """Highest resident set size while the block runs (sampled every 50 ms): the stage's own peak,
+    which ru_maxrss cannot give once loading has set a higher process-wide maximum."""
+
+    def __enter__(self):
+        self.peak, self._stop = rss_gb(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, rss_gb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_gb())
 
 
 def ct_evidence():
@@ -122,18 +149,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
     def run(batch):
-        t0 = time.perf_counter()
-        gens = backend.generate(batch, max_new_tokens=n, min_new_tokens=n)
-        return time.perf_counter() - t0, gens
+        with RssSampler() as rss:
+            t0 = time.perf_counter()
+            gens = backend.generate(batch, max_new_tokens=n, min_new_tokens=n)
+            seconds = time.perf_counter() - t0
+        return seconds, rss.peak, gens
 
-    single, gens = run([reqs["global"]])
-    rss_single = peak_rss_gb()
-    print(f"single pass (global evidence, 1 image): {single:7.1f} s, {n / single:5.2f} tokens/s, "
-          f"{len(gens[0].token_logprobs)} tokens kept; peak RSS {rss_single:.1f} GB")
-    flow, gens = run([reqs["crop"], reqs["mask"], reqs["global"]])
-    rss_flow = peak_rss_gb()
+    print(f"resident after loading: {rss_gb():.1f} GB")
+    single, rss_single, _ = run([reqs["global"]])
+    print(f"single pass (global evidence, 1 image): {single:7.1f} s, {n / single:5.2f} tokens/s; "
+          f"RSS peak during the call {rss_single:.1f} GB")
+    flow, rss_flow, _ = run([reqs["crop"], reqs["mask"], reqs["global"]])
     print(f"CARE-Flow question (3 passes, 1 generate): {flow:7.1f} s, {3 * n / flow:5.2f} tokens/s; "
-          f"{flow / single:.2f}x the single pass; peak RSS {rss_flow:.1f} GB (VQA stage)")
+          f"{flow / single:.2f}x the single pass; RSS peak during the call {rss_flow:.1f} GB (VQA stage)")
+    print(f"process peak RSS (ru_maxrss, includes loading): {peak_rss_gb():.1f} GB")
     print(f"decode: {n} new tokens per request, {args.dtype} on {torch.get_num_threads()} threads")
     return 0
 

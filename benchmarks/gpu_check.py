@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     def backend(size):
-        folder = ensure_real_model(size, "bfloat16")
+        folder = ensure_real_model(size, "bfloat16", device="cuda")
         spec = ModelSpec(role="vqa", backend="internvl", repo_id=f"bench/real-{size}", local_dir=folder.name)
         return InternVLBackend(spec, folder.parent, device="cuda", dtype=args.dtype)
 

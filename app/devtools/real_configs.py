@@ -84,8 +84,11 @@ def count_params(size: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def ensure_real_model(size: str, dtype: str = "bfloat16", cache_dir: Path = CACHE_DIR, seed: int = 0) -> Path:
-    """Write (once) a random-initialised real-shaped checkpoint with the tiny processor; return its folder."""
+def ensure_real_model(size: str, dtype: str = "bfloat16", cache_dir: Path = CACHE_DIR, seed: int = 0,
+                      device: str = "cpu") -> Path:
+    """Write (once) a random-initialised real-shaped checkpoint with the tiny processor; return its folder.
+
+    ``device``: where the random weights are drawn ("cuda" is minutes faster for the 8B)."""
     import torch
     from transformers import AutoProcessor, InternVLForConditionalGeneration
 
@@ -99,7 +102,8 @@ def ensure_real_model(size: str, dtype: str = "bfloat16", cache_dir: Path = CACH
     previous = torch.get_default_dtype()
     torch.set_default_dtype(getattr(torch, dtype))  # initialise in the saved dtype: half the RAM
     try:
-        model = InternVLForConditionalGeneration(config).eval()
+        with torch.device(device):
+            model = InternVLForConditionalGeneration(config).eval()
     finally:
         torch.set_default_dtype(previous)
     tmp = target.with_name(target.name + ".partial")
@@ -107,6 +111,8 @@ def ensure_real_model(size: str, dtype: str = "bfloat16", cache_dir: Path = CACH
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
