@@ -59,7 +59,11 @@ def main() -> int:
 
     import tempfile
 
-    os.environ["CARE_DATA_DIR"] = tempfile.mkdtemp(prefix="care-bench-")
+    # A throw-away home: the benchmark's runs, recent questions and settings (QSettings under
+    # XDG_CONFIG_HOME) never reach the user's.
+    home = tempfile.mkdtemp(prefix="care-bench-")
+    os.environ.update(HOME=home, XDG_CONFIG_HOME=f"{home}/.config", CARE_DATA_DIR=f"{home}/data",
+                      CARE_CONFIG_DIR=f"{home}/config")
     from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
