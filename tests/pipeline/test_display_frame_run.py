@@ -167,17 +167,12 @@ def _label_image():
 @pytest.fixture(scope="module")
 def mr(mr_dicom_dir, shared_data):
     """(volume, lesion slice, lesion label on that slice in the display frame)."""
-    import SimpleITK as sitk
+    from app.cli.eval_cmd import label_on_grid
 
     v = load([mr_dicom_dir]).volumes[0]
     assert v.direction[1, 1] == pytest.approx(-1.0)  # row direction -y
-    label = sitk.ReadImage(str(shared_data / "mr-brain-brain1" / "brain1_label.nrrd"))
-    x, y, z = v.size
-    ref = sitk.Image(x, y, z, sitk.sitkUInt8)
-    ref.SetSpacing(v.spacing)
-    ref.SetOrigin(v.origin)
-    ref.SetDirection(tuple(np.asarray(v.direction).ravel()))
-    on_grid = sitk.GetArrayFromImage(sitk.Resample(label, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) > 0
+    label = load([shared_data / "mr-brain-brain1" / "brain1_label.nrrd"]).volumes[0]
+    on_grid = label_on_grid(label, v)  # through LPS: the label's slice order differs
     k = int(on_grid.sum(axis=(1, 2)).argmax())
     return v, k, np.ascontiguousarray(display_frame(v).from_array(on_grid[k]))
 

@@ -21,16 +21,12 @@ def mr_view(view, mr_volume):
 
 def _lesion(mr_volume, shared_data):
     """(slice, the lesion label on it in the display frame)."""
-    import SimpleITK as sitk
+    from app.cli.eval_cmd import label_on_grid
+    from app.study.loader import load
 
     v = mr_volume
-    label = sitk.ReadImage(str(shared_data / "mr-brain-brain1" / "brain1_label.nrrd"))
-    x, y, z = v.size
-    ref = sitk.Image(x, y, z, sitk.sitkUInt8)
-    ref.SetSpacing(v.spacing)
-    ref.SetOrigin(v.origin)
-    ref.SetDirection(tuple(np.asarray(v.direction).ravel()))
-    grid = sitk.GetArrayFromImage(sitk.Resample(label, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)) > 0
+    label = load([shared_data / "mr-brain-brain1" / "brain1_label.nrrd"]).volumes[0]
+    grid = label_on_grid(label, v)  # through LPS: the label's slice order differs
     k = int(grid.sum(axis=(1, 2)).argmax())
     return k, np.ascontiguousarray(display_frame(v).from_array(grid[k]))
 
