@@ -57,13 +57,9 @@ def main() -> int:
     ap.add_argument("--data", default=str(Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1" / "dicom"))
     args = ap.parse_args()
 
-    import tempfile
+    from app.devtools.scratch_home import use_scratch_home
 
-    # A throw-away home: the benchmark's runs, recent questions and settings (QSettings under
-    # XDG_CONFIG_HOME) never reach the user's.
-    home = tempfile.mkdtemp(prefix="care-bench-")
-    os.environ.update(HOME=home, XDG_CONFIG_HOME=f"{home}/.config", CARE_DATA_DIR=f"{home}/data",
-                      CARE_CONFIG_DIR=f"{home}/config")
+    use_scratch_home("care-bench-")
     from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,10 +21,9 @@ SLICE, BOX = 33, (198, 339, 236, 377)
 
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "docs" / "screenshots" / "ask-audit-ct.png")
-    # A throw-away home: the screenshot's run, settings and recent questions never reach the user's.
-    home = tempfile.mkdtemp(prefix="care-screenshot-")
-    os.environ.update(HOME=home, XDG_CONFIG_HOME=f"{home}/.config", CARE_DATA_DIR=f"{home}/data",
-                      CARE_CONFIG_DIR=f"{home}/config")
+    from app.devtools.scratch_home import use_scratch_home
+
+    use_scratch_home("care-screenshot-")
     from PySide6.QtCore import QPoint, Qt, QTimer
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication

@@ -23,12 +23,9 @@ SLICE = 33
 
 def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "docs" / "screenshots" / "measurements.png")
-    # A throw-away data/config home: a screenshot must not touch the user's audit trail or settings.
-    import tempfile
+    from app.devtools.scratch_home import use_scratch_home
 
-    tmp = tempfile.mkdtemp(prefix="care-screenshot-")
-    for var in ("CARE_DATA_DIR", "CARE_CONFIG_DIR", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
-        os.environ[var] = os.path.join(tmp, var.lower())
+    use_scratch_home("care-screenshot-")
     from PySide6.QtCore import QPoint, Qt, QTimer
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication

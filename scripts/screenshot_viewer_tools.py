@@ -23,12 +23,9 @@ SLICE, TUMOUR = 33, (217, 358)  # tumour centre (col, row) on the axial slice
 
 
 def main() -> int:
-    import tempfile
+    from app.devtools.scratch_home import use_scratch_home
 
-    # A throw-away home: no settings, recent questions or audit rows reach the user's.
-    home = tempfile.mkdtemp(prefix="care-screenshot-")
-    os.environ.update(HOME=home, XDG_CONFIG_HOME=f"{home}/.config", CARE_DATA_DIR=f"{home}/data",
-                      CARE_CONFIG_DIR=f"{home}/config")
+    use_scratch_home("care-screenshot-")
     out = Path(sys.argv[1] if len(sys.argv) > 1 else REPO / "docs" / "screenshots")
     out.mkdir(parents=True, exist_ok=True)
     from pydicom.data import get_testdata_file
