@@ -9,9 +9,12 @@ PY=${PYTHON:-python3}
 # user can install them with sudo.
 QT_DEBS="libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 \
 libxcb-keysyms1 libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0"
+# The real PACS the tests talk to (Orthanc with its DICOMweb plugin, started by a fixture on loopback;
+# the Debian service itself is never started) and dciodvfy, which validates every DICOM object we write.
+TEST_DEBS="orthanc orthanc-dicomweb dicom3tools"
 if command -v dpkg >/dev/null 2>&1; then
     need=""
-    for p in $QT_DEBS; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
+    for p in $QT_DEBS $TEST_DEBS; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
     if [ -n "$need" ]; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
