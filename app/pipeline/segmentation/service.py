@@ -12,6 +12,7 @@ under the same key whoever asked: the engine's segment stage, the viewer's box t
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -99,11 +100,25 @@ def predict_scored(backend: SegmenterBackend, prompts: Sequence[SegPrompt]
     return probs, [None] * len(probs)
 
 
+# Keyed by id(): backends need not be hashable; a reused id after a backend is freed only
+# shares a lock, which is harmless. A handful of backends per process.
+_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _backend_lock(backend: Any) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(id(backend), threading.Lock())
+
+
 def predict_maps(backend: SegmenterBackend, image_rgb: np.ndarray, key: str,
                  prompts: Sequence[SegPrompt]) -> tuple[list[np.ndarray], list[float | None]]:
     """One probability map (and object score) per prompt; the slice is embedded once (cached under ``key``)."""
-    backend.set_image(image_rgb, key)
-    probs, scores = predict_scored(backend, prompts)
+    # set_image and predict share the backend's current image: two threads (concurrent eval
+    # items, the box tool beside a run) must not interleave them.
+    with _backend_lock(backend):
+        backend.set_image(image_rgb, key)
+        probs, scores = predict_scored(backend, prompts)
     if len(probs) != len(prompts):
         raise PipelineError(f"returned {len(probs)} masks for {len(prompts)} prompts")
     shape = np.asarray(image_rgb).shape[:2]

@@ -1,0 +1,1 @@
+"""``care-viewer eval``'s logic, headless: benchmark formats, scoring, resumable concurrent runs."""
