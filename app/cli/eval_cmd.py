@@ -32,7 +32,11 @@ EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", type=Path, help="benchmark file (see --format), or image/label pairs JSON with --seg")
+    p.add_argument("dataset", type=Path, nargs="?",
+                   help="benchmark file (see --format), or image/label pairs JSON with --seg")
+    p.add_argument("--table", type=Path, nargs="+", metavar="EVAL",
+                   help="print the paper's table from earlier evaluations (their --out folders or eval.json files), "
+                        "one block per benchmark; runs nothing")
     p.add_argument("--format", dest="fmt", default="generic", choices=[f.value for f in BenchmarkFormat],
                    help="the benchmark's own file format (default: generic, CARE Viewer's JSON list)")
     p.add_argument("--images", type=Path, help="the benchmark's image folder (default: the file's folder)")
@@ -213,8 +217,32 @@ def _write_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
         print(f"results: {path}")
 
 
+def _table(paths: list[Path]) -> int:
+    from app.evaluation.results import combined_table
+
+    summaries = []
+    for p in paths:
+        f = p / "eval.json" if p.is_dir() else p
+        try:
+            summary = json.loads(f.read_text(encoding="utf-8"))
+            if not isinstance(summary, dict) or not isinstance(summary.get("accuracy"), dict):
+                raise ValueError("no accuracy table in it")
+        except OSError as exc:
+            return _fail(f"{f}: cannot read ({exc.strerror or exc})", EXIT_UNREADABLE)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _fail(f"{f}: not an eval.json ({exc})", EXIT_UNREADABLE)
+        summaries.append(summary)
+    print(combined_table(summaries))
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     from app.pipeline.profiles import load_profile
+
+    if args.table:
+        return _table(args.table)
+    if args.dataset is None:
+        return _fail("name the benchmark file to evaluate (or --table EVAL... to print earlier results)", EXIT_USAGE)
 
     if args.limit is not None and args.limit < 1:
         return _fail("--limit must be at least 1", EXIT_USAGE)

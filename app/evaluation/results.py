@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Iterable
 
 OVERALL = "OVERALL"
@@ -96,3 +97,28 @@ def accuracy_dict(rows: list[AccuracyRow], *, coord: bool) -> dict[str, dict[str
             entry["flow_vote_correct"], entry["flow_vote_accuracy"] = r.vote_correct, r.vote_accuracy
         out[r.answer_type] = entry
     return out
+
+
+def combined_table(summaries: list[dict[str, Any]]) -> str:
+    """Several eval.json summaries (one per benchmark) as the paper lays its table out: a block of
+    answer-type rows per benchmark, CARE-Flow beside CARE-Coord where the evaluation was CARE-Coord,
+    and each CARE-Coord evaluation's change statistic (changed = wrong->right + right->wrong)."""
+    head = f"{'benchmark':<14} {'answer type':<22} {'n':>5} {'CARE-Flow':>10} {'CARE-Coord':>11}"
+    lines = [head, "=" * len(head)]
+    notes = []
+    for s in summaries:
+        coord = s.get("mode") == "coord"
+        name = str(s.get("benchmark") or s.get("format") or Path(str(s.get("dataset", "?"))).name)
+        for i, (kind, acc) in enumerate(s.get("accuracy", {}).items()):
+            flow = acc.get("flow_vote_accuracy", acc["accuracy"]) if coord else acc["accuracy"]
+            coord_cell = f"{100 * acc['accuracy']:>10.2f}%" if coord else f"{'-':>11}"
+            lines.append(f"{name if i == 0 else '':<14} {kind:<22} {acc['n']:>5} {100 * flow:>9.2f}% {coord_cell}")
+        lines.append("-" * len(head))
+        ch = s.get("coordinator_changes")
+        if coord and ch:
+            notes.append(f"{name}: coordinator changed {ch['changed_pct']:.2f}% of vote answers "
+                         f"(corrections {ch['corrections_pct']:.2f}% + erroneous {ch['erroneous_pct']:.2f}%; "
+                         f"neutral {ch['neutral_pct']:.2f}%, fallbacks {ch['fallbacks']})")
+    if any(s.get("mode") == "coord" for s in summaries):
+        notes.append("CARE-Flow in a CARE-Coord evaluation = the experts' vote inside the same runs.")
+    return "\n".join(lines + notes)

@@ -169,3 +169,23 @@ def test_progress_log_resumes_only_its_own_evaluation(tmp_path):
     with pytest.raises(ProgressError, match="damaged"):
         ProgressLog.open(tmp_path / "ev", header, resume=True)
     assert log.path.read_bytes() == before
+
+
+def test_the_paper_table_from_several_evaluations(tmp_path, capsys):
+    from app.cli.main import main
+
+    rad = {"benchmark": "VQA-RAD", "mode": "coord",
+           "accuracy": {"CLOSED": {"n": 2, "accuracy": 1.0, "flow_vote_accuracy": 0.5},
+                        "OVERALL": {"n": 2, "accuracy": 1.0, "flow_vote_accuracy": 0.5}},
+           "coordinator_changes": {"changed_pct": 50.0, "corrections_pct": 50.0, "erroneous_pct": 0.0,
+                                   "neutral_pct": 0.0, "fallbacks": 0}}
+    slake = {"benchmark": "SLAKE", "mode": "flow", "accuracy": {"OPEN": {"n": 4, "accuracy": 0.25}}}
+    (tmp_path / "rad").mkdir()
+    _json(tmp_path / "rad" / "eval.json", rad)
+    assert main(["eval", "--table", str(tmp_path / "rad"), str(_json(tmp_path / "slake.json", slake))]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(x for x in lines if x.startswith("VQA-RAD")).split() == ["VQA-RAD", "CLOSED", "2", "50.00%", "100.00%"]
+    assert next(x for x in lines if x.startswith("SLAKE")).split() == ["SLAKE", "OPEN", "4", "25.00%", "-"]
+    assert any("VQA-RAD: coordinator changed 50.00%" in x for x in lines)
+    assert main(["eval", "--table", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json: cannot read" in capsys.readouterr().err
