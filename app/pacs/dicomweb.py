@@ -76,6 +76,9 @@ class DicomWebClient:
         if node.tls.cert_file:
             session.cert = (node.tls.cert_file, node.tls.key_file) if node.tls.key_file else node.tls.cert_file
         self._web = DICOMwebClient(str(node.url), session=session, timeout=TIMEOUT_S)
+        # Its default retries a refused connection for about a minute; a node that is down is
+        # reported at once instead (a retrieve resumes when run again).
+        self._web.set_http_retry_params(retry=False)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:

@@ -46,6 +46,8 @@ def verify_instance(ds: Dataset, study_uid: str, sop_uid: str | None, series_uid
 
 def _pixel_data_problem(ds: Dataset) -> str:
     if "PixelData" not in ds:
+        if "Rows" in ds and not {"FloatPixelData", "DoubleFloatPixelData"} & set(ds.dir()):
+            return "an image without pixel data (truncated?)"
         return ""  # SR, PDF, ...: nothing to check
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "1.2.840.10008.1.2.1")
     raw = ds.PixelData
