@@ -29,6 +29,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "app.pipeline": frozenset({"app.study"}),
     "app.audit": frozenset({"app.study", "app.pipeline"}),
     "app.devtools": frozenset({"app.study", "app.pipeline"}),
+    "app.dicom_export": frozenset({"app.study", "app.pipeline", "app.audit"}),
 }
 
 
