@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "app.cli.models_cmd",
     "history": "app.cli.history_cmd",
     "report": "app.cli.report_cmd",
+    "export": "app.cli.export_cmd",
 }
 
 # Exit codes shared by all subcommands (documented in README).
