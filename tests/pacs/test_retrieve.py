@@ -1,5 +1,5 @@
 """Retrieve from a real Orthanc (WADO-RS, C-GET, C-MOVE): the files open with the study loader as
-the same volume, resume skips what is there, cancel keeps what was written, a study deleted
+the same volume (the CT over WADO-RS: test_roundtrip.py), resume skips what is there, cancel keeps what was written, a study deleted
 mid-retrieve keeps the instances already retrieved and says so."""
 from __future__ import annotations
 
@@ -29,20 +29,6 @@ def _same_volume(a, b) -> None:
     np.testing.assert_allclose(a.origin, b.origin)
     np.testing.assert_allclose(a.direction, b.direction)
     assert (a.study_uid, a.series_uid) == (b.study_uid, b.series_uid)
-
-
-def test_wado_rs_retrieve_of_the_ct_loads_as_the_same_volume(orthanc, ct_volume, tmp_path):
-    seen = []
-    result = _client(orthanc, "dicomweb").retrieve(orthanc.ct_study, out_dir=tmp_path, progress=seen.append)
-    assert result.complete and not result.failed and result.error == ""
-    assert len(result.written) == result.total == 48 and result.already_present == 0
-    assert [p.done for p in seen] == list(range(1, 49)) and {p.total for p in seen} == {48}
-    study_dir = tmp_path / orthanc.ct_study
-    assert sorted(result.written) == sorted(study_dir.glob("*/*.dcm"))
-    assert not list(tmp_path.rglob(".part-*"))  # no temporary file left behind
-    loaded = load([study_dir])
-    assert len(loaded.volumes) == 1, loaded.errors
-    _same_volume(loaded.volumes[0], ct_volume)
 
 
 def test_c_get_retrieve_of_the_mr_loads_as_the_same_volume(orthanc, mr_dicom_dir, tmp_path):
