@@ -16,6 +16,7 @@ from app.pacs.client import client_for
 from app.pacs.errors import PacsError
 from app.pacs.models import QueryFilter
 from app.pacs.nodes import PacsNode, PacsProtocol, PacsTls
+from tests.pacs.conftest import require_orthanc
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def certificate(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tls_orthanc(certificate, small_files):
+    require_orthanc()
     with OrthancServer(aet="TLSPACS", tls=certificate) as server:
         server.upload(small_files[:2])
         yield server
