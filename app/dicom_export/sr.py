@@ -60,7 +60,7 @@ def decision_text(record: RunRecord) -> str:
         return "no usable coordinator decision; the CARE-Flow vote answer stands" + (
             f" ({d.failure})" if d.failure else "")
     change = (f"changed the vote answer {d.vote_answer!r}" if d.changed_vote else f"kept the vote answer {d.vote_answer!r}")
-    return (f"from {d.source.value}: candidate {d.candidate or '-'}, {change}, {d.extra_rounds} extra rounds"
+    return (f"from {d.source.value}: candidate {d.candidate or '-'}, {change}, {d.extra_rounds} extra round{'' if d.extra_rounds == 1 else 's'}"
             + (f"; a different answer was proposed and not applied: {d.proposed_answer!r}" if d.proposed_answer else ""))
 
 
