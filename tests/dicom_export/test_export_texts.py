@@ -34,6 +34,8 @@ def test_coord_evidence_is_what_the_review_rests_on():
                                            extra_rounds=1)
     assert evidence_chosen(r) == "mask, crop (CARE-Coord review, candidates A2, A3)"
     assert decision_text(r) == "from review: candidate A2, changed the vote answer 'Yes', 1 extra round"
+    r.coordinator_decision = None
+    assert decision_text(r) == "none recorded"
     r.coordinator_decision = CoordDecision(source=DecisionSource.VOTE, failure="no JSON in the reply")
     assert evidence_chosen(r).startswith("crop, global (CARE-Flow majority vote")
     assert decision_text(r) == ("no usable coordinator decision; the CARE-Flow vote answer stands "
