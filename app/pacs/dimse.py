@@ -209,7 +209,7 @@ class DimseClient:
 
     def _sub_operations(self, assoc: object, responses, ref: InstanceRef, received: dict[str, Dataset],
                         lock: threading.Lock, verb: str) -> Dataset:
-        final_code, failures = None, ""
+        final_code, failures, sub_ops = None, "", 0
         for status, identifier in responses:
             if not status:
                 self._lost(assoc, f"the {verb} of instance {ref.sop_uid}")
@@ -218,6 +218,8 @@ class DimseClient:
             if code not in _PENDING:
                 final_code = code
                 failures = _id(identifier, "FailedSOPInstanceUIDList")
+                sub_ops = sum(int(status.get(k, 0) or 0) for k in (
+                    "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations", "NumberOfWarningSuboperations"))
         with lock:
             ds = received.pop(ref.sop_uid, None)
         if ds is not None:
@@ -226,6 +228,10 @@ class DimseClient:
             raise self.node.error(f"{verb} of instance {ref.sop_uid} refused: {status_text(final_code)}")
         why = status_text(final_code) if final_code is not None else "no final response"
         gone = " (it may have been deleted from the node)" if final_code in (0, 0xB000, 0xC000, None) or failures else ""
+        if verb == "C-MOVE" and final_code is not None and final_code >= 0xA000 and sub_ops == 0:
+            # Orthanc answers an unknown move destination and a missing instance alike.
+            gone = (" (it may have been deleted from the node, or the node does not know our AE title "
+                    f"{self.node.calling_ae!r} as a move destination at this host and port {self.node.move_port})")
         raise InstanceUnavailable(f"{verb} sent no instance {ref.sop_uid}: {why}{gone}")
 
     def retrieve(self, study_uid: str, series_uid: str | None = None, *, out_dir: Path,

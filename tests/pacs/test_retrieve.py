@@ -124,3 +124,13 @@ def test_a_wrong_or_damaged_instance_from_the_node_is_not_written(ct_dicom_dir, 
     assert result.failed == [refs[1].sop_uid, refs[2].sop_uid] and not result.complete
     assert "failed verification: SOPInstanceUID is" in result.error and "(and 1 more)" in result.error
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [f"{refs[0].sop_uid}.dcm"]
+
+
+def test_c_move_to_a_destination_the_node_does_not_know(orthanc, tmp_path):
+    from app.devtools.orthanc import free_port
+
+    node = parse_node_arg(None, orthanc.server.dimse_arg, calling_ae="UNKNOWNAE", move_port=free_port())
+    result = client_for(node).retrieve(orthanc.small_study, out_dir=tmp_path)
+    assert result.written == [] and len(result.failed) == SMALL_N and not result.complete
+    assert result.error.startswith(f"PACS node {node.label}: {SMALL_N} instance(s) not retrieved: ")
+    assert "does not know our AE title 'UNKNOWNAE' as a move destination" in result.error
