@@ -82,10 +82,10 @@ def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: 
 
             seg = build_seg(record, src, selection, notes, scrub)
         elif kinds == {ExportKind.SEG}:
-            raise ExportError(f"run {rid}: no accepted mask to write as a SEG"
+            raise ExportError(f"run {rid}: no accepted mask left to write as a SEG"
                               + (f" ({'; '.join(selection.left_out)})" if selection.left_out else ""))
         else:
-            notes.append("no SEG written: the run has no accepted mask")
+            notes.append("no SEG written: the run has no accepted mask left to export")
     out: dict[ExportKind, Dataset] = {}
     if seg is not None:
         out[ExportKind.SEG] = seg
@@ -109,13 +109,17 @@ def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: 
 
 
 def _scrubber(run: RunSource, src):
-    """The report's scrubber (app/audit/report/deid.py) over the patient header of the source."""
+    """The report's scrubber (app/audit/report/deid.py) over the patient's identifiers."""
     from app.audit.report.deid import Scrubber
 
     from .deidentify import patient_of
 
     inp = run.record.input
-    return Scrubber(run.patient or patient_of(src.dataset), True, (inp.study_uid, inp.series_uid, inp.source_path))
+    # The source's header as it is now, and the one the audit trail kept at run time (if any).
+    kept = run.patient
+    extra = [kept.name, kept.patient_id, kept.accession, kept.institution] if kept is not None else []
+    extra += [inp.study_uid, inp.series_uid, inp.source_path]
+    return Scrubber(patient_of(src.dataset), True, extra)
 
 
 def file_name(bundle: ExportBundle, ds: Dataset) -> str:
