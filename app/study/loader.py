@@ -14,6 +14,9 @@ Callbacks (all optional, called on the loading thread):
   filled in place; first call right after its first slice, then periodically and once
   when complete. Read ``volume.array`` anew on each call: in the rare case a slice's
   values overflow int16 the array is replaced by a float32 copy.
+- ``on_provisional(volume)``: on a large DICOM series, one file's image (the middle file
+  by name) as a one-slice volume with ``provisional=True``, before all headers are read
+  and sorted. For display only, labelled as such; ``on_partial`` then brings the series.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from typing import Callable, Sequence
 from . import image2d, sitk_io
 from .dicom import Cancelled, load_dicom, referenced_files
 from .dicom.assemble import PartialCallback
+from .dicom.scan import ProvisionalCallback
 from .volume import LoadError, LoadResult, Volume
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -120,6 +124,7 @@ def load(
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | None = None,
     on_partial: PartialCallback | None = None,
+    on_provisional: ProvisionalCallback | None = None,
 ) -> LoadResult:
     result = LoadResult()
     explicit_dicom: list[str] = []  # named by the user: a non-DICOM file is an error
@@ -156,7 +161,7 @@ def load(
             # Library warnings about odd values in real-world files would only be noise
             # on the console; what matters is reported as LoadError / volume.warnings.
             warnings.simplefilter("ignore")
-            _read_all(result, explicit_dicom, walked_dicom, others, progress, cancel, on_partial)
+            _read_all(result, explicit_dicom, walked_dicom, others, progress, cancel, on_partial, on_provisional)
     except Cancelled:
         return LoadResult(volumes=[], errors=result.errors, cancelled=True)
 
@@ -173,12 +178,14 @@ def _read_all(
     progress: ProgressCallback | None,
     cancel: Callable[[], bool] | None,
     on_partial: PartialCallback | None,
+    on_provisional: ProvisionalCallback | None = None,
 ) -> None:
     dicom_files = list(dict.fromkeys(explicit_dicom + walked_dicom))
     if dicom_files:
         quiet = {f for f in walked_dicom if not _expects_dicom(f)} - set(explicit_dicom)
         volumes, errors = load_dicom(
-            dicom_files, progress=progress, cancel=cancel, on_partial=on_partial, quiet_paths=quiet
+            dicom_files, progress=progress, cancel=cancel, on_partial=on_partial,
+            on_provisional=on_provisional, quiet_paths=quiet,
         )
         result.volumes.extend(volumes)
         result.errors.extend(errors)

@@ -171,7 +171,7 @@ class MeasureController(QObject):
         v, s = self.window.current_volume, self._study()
         if v is None or s is None:
             return
-        if self.window.is_loading:
+        if self.window.is_loading or v.provisional:
             self.window.status.showMessage("Wait for the series to finish loading: its values are still being read",
                                            8000)
             return
