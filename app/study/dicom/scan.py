@@ -117,19 +117,15 @@ def _scan(
 
     rest = [i for i in range(n) if results[i] is None]
     workers = _workers(len(rest))
-    stop: list[bool] = []
 
-    def task(i: int) -> tuple[int, ScanResult | None]:
-        return i, (None if stop else _scan_one(paths[i]))
+    def task(i: int) -> tuple[int, ScanResult]:
+        return i, _scan_one(paths[i])
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="dicom-scan") if workers > 1 else None
     try:
         for i, res in (pool.map(task, rest) if pool is not None else map(task, rest)):
-            try:
-                check_cancel()
-            except Cancelled:
-                stop.append(True)  # tasks not started yet return at once
-                raise
+            # On cancel, shutdown(cancel_futures=True) below drops every task not started yet.
+            check_cancel()
             results[i] = res
             done += 1
             report()
