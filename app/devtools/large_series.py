@@ -36,7 +36,8 @@ def write_large_series(src_dir: str | os.PathLike, out_dir: str | os.PathLike, n
     m = len(sources)
     z0 = float(sources[0].ImagePositionPatient[2])
     extent = float(sources[-1].ImagePositionPatient[2]) - z0 if m > 1 else float(n_slices)
-    step = extent / max(n_slices - 1, 1)
+    # Rounded once, so every gap is the same in the files' decimal strings (uniform sampling).
+    step = round(extent / max(n_slices - 1, 1), 4)
     series_uid = generate_uid(entropy_srcs=[str(sources[0].SeriesInstanceUID), str(n_slices)])
     for i in range(n_slices):
         ds = sources[i * m // n_slices]

@@ -14,7 +14,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.study.dicom import scan
+from app.study.dicom import assemble, scan
 from app.study.loader import load
 from app.study.measurements import MeasureKind, Measurement, measure
 from app.study.reformat import Plane, slice_geometry
@@ -27,9 +27,10 @@ def _file_values(path: str) -> np.ndarray:
 
 
 def _serial(paths, monkeypatch):
-    """The loader as before the change: one thread, no provisional image."""
+    """The loader as before the change: headers and pixels on one thread, no provisional image."""
     with monkeypatch.context() as m:
         m.setattr(scan, "MAX_WORKERS", 1)
+        m.setattr(assemble, "MAX_WORKERS", 1)
         return load(paths)
 
 
@@ -75,17 +76,33 @@ def _same_volume(a, b) -> None:
     assert a.window == b.window and a.warnings == b.warnings
 
 
-@pytest.mark.parametrize("names", ["original", "shuffled"])
+@pytest.mark.parametrize("names", ["original", "shuffled", "overflow"])
 def test_final_volume_is_byte_identical_to_the_serial_loader(ct_dicom_dir, tmp_path, monkeypatch, names):
     folder = Path(ct_dicom_dir)
     if names == "shuffled":  # name order says nothing about slice order
         folder = _link_copy(folder, tmp_path / "shuffled",
                             lambda p: hashlib.sha1(p.name.encode()).hexdigest()[:10] + ".dcm")
+    if names == "overflow":  # one slice past int16 after rescale: the array becomes float32 midway
+        folder = _link_copy(folder, tmp_path / "overflow")
+        hot = sorted(folder.iterdir())[30]
+        ds = pydicom.dcmread(hot)
+        hot.unlink()  # a hard link: write a new file, leave the shared data alone
+        px = ds.pixel_array.copy()
+        px[100:120, 100:120] = 65000
+        ds.PixelData = px.tobytes()
+        ds.save_as(hot)
     reference = _serial([ct_dicom_dir], monkeypatch).volumes[0]
     serial = _serial([folder], monkeypatch)
     parallel, shown = _with_provisional([folder])
     assert shown and parallel.errors == serial.errors == []
     _same_volume(parallel.volumes[0], serial.volumes[0])
+    if names == "overflow":
+        final = parallel.volumes[0]
+        k = final.source_files.index(str(hot))
+        assert final.array.dtype == np.float32 and np.all(final.array[k, 100:120, 100:120] == 65000 - 1024)
+        rest = [j for j in range(final.num_slices) if j != k]
+        assert np.array_equal(final.array[rest], reference.array[rest].astype(np.float32))
+        return
     _same_volume(parallel.volumes[0], reference)
     assert parallel.volumes[0].source_files == serial.volumes[0].source_files
     if names == "shuffled":

@@ -59,7 +59,6 @@ def provisional_volume(frames: list[FrameRef]) -> Volume | None:
     if volume is None:
         return None
     volume.provisional = True
-    volume.temporal = False
     volume.warnings.append("provisional image: one file shown while the series is read and sorted")
     return volume
 
@@ -114,6 +113,13 @@ def _scan(
             if not isinstance(res, ReadFailure) and res and (volume := provisional_volume(res)) is not None:
                 on_provisional(volume)
                 break
+    elif n:
+        # One file on this thread first: pydicom's lazy set-up (dictionaries, decoder plugins)
+        # then happens once, before the pool's threads use it.
+        check_cancel()
+        results[0] = _scan_one(paths[0])
+        done += 1
+        report()
 
     rest = [i for i in range(n) if results[i] is None]
     workers = _workers(len(rest))
