@@ -69,9 +69,11 @@ class StudyOpeningMixin:
             self._worker = None
             self.status.end_task()
             if self._current is not None and self._current.provisional:
-                # Nothing may outlive the load as if it were the series (a run, a measurement).
+                # Nothing may outlive the load as if it were the series (a run, a measurement):
+                # back to the study the Series list still shows, if any.
                 self._partial_volume = None
-                self.show_volume(None)
+                row = self.series_browser.list.currentRow()
+                self.show_volume(self._volumes[row] if 0 <= row < len(self._volumes) else None)
 
     # ================================================================ loading ==
     def _on_progress(self: "MainWindow", worker: Worker, done: int, total: int, msg: str) -> None:
