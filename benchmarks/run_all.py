@@ -31,7 +31,7 @@ QUICK: dict[str, list[str]] = {
     "coordinator": ["--repeats", "1", "--service-delay", "0.05"],
     # 4 + 4 layers instead of InternVL3-2B's 28 + 24 (the benchmark prints the reduced depth).
     "flow_batching": ["--repeats", "1", "--new-tokens", "4", "--text-layers", "4", "--vision-layers", "4"],
-    "loading": ["--repeat", "1"],
+    "loading": ["--repeat", "1", "--slices", "64", "--memory-slices", "100"],
     "pipeline_overhead": ["--runs", "1", "--tokens", "4"],
     "remote_flow": ["--repeats", "1", "--delay", "0.05"],
     "render": ["--frames", "10"],

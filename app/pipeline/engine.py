@@ -171,6 +171,8 @@ class CarePipeline:
         """The context and a fresh record for one question (input provenance filled in)."""
         from app import __version__
 
+        if volume.provisional:
+            raise PipelineError("the image is provisional (one file shown while the series loads); ask once it is loaded")
         if not 0 <= slice_index < volume.num_slices:
             raise PipelineError(f"slice {slice_index} is out of range (the series has {volume.num_slices} slices)")
         question = (question or "").strip()

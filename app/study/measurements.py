@@ -219,6 +219,8 @@ def measure(m: Measurement, volume: Volume, geom: SliceGeometry) -> MeasureResul
     """The numbers of ``m`` on ``volume`` shown through ``geom`` (the view's plane)."""
     if geom.plane != m.plane:
         raise ValueError(f"a measurement on the {m.plane.value} plane measured through the {geom.plane.value} one")
+    if volume.provisional:
+        raise ValueError("a provisional image (one file, the series not yet sorted) cannot be measured")
     cal = Calibration.of(volume, geom)
     p = m.points
     if m.kind is MeasureKind.LENGTH:

@@ -120,8 +120,12 @@ class SliceGeometry:
 
     # ----- extraction -----------------------------------------------------------------
     def extract(self, array: np.ndarray, k: int) -> np.ndarray:
-        """Slice ``k`` in screen layout [row, col] (trailing channel kept); usually a view."""
-        img = np.take(array, int(k), axis=self.slice_axis)
+        """Slice ``k`` in screen layout [row, col] (trailing channel kept): a read-only view
+        of ``array`` in every plane, never a copy (a coronal or sagittal cut of a 1 GB series
+        costs nothing); read-only so that no caller can write into the volume through it."""
+        index: list[int | slice] = [slice(None)] * array.ndim
+        index[self.slice_axis] = int(k)  # basic indexing: a view (np.take would copy)
+        img = array[tuple(index)]
         # The two remaining axes keep their relative order; transpose if rows come second.
         remaining = [a for a in range(3) if a != self.slice_axis]
         if remaining.index(self.row_axis) != 0:
@@ -130,6 +134,7 @@ class SliceGeometry:
             img = img[::-1]
         if self.col_flip:
             img = img[:, ::-1]
+        img.flags.writeable = False  # this view object only; the volume itself stays writable
         return img
 
     # ----- coordinates ----------------------------------------------------------------

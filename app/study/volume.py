@@ -121,6 +121,9 @@ class Volume:
     # (app.study.modality_hint: "CT" for HU) is a hint beside it, never written over it.
     modality_source: ModalitySource = ModalitySource.HEADER
     modality_hint: str = ""
+    # One file's image shown while a large series is still being read and sorted
+    # (app.study.dicom.scan): not the series. Measurements and runs refuse it.
+    provisional: bool = False
 
     @property
     def hu_values(self) -> bool:

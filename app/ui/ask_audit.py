@@ -163,7 +163,7 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
     # =================================================================== target ==
     def run_target(self) -> tuple[Volume, int] | None:
         v = self.window.current_volume
-        if v is None or self.window.is_loading:
+        if v is None or self.window.is_loading or v.provisional:
             return None
         return v, self.view.slice_index_for(native_plane(v))
 
@@ -172,7 +172,7 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
         if v is None:
             self.ask.set_target("No study open", False)
             return
-        if self.window.is_loading:
+        if self.window.is_loading or v.provisional:
             self.ask.set_target("Loading the series\u2026 (Ask once it is complete)", False)
             return
         plane = native_plane(v)

@@ -17,6 +17,8 @@ def _load_task(paths: list[str]):
             progress=ctx.progress,
             cancel=ctx.cancelled,
             on_partial=lambda volume, done, total: ctx.partial((volume, int(done), int(total))),
+            # The provisional image travels as a partial of 0 slices (volume.provisional says which).
+            on_provisional=lambda volume: ctx.partial((volume, 0, 0)),
         )
 
     return task
@@ -24,7 +26,8 @@ def _load_task(paths: list[str]):
 
 def load_worker(paths: Sequence[str | Path]) -> Worker:
     """A worker (not started: connect first, then ``start()``) that loads ``paths``. Signals: ``progress(done, total, msg)``,
-    ``partial((volume, slices_done, total))``, ``finished(LoadResult)``, ``errored(str)``,
+    ``partial((volume, slices_done, total))`` (first, on a large series, a provisional one-slice volume
+    as ``(volume, 0, 0)``), ``finished(LoadResult)``, ``errored(str)``,
     ``cancelled()``."""
     names = [str(p) for p in paths]
     return Worker(_load_task(names), name="Loading")

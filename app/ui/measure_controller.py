@@ -136,7 +136,7 @@ class MeasureController(QObject):
 
     def _on_slice(self) -> list[Measurement]:
         v, s = self.window.current_volume, self._study()
-        if v is None or s is None:
+        if v is None or s is None or v.provisional:  # its slice 0 is not the series' slice 0
             return []
         return self.session.on_slice(s, series_key(v), self.view.plane, self.view.slice_index)
 
@@ -171,7 +171,7 @@ class MeasureController(QObject):
         v, s = self.window.current_volume, self._study()
         if v is None or s is None:
             return
-        if self.window.is_loading:
+        if self.window.is_loading or v.provisional:
             self.window.status.showMessage("Wait for the series to finish loading: its values are still being read",
                                            8000)
             return

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from .slice_view import SliceView
 
 
+# Where the slice number would be: a provisional image is one file, not a slice of the series.
+PROVISIONAL_LABEL = "PROVISIONAL: one file, the series is still being read and sorted"
+
+
 def _nice_length(max_mm: float) -> float:
     """Largest 1/2/5 x 10^n mm not above ``max_mm``."""
     if max_mm <= 0:
@@ -106,16 +110,22 @@ class SlicePaintingMixin:
         self._text_block(p, [pat.name, f"ID: {pat.patient_id}" if pat.patient_id else "", _format_date(pat.study_date)], "tr")
         desc = v.description or "(no description)"
         self._text_block(p, [desc, f"{v.modality}  {plane_name(v, self._plane)}"], "tl")
-        k, n = self.slice_index, self.slice_count
-        lines = [f"Im: {k + 1}/{n}"]
-        if not v.is_rgb:
-            lines.append(f"W: {self._window.width:.0f}  L: {self._window.center:.0f}")
-        self._text_block(p, lines, "bl")
+        self._text_block(p, self.slice_lines(), "bl")
         self._text_block(p, [f"Zoom: {self.zoom * 100:.0f}%", self.spacing_text()], "br")
         labels = self.shown_edge_labels()  # the view transform's labels (view_tools)
         if labels is not None:
             self._paint_orientation(p, labels)
         self._paint_scale_bar(p)
+
+    def slice_lines(self: "SliceView") -> list[str]:
+        """The bottom-left corner: slice number (or the provisional label) and window."""
+        v = self._volume
+        if v is None:
+            return []
+        lines = [PROVISIONAL_LABEL if v.provisional else f"Im: {self.slice_index + 1}/{self.slice_count}"]
+        if not v.is_rgb:
+            lines.append(f"W: {self._window.width:.0f}  L: {self._window.center:.0f}")
+        return lines
 
     def spacing_text(self: "SliceView") -> str:
         """The corner's pixel-size readout; never a made-up "1.00 x 1.00 mm"."""

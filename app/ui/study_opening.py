@@ -68,6 +68,12 @@ class StudyOpeningMixin:
             self._worker.cancel()
             self._worker = None
             self.status.end_task()
+            if self._current is not None and self._current.provisional:
+                # Nothing may outlive the load as if it were the series (a run, a measurement):
+                # back to the study the Series list still shows, if any.
+                self._partial_volume = None
+                row = self.series_browser.list.currentRow()
+                self.show_volume(self._volumes[row] if 0 <= row < len(self._volumes) else None)
 
     # ================================================================ loading ==
     def _on_progress(self: "MainWindow", worker: Worker, done: int, total: int, msg: str) -> None:
@@ -81,6 +87,8 @@ class StudyOpeningMixin:
         if worker is not self._worker:
             return
         volume, done, total = payload
+        if volume.provisional:
+            self.status.showMessage("Provisional image: one file, shown while the series is read and sorted", 8000)
         self._partial_front = max(0, int(done) - 1)
         self._replace_study(worker)
         if self._partial_volume is not volume:

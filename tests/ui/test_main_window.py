@@ -19,7 +19,7 @@ def test_background_load_shows_first_image_before_finishing(qtbot, main_window, 
 
     def on_shown(volume):
         # Runs from the worker's partial signal: loading must still be under way.
-        seen.append((w.is_loading, volume.array.shape, w.view.frame_shape(), volume.array[0].any()))
+        seen.append((w.is_loading, volume.array.shape, w.view.frame_shape(), volume.array[0].any(), volume.provisional))
 
     w.volume_shown.connect(on_shown)
     partials = []
@@ -27,9 +27,12 @@ def test_background_load_shows_first_image_before_finishing(qtbot, main_window, 
     w._worker.signals.partial.connect(lambda payload: partials.append(payload[1:]))
     assert w.status.progress.isVisible()
     _wait_loaded(qtbot, w)
-    assert seen, "no image was shown"
-    loading, shape, frame_shape, first_slice_filled = seen[0]
+    assert len(seen) >= 2, "no image was shown"
+    # First the provisional image (one file, app/study/dicom/scan.py), then the sorted series.
+    assert seen[0][0] and seen[0][1] == (1, 512, 512) and seen[0][4]
+    loading, shape, frame_shape, first_slice_filled, provisional = seen[1]
     assert loading and shape == (48, 512, 512) and frame_shape == (512, 512) and first_slice_filled
+    assert not provisional
     assert partials and partials[-1] == (48, 48)
     assert not w.status.progress.isVisible()
     assert [v.num_slices for v in w.volumes] == [48]

@@ -1,15 +1,14 @@
 """DICOM files -> volumes: header scan, grouping/splitting/sorting, pixel fill."""
 from __future__ import annotations
 
-import warnings
 from typing import Callable, Collection, Sequence
 
 from ..volume import LoadError, Volume
 from .assemble import Cancelled, PartialCallback, build_volume
 from .dedupe import drop_duplicate_instances
-from .errors import ReadFailure
 from .geometry import build_stacks
-from .header import FrameRef, scan_file
+from .header import FrameRef
+from .scan import ProvisionalCallback, scan_headers
 
 Progress = Callable[[int, int, str], None]
 
@@ -20,31 +19,18 @@ def load_dicom(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     on_partial: PartialCallback | None = None,
+    on_provisional: ProvisionalCallback | None = None,
     quiet_paths: Collection[str] = (),
 ) -> tuple[list[Volume], list[LoadError]]:
     """Read every DICOM image among ``paths``. Raises :class:`Cancelled` on cancel.
 
     Files in ``quiet_paths`` that turn out not to be DICOM at all are skipped without
     an error (files met while walking a folder whose extension says nothing).
+    ``on_provisional(volume)``: one file's image before the headers are all read and sorted
+    (``volume.provisional``; see :mod:`.scan`), on large series only.
     """
-    quiet = set(quiet_paths)
-    frames: list[FrameRef] = []
-    errors: list[LoadError] = []
-    n = len(paths)
-    for i, path in enumerate(paths):
-        if cancel is not None and cancel():
-            raise Cancelled()
-        try:
-            with warnings.catch_warnings():
-                # pydicom warns about every odd value in real-world files; the reader
-                # reports what matters as LoadError/volume warnings instead.
-                warnings.simplefilter("ignore")
-                frames.extend(scan_file(path))
-        except ReadFailure as exc:
-            if not (path in quiet and exc.reason == "not a DICOM file"):
-                errors.append(LoadError(path, exc.reason))
-        if progress is not None and (i % 16 == 0 or i == n - 1):
-            progress(i + 1, n, "Reading DICOM headers")
+    frames, errors = scan_headers(paths, quiet=quiet_paths, progress=progress, cancel=cancel,
+                                  on_provisional=on_provisional)
     stacks = build_stacks(drop_duplicate_instances(frames))
     # Largest volumes first is what a reader expects to see first; keep it stable.
     stacks.sort(key=lambda s: (s.frames[0].study_uid, _series_number(s.frames[0]), s.frames[0].series_uid, s.label))
