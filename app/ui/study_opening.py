@@ -68,9 +68,10 @@ class StudyOpeningMixin:
             self._worker.cancel()
             self._worker = None
             self.status.end_task()
-            if self._current is not None and self._current.provisional:
-                # Nothing may outlive the load as if it were the series (a run, a measurement):
-                # back to the study the Series list still shows, if any.
+            if self._current is not None and (self._current.provisional or self._current is self._partial_volume):
+                # Nothing may outlive the load as if it were the series (a run, a measurement): not
+                # the provisional image, nor a volume cut off mid-fill (its later slices are blank).
+                # Back to the study the Series list still shows, if any.
                 self._partial_volume = None
                 row = self.series_browser.list.currentRow()
                 self.show_volume(self._volumes[row] if 0 <= row < len(self._volumes) else None)

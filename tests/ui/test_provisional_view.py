@@ -138,3 +138,33 @@ def test_a_provisional_image_left_on_screen_is_still_refused(qtbot, main_window,
     _draw_length(w.view)
     assert w.measure.measurements() == []
     assert "Wait for the series" in w.status.currentMessage()
+
+
+def test_cancel_during_the_pixel_fill_never_leaves_the_half_filled_volume(qtbot, main_window, ct_volume,
+                                                                          monkeypatch):
+    """A volume whose pixels are still being filled is shown as it fills; cancelled there, it must
+    not stay on screen as if it were the series (its unfilled slices are blank)."""
+    import dataclasses
+
+    import numpy as np
+
+    from app.study import loader
+
+    released = threading.Event()
+
+    def filling(paths, *, progress=None, cancel=None, on_partial=None, on_provisional=None, **_):
+        half = dataclasses.replace(ct_volume, array=np.zeros_like(ct_volume.array))
+        half.array[: ct_volume.num_slices // 2] = ct_volume.array[: ct_volume.num_slices // 2]
+        on_partial(half, ct_volume.num_slices // 2, ct_volume.num_slices)
+        while not (cancel() or released.is_set()):
+            released.wait(0.02)
+        return loader.LoadResult(volumes=[], errors=[], cancelled=bool(cancel()))
+
+    monkeypatch.setattr(loader, "load", filling)
+    w = main_window
+    w.open_paths(["/nonexistent/filling"])
+    qtbot.waitUntil(lambda: w.current_volume is not None, timeout=LOAD_MS)
+    assert not w.current_volume.provisional and w.series_browser.list.count() == 0
+    w.cancel_loading()
+    released.set()
+    assert w.current_volume is None and w.care.run_target() is None
