@@ -135,8 +135,9 @@ class StudyStrategy:
         es.run, es.record = sub, sub.to_dict()
         top = ctx.record
         top.timings.extend(sub.timings)
-        for w in sub.warnings:
-            top.warn(f"evidence slice {es.number}: {w}")
+        for w in sub.warnings:  # what the run's own record says already is not repeated per slice
+            if w not in top.warnings:
+                top.warn(f"evidence slice {es.number}: {w}")
         top.errors.extend(f"evidence slice {es.number}: {e}" for e in sub.errors)
 
 
