@@ -225,3 +225,18 @@ class OffloadPlan(_StrEnum):
     KEEP_ALL = "keep-all"  # every stage's model stays resident
     UNLOAD_BEFORE_VQA = "unload-before-vqa"  # stage 1-2 models are unloaded before the VQA model loads
     CPU_OFFLOAD = "cpu-offload"  # stage 1-2 models run on the CPU, only the VQA model on the GPU
+
+
+class StopReason(_StrEnum):
+    """Why 3-D propagation of a box stopped at one end (app.pipeline.segmentation.propagate)."""
+
+    VOLUME_END = "volume end"  # the series has no further slice
+    MAX_SLICES = "max slices"  # the rules' per-direction slice budget was spent
+    EMPTY = "empty mask"
+    LOW_IOU = "low predicted IoU"  # LiteMedSAM's IoU head
+    LOW_CONFIDENCE = "low mask confidence"  # C = 1 - H/log 2
+    AREA_DROP = "area dropped"
+    AREA_GROWTH = "area grew"
+    INTENSITY = "intensity changed"  # mean inside the mask left the seed slice's range
+    DRIFT = "mask drifted"  # the mask barely overlaps the previous slice's
+    TRIMMED = "trimmed"  # the clinician trimmed this end
