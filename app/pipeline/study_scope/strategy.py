@@ -95,6 +95,8 @@ class StudyStrategy:
             try:
                 self.inner.run(sub)
                 es.status = RunStatus.COMPLETED
+                if i == 0:  # the primary's vote is one slice's answer, not the study's: it waits for the aggregation
+                    record.final_answer = ""
             except (Cancelled, WeightsMissingError):
                 es.status = RunStatus.CANCELLED
                 raise
