@@ -243,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
     k = volume.num_slices // 2 if args.slice_index is None else args.slice_index
     if not 0 <= k < volume.num_slices:
         return _fail(f"{args.path}: slice {k} is out of range (0..{volume.num_slices - 1})", EXIT_UNREADABLE)
+    if args.scope == "study" and volume.num_slices < 2:
+        return _fail(f"{args.path}: --scope study needs a series of more than one slice (this one has "
+                     f"{volume.num_slices}); ask about the slice instead", EXIT_USAGE)
     try:
         boxes = _fit_boxes(boxes, args.box, volume)
     except ValueError as exc:

@@ -90,3 +90,18 @@ def test_sampled_slices_are_evenly_spaced_without_the_ends():
     assert evenly_spaced(48, 5, ends=False) == [8, 16, 24, 31, 39]
     assert evenly_spaced(4, 5, ends=False) == [0, 1, 2, 3]
     assert evenly_spaced(61, 24, ends=True)[0] == 0 and evenly_spaced(61, 24, ends=True)[-1] == 60
+
+
+def test_study_scope_on_a_single_image_is_a_usage_error(empty_models_dir, ct_volume, tmp_path, capsys):
+    import cv2
+
+    from app.cli.main import main
+    from app.study.display import slice_rgb
+
+    png = tmp_path / "ct.png"
+    cv2.imwrite(str(png), slice_rgb(ct_volume, 20)[:, :, ::-1])
+    out = tmp_path / "run"
+    assert main(["ask", str(png), "-q", "Is there a mass?", "--profile", "tiny", "--scope", "study",
+                 "--out", str(out)]) == 1
+    assert "--scope study needs a series of more than one slice" in capsys.readouterr().err
+    assert not out.exists()

@@ -56,6 +56,9 @@ class StudyStrategy:
         study = StudyScope(asked_from_slice=ctx.slice_index, num_slices=n, plane=record.input.plane,
                            max_evidence_slices=self.max_slices)
         record.study = study  # before any work: a cancelled study run still says it was one
+        if n < 2:
+            raise PipelineError("a study-scope question needs a series of more than one slice; "
+                                "this one has a single image (ask about the slice instead)")
         ctx.check_cancel()
         started = utc_now()
         loc = localise(self.host, ctx, lambda msg, f: _emit(ctx, Stage.MASKS, f"localising: {msg}",
