@@ -83,7 +83,11 @@ def test_the_scope_line_names_the_answered_slices():
     study.slices = study.slices[:1]
     assert study_scope_text(study, inp) == "about the whole study (evidence from axial slice 13 of 61)"
     study.slices = []
-    assert study_scope_text(study, inp) == "about the whole study (no evidence slice was answered)"
+    assert study_scope_text(study, inp) == "about the whole study (no evidence slice gave a usable answer)"
+    # Once aggregated, the line names the slices the aggregation counted: not one without an answer.
+    study.slices = [_slice(12, "", None), _slice(11, "no", 0.9), _slice(13, "No.", 0.8)]
+    study.aggregation = aggregate("Is there a mass?", study.slices)
+    assert study_scope_text(study, inp) == "about the whole study (evidence from axial slices 12, 14 of 61)"
 
 
 def test_sampled_slices_are_evenly_spaced_without_the_ends():

@@ -113,12 +113,13 @@ def test_the_thumbnails_are_the_pixels_the_models_saw(study_run, data, ct_volume
 
 
 def test_the_terminal_says_the_study_scope_truthfully(study_run, data):
-    nums = sorted(s["number"] for s in data["study"]["slices"] if s["status"] == "completed")
+    nums = sorted(v["index"] + 1 for v in data["study"]["aggregation"]["inputs"])  # what the answer rests on
+    assert nums
     expected = f"about the whole study (evidence from axial slices {', '.join(map(str, nums))} of 48)"
     assert f"scope: {expected}" in study_run.stdout
     assert "localised by clinician box propagated in 3-D" in study_run.stdout
-    for n in nums:
-        assert f"  slice {n}: " in study_run.stdout
+    for s in data["study"]["slices"]:
+        assert f"  slice {s['number']}: " in study_run.stdout
 
 
 def test_one_embedding_per_slice(study_run, data):
@@ -140,7 +141,7 @@ def test_the_report_shows_the_evidence_slices(study_run, tmp_path):
     text = " ".join(" ".join(p.extract_text().split()) for p in reader.pages)
     assert "Study scope: the evidence slices" in text
     assert rec.study is not None
-    nums = ", ".join(str(n) for n in sorted(s.number for s in rec.study.answered))
+    nums = ", ".join(str(v.index + 1) for v in sorted(rec.study.aggregation.inputs, key=lambda v: v.index))
     assert f"about the whole study (evidence from axial slices {nums} of 48)" in text
     assert f"The answer rests on axial slices {nums} of 48" in text
     for s in rec.study.slices:

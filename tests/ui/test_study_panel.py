@@ -58,7 +58,7 @@ def test_the_audit_panel_shows_the_evidence_slices_and_jumps(qtbot, view, ct_vol
     study = study_record.study
     assert panel.sec_study.isVisible() and len(panel.study_frames) == len(study.slices)
     text = " ".join(w.text() for w in panel.sec_study.findChildren(type(panel.header.status_label)))
-    nums = ", ".join(str(s.number) for s in sorted(study.answered, key=lambda s: s.number))
+    nums = ", ".join(str(v.index + 1) for v in sorted(study.aggregation.inputs, key=lambda v: v.index))
     assert f"The answer rests on axial slices {nums} of 48" in text
     for s in study.slices:
         assert f"Slice {s.number}/48" in text

@@ -97,11 +97,18 @@ def _header(r: RunRecord) -> Header:
 
 
 def study_header(r: RunRecord) -> dict[str, str]:
+    """A study run's answer is the aggregation; a coordinator fallback is the primary slice's only."""
     agg = r.study.aggregation if r.study is not None else None
-    if agg is None or not agg.winner:
-        return {"answer_how": "study-scope aggregation over evidence slices", "agreement": ""}
-    return {"answer_how": f"study-scope aggregation ({agg.decided_by.value})",
-            "agreement": f"{len(agg.winner_slices)} of {len(agg.inputs)} answered evidence slices give this answer"}
+    out = {"answer_how": "study-scope aggregation over evidence slices", "agreement": ""}
+    if agg is not None and agg.winner:
+        out = {"answer_how": f"study-scope aggregation ({agg.decided_by.value})",
+               "agreement": f"{len(agg.winner_slices)} of {len(agg.inputs)} answered evidence slices give this answer"}
+    reason = fallback_reason(r)
+    if reason:
+        label = STATUS_LABELS.get(r.status, (str(r.status).capitalize(), "neutral"))[0]
+        out.update(status_label=label, severity="warn", status_reason=(
+            f"on slice {r.input.slice_index + 1} {reason}; that slice's answer is its CARE-Flow majority vote"))
+    return out
 
 
 def _entities(r: RunRecord) -> Entities:

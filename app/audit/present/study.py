@@ -22,12 +22,20 @@ def numbers_text(numbers: list[int]) -> str:
     return ", ".join(str(k) for k in numbers)
 
 
+def evidence_numbers(study: StudyScope) -> list[int]:
+    """The slices the answer rests on, 1-based: those the aggregation counted; before an
+    aggregation (a cancelled run), the slices answered so far."""
+    if study.aggregation is not None:
+        return sorted({v.index + 1 for v in study.aggregation.inputs})
+    return sorted(s.number for s in study.answered if s.answer.strip())
+
+
 def study_scope_text(study: StudyScope, inp: InputInfo) -> str:
     """"about the whole study (evidence from axial slices 12, 13, 14 of 61)": the slices whose
     answers the aggregation counted, 1-based as the viewer numbers them."""
-    used = sorted(s.number for s in study.answered)
+    used = evidence_numbers(study)
     if not used:
-        return "about the whole study (no evidence slice was answered)"
+        return "about the whole study (no evidence slice gave a usable answer)"
     nouns = _nouns(study, inp)
     if len(used) == 1:
         nouns = nouns[:-1]
@@ -54,7 +62,7 @@ def study_view(study: StudyScope, inp: InputInfo) -> StudyView:
             index=s.index, number=s.number, title=f"Slice {s.number}/{n} \u00b7 {s.role}", score_text=score,
             answer_text=answer, status_text=str(s.status), image_file=s.image_file, counted=s.index in counted,
             winner=s.index in winners, in_run=s.in_run))
-    used = sorted(s.number for s in study.answered)
+    used = evidence_numbers(study)
     rule = agg.rule if agg else "(not aggregated: the run stopped first)"
     decided = f"Decided by {agg.decided_by.value}: {agg.detail}." if agg else ""
     counts = (", ".join(f"\u201c{elide(k, 40)}\u201d: {c}" for k, c in sorted(agg.counts.items(), key=lambda kv: -kv[1]))
@@ -63,7 +71,7 @@ def study_view(study: StudyScope, inp: InputInfo) -> StudyView:
         rests = (f"The answer rests on {_nouns(study, inp)} {numbers_text(used)} of {n} (numbered as the viewer's "
                  f"Im: k/n), aggregated by: {rule}.")
     else:
-        rests = "No evidence slice was answered, so the study has no answer."
+        rests = "No evidence slice gave a usable answer, so the study has no answer."
     m = study.mask3d
     mask3d = ""
     if m is not None:

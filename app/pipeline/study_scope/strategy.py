@@ -98,10 +98,11 @@ class StudyStrategy:
             try:
                 self.inner.run(sub)
                 es.status = RunStatus.COMPLETED
-                if i == 0:  # the primary's vote is one slice's answer, not the study's: it waits for the aggregation
-                    record.final_answer = ""
-            except (Cancelled, WeightsMissingError):
+            except Cancelled:
                 es.status = RunStatus.CANCELLED
+                raise
+            except WeightsMissingError:
+                es.status = RunStatus.FAILED
                 raise
             except PipelineError as exc:
                 if i == 0:
@@ -114,6 +115,8 @@ class StudyStrategy:
                 es.status, es.error = RunStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
             finally:
                 self._summarise(ctx, es, sub.record, is_primary=i == 0)
+            if i == 0:  # the primary's answer is one slice's, not the study's: it waits for the aggregation
+                record.final_answer = ""
         agg = aggregate(ctx.question, study.slices)
         study.aggregation = agg
         record.final_answer = agg.winner_raw
