@@ -36,6 +36,7 @@ QUICK: dict[str, list[str]] = {
     "remote_flow": ["--repeats", "1", "--delay", "0.05"],
     "render": ["--frames", "10"],
     "segmentation": ["--repeats", "1"],
+    "study_scope": ["--tokens", "4"],
     "ui_stall": ["--runs", "1", "--sleep", "0.2"],
 }
 
