@@ -6,7 +6,9 @@ The rules (:class:`PropagationRules`) look at what the segmenter and the image s
 mask: LiteMedSAM's predicted IoU, the mask confidence ``C = 1 - H/log 2`` (the service's gate),
 the area change against the previous slice, the overlap with the previous mask (a mask that
 jumps to a neighbouring structure) and the intensity inside the mask against the seed slice.
-The slice where a rule fires is recorded (with why) but not added to the lesion.
+The slice where a rule fires is recorded (with why) but not added to the lesion. On the slices
+it keeps, the lesion holds the mask's pixels whose value is consistent with the seed mask's
+(``pixel_z``): the segmenter's masks include the partial-volume rim around a lesion.
 
 Costs: each slice is embedded once (cached under the engine's :func:`image_key`, so a later run
 or box on that slice reuses it) and only slices the lesion reaches, plus the one each end
@@ -50,14 +52,22 @@ class PropagationRules:
     max_area_ratio: float | None = 1.6
     min_overlap: float | None = 0.30  # |mask & previous| / |mask|
     intensity_z: float | None = 2.0  # |mean inside - seed mean| <= z x seed SD
+    # The lesion keeps a mask pixel only if its value lies within pixel_z robust SDs (1.4826 x MAD)
+    # of the seed mask's median: LiteMedSAM's masks take in the partial-volume rim around a lesion.
+    pixel_z: float | None = 2.5
     max_slices: int = 64  # per direction: a bound on the cost whatever the rules say
+    # Re-prompt a slice with its own mask's box (+ margin_px) up to this many times, keeping the
+    # mask the IoU head rates higher: the slice's embedding is reused, so this costs decoder time only.
+    refine: int = 0
+    refine_seed: bool = False  # also on the drawn slice (the clinician's box is otherwise taken as drawn)
 
     @classmethod
     def naive(cls) -> "PropagationRules":
         """The issue's baseline: box from the previous mask, stop when the area drops below a
         quarter or grows past 1.1x (nothing else is looked at)."""
         return cls(name="naive", margin=0.0, margin_px=0, min_iou_pred=None, min_confidence=None,
-                   min_area_ratio=0.25, max_area_ratio=1.1, min_overlap=None, intensity_z=None)
+                   min_area_ratio=0.25, max_area_ratio=1.1, min_overlap=None, intensity_z=None, pixel_z=None,
+                   refine=0)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -65,7 +75,9 @@ class PropagationRules:
 
 @dataclass(frozen=True)
 class SliceResult:
-    """One slice the propagation looked at. ``stop_reason`` None: the slice is part of the lesion."""
+    """One slice the propagation looked at. ``stop_reason`` None: the slice is part of the lesion.
+    ``area_px``, ``confidence``, ``mean``: of the segmenter's mask, which the rules judge (the
+    lesion keeps its intensity-consistent pixels, ``kept_px``)."""
 
     index: int
     confidence: float  # C of the service's gate
@@ -73,7 +85,8 @@ class SliceResult:
     area_px: int
     stop_reason: StopReason | None = None
     mean: float = 0.0  # modality value inside the mask (HU on CT)
-    box: Box | None = None  # the prompt, display frame
+    box: Box | None = None  # the prompt whose mask was kept (display frame)
+    kept_px: int = 0  # pixels of the lesion on this slice (0 unless included)
 
     @property
     def included(self) -> bool:
@@ -82,7 +95,7 @@ class SliceResult:
     def to_dict(self) -> dict[str, Any]:
         return {"slice": self.index, "included": self.included, "confidence": round(self.confidence, 4),
                 "iou_pred": None if self.iou_pred is None else round(self.iou_pred, 4), "area_px": self.area_px,
-                "mean": round(self.mean, 2), "box": None if self.box is None else list(self.box),
+                "kept_px": self.kept_px, "mean": round(self.mean, 2), "box": None if self.box is None else list(self.box),
                 "stop_reason": None if self.stop_reason is None else self.stop_reason.value}
 
 
@@ -179,10 +192,31 @@ class _Segmenter:
             self.backend, self.judging = service_or_segmenter, Judging()
         if not getattr(self.backend, "supports_box", False):
             raise PipelineError(f"{self.backend.info.backend} cannot take a box prompt")
-        self.embedded = 0
+        self.keys: set[str] = set()
 
-    def __call__(self, image: np.ndarray, key: str, box: Box):
-        self.embedded += 1
+    @property
+    def embedded(self) -> int:
+        return len(self.keys)
+
+    def __call__(self, image: np.ndarray, key: str, box: Box, refine: int = 0, margin_px: int = 0):
+        """(mask result, the box that produced it)."""
+        self.keys.add(key)
+        best, best_box = self._one(image, key, box), box
+        for _ in range(refine):
+            if best.area_px == 0:
+                break
+            x0, y0, x1, y1 = best.bbox
+            h, w = best.mask.shape
+            again = (max(0, x0 - margin_px), max(0, y0 - margin_px), min(w, x1 + margin_px), min(h, y1 + margin_px))
+            if again == best_box:
+                break
+            r = self._one(image, key, again)  # the cached embedding: decoder only
+            if (r.object_score or 0.0) < (best.object_score or 0.0):
+                break
+            best, best_box = r, again
+        return best, best_box
+
+    def _one(self, image: np.ndarray, key: str, box: Box):
         maps = predict_maps(self.backend, image, key, [SegPrompt(box=box)])
         (result,) = score_maps(self.backend, maps, [("lesion", SegPrompt(box=box))], self.judging)
         return result
@@ -238,8 +272,9 @@ def propagate_box(service_or_segmenter: Any, volume: "Volume", frame: "DisplayFr
     if not 0 <= slice_index < n:
         raise PipelineError(f"slice {slice_index} out of range (0..{n - 1})")
 
-    def run(k: int, prompt: Box):
-        return seg(slice_rgb(volume, k, win), image_key(frame.image(k), win), tuple(int(v) for v in prompt))
+    def run(k: int, prompt: Box, refine: int):
+        return seg(slice_rgb(volume, k, win), image_key(frame.image(k), win), tuple(int(v) for v in prompt),
+                   refine, rules.margin_px)
 
     def check_cancel() -> None:
         if cancel is not None and cancel():
@@ -250,17 +285,27 @@ def propagate_box(service_or_segmenter: Any, volume: "Volume", frame: "DisplayFr
             progress(s)
 
     masks: dict[int, np.ndarray] = {}
-    seed = run(slice_index, box)
+    seed, seed_box = run(slice_index, box, rules.refine if rules.refine_seed else 0)
     values = _values(frame, slice_index)
     inside = values[seed.mask] if seed.area_px else np.zeros(1)
     seed_mean, seed_sd = float(inside.mean()), float(inside.std())
+    median = float(np.median(inside))
+    robust_sd = 1.4826 * float(np.median(np.abs(inside - median)))
+
+    def consistent(mask: np.ndarray, k: int) -> np.ndarray:
+        if rules.pixel_z is None:
+            return mask
+        return mask & (np.abs(_values(frame, k) - median) <= rules.pixel_z * max(robust_sd, 1e-6))
+
+    if seed.area_px:
+        masks[slice_index] = consistent(seed.mask, slice_index)
     seed_res = SliceResult(slice_index, float(seed.confidence), seed.object_score, seed.area_px,
-                           None if seed.area_px else StopReason.EMPTY, seed_mean, tuple(int(v) for v in box))
+                           None if seed.area_px else StopReason.EMPTY, seed_mean, seed_box,
+                           int(masks[slice_index].sum()) if seed.area_px else 0)
     report(seed_res)
     results = {slice_index: seed_res}
     reasons = [StopReason.EMPTY, StopReason.EMPTY]
     if seed.area_px:
-        masks[slice_index] = seed.mask
         for side, step in ((0, -1), (1, +1)):
             prev, k, reason = seed.mask, slice_index + step, None
             while reason is None:
@@ -271,22 +316,24 @@ def propagate_box(service_or_segmenter: Any, volume: "Volume", frame: "DisplayFr
                     reason = StopReason.MAX_SLICES
                     break
                 check_cancel()
-                prompt = _next_box(prev, rules)
-                r = run(k, prompt)
+                r, prompt = run(k, _next_box(prev, rules), rules.refine)
                 mean = float(_values(frame, k)[r.mask].mean()) if r.area_px else 0.0
                 reason = _stop(rules, r, prev, seed_mean, seed_sd, mean)
-                res = SliceResult(k, float(r.confidence), r.object_score, r.area_px, reason, mean, prompt)
+                if reason is None:
+                    masks[k] = consistent(r.mask, k)
+                res = SliceResult(k, float(r.confidence), r.object_score, r.area_px, reason, mean, prompt,
+                                  int(masks[k].sum()) if reason is None else 0)
                 results[k] = res
                 report(res)
                 if reason is None:
-                    masks[k] = r.mask
-                    prev, k = r.mask, k + step
+                    prev, k = r.mask, k + step  # the next box follows the segmenter's own mask
             reasons[side] = reason
     mask3d = np.zeros(volume.array.shape[:3], bool)
     for k, m in masks.items():
         mask3d[k] = frame.to_array(m)
-    kept = sorted(masks) or [slice_index]
+    size = lesion_size(mask3d, volume)
+    first, last = size.slices or (slice_index, slice_index)
     return Lesion3D(mask=mask3d, per_slice=tuple(results[k] for k in sorted(results)), seed=slice_index,
-                    first=kept[0], last=kept[-1], size=lesion_size(mask3d, volume),
+                    first=first, last=last, size=size,
                     stop_reasons=(reasons[0], reasons[1]), rules=rules, backend=seg.backend.info.backend,
                     embedded=seg.embedded, seconds=time.perf_counter() - t0)
