@@ -33,9 +33,11 @@ QUICK: dict[str, list[str]] = {
     "flow_batching": ["--repeats", "1", "--new-tokens", "4", "--text-layers", "4", "--vision-layers", "4"],
     "loading": ["--repeat", "1", "--slices", "64", "--memory-slices", "100"],
     "pipeline_overhead": ["--runs", "1", "--tokens", "4"],
+    "propagation": ["--repeats", "1", "--max-slices", "1"],  # the seed and one slice each way
     "remote_flow": ["--repeats", "1", "--delay", "0.05"],
     "render": ["--frames", "10"],
     "segmentation": ["--repeats", "1"],
+    "study_scope": ["--tokens", "4"],
     "ui_stall": ["--runs", "1", "--sleep", "0.2"],
 }
 

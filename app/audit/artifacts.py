@@ -74,6 +74,9 @@ def collect(record: RunRecord) -> dict[str, np.ndarray]:
         for name, img in zip(item.image_files, item.images):
             if name != SLICE_NAME and img is not None:
                 out.setdefault(name, img)
+    if record.study is not None:  # the other evidence slices' images
+        for name, img in record.study.images().items():
+            out.setdefault(name, img)
     return out
 
 
@@ -91,4 +94,7 @@ def attach(record: RunRecord, blobs: Mapping[str, bytes]) -> RunRecord:
             for name in item.image_files
             if name in blobs
         ]
+    if record.study is not None:
+        record.study.attach(lambda name: decode_png(blobs[name], color=True) if name in blobs else None,
+                            record.slice_rgb)
     return record

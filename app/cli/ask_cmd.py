@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-HELP = "answer a question about one slice with the CARE pipeline and write an auditable run record"
+HELP = "answer a question about one slice (or the whole study) with the CARE pipeline and write an auditable run record"
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
 EXIT_AUDIT = 5  # the audit trail cannot record the run (damaged, unwritable, full): nothing was run
@@ -26,6 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--series", help="series instance UID (when PATH holds several series)")
     p.add_argument("--slice", type=int, dest="slice_index", help="slice index, 0-based (default: the middle slice)")
     p.add_argument("--mode", choices=("flow", "coord"), default="flow", help="CARE-Flow (default) or CARE-Coord")
+    p.add_argument("--scope", choices=("slice", "study"), default="slice",
+                   help="slice (default): about the slice given by --slice; study: about the whole series "
+                   "(the entity is localised across the volume, a few evidence slices are chosen and answered, "
+                   "and their answers aggregated; --slice and --box then say where to start)")
     p.add_argument("--profile", help="model profile from models/profiles.toml (default: the manifest's default)")
     p.add_argument("--tau", type=float, default=None, help="mask confidence threshold for every segmenter (default: each segmenter's profile tau)")
     p.add_argument("--window", help="display window for the model input: a CT preset (lung, mediastinum, "
@@ -239,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
     k = volume.num_slices // 2 if args.slice_index is None else args.slice_index
     if not 0 <= k < volume.num_slices:
         return _fail(f"{args.path}: slice {k} is out of range (0..{volume.num_slices - 1})", EXIT_UNREADABLE)
+    if args.scope == "study" and volume.num_slices < 2:
+        return _fail(f"{args.path}: --scope study needs a series of more than one slice (this one has "
+                     f"{volume.num_slices}); ask about the slice instead", EXIT_USAGE)
     try:
         boxes = _fit_boxes(boxes, args.box, volume)
     except ValueError as exc:
@@ -267,6 +274,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             pipeline = CarePipeline(profile, tau=args.tau, max_new_tokens=args.max_new_tokens, device=args.device)
             strategy = strategy_for(args.mode, pipeline, eager=True, **coord_overrides(args))
+            if args.scope == "study":
+                from app.pipeline.study_scope import study_strategy
+
+                strategy = study_strategy(pipeline, strategy)
             pipeline.check_weights()
             from app.cli.interrupt import cancel_on_sigint
 

@@ -6,6 +6,11 @@ NIfTI/NRRD/MHA ``--out`` is a label volume on the series' own voxel grid and geo
 ``--box`` uses the profile's box segmenter (LiteMedSAM, bundled: works on a fresh install);
 ``--text`` the profile's text segmenter (SAM3), exiting 3 with how-to-fetch text when its
 weights are missing.
+
+``--propagate`` grows the ``--box`` into a 3-D lesion (app.pipeline.segmentation.propagate): the
+``--out`` label volume holds every slice the lesion reaches, and the output gives its volume,
+extent, largest in-plane diameter and per-slice confidence (mm from the file's spacing; voxels
+when the file has none).
 """
 from __future__ import annotations
 
@@ -16,7 +21,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-HELP = "segment one entity on one slice (box or text prompt) and write the mask (PNG or label volume)"
+HELP = ("segment one entity on one slice (box or text prompt), or grow a box into a 3-D lesion (--propagate), "
+        "and write the mask (PNG or label volume)")
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
 
@@ -40,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="mask to write: .png (0/255, the displayed slice's rows x columns) or .nii/.nii.gz/.nrrd/"
                    ".mha (0/1 label volume on the series' voxel grid and geometry, the mask on slice K)")
+    p.add_argument("--propagate", action="store_true",
+                   help="with --box: grow the box into a 3-D lesion through the neighbouring slices (LiteMedSAM "
+                   "slice by slice, stopping on predicted IoU, mask confidence, area, overlap and intensity); "
+                   "--out must then be a label volume")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -71,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
     text = args.text.strip() if args.text is not None else None
     if text is not None and not text:
         return _fail("--text: the entity name is empty", EXIT_USAGE)
+    if args.propagate and box is None:
+        return _fail("--propagate grows a --box (the text route is not propagated)", EXIT_USAGE)
+    if args.propagate and not Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
+        return _fail(f"--propagate writes a 3-D label volume: --out must end in {', '.join(VOLUME_SUFFIXES)}",
+                     EXIT_USAGE)
 
     from app.pipeline.profiles import load_profile
 
@@ -117,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     from app.pipeline.segmentation.service import Judging
     from app.pipeline.types import PipelineError, WeightsMissingError
 
+    if args.propagate:
+        return _propagate(args, spec, profile, volume, frame, k, box, window)
     try:
         seg = build_segmenter(spec)
         entity = EntityPrompt(name=text, box=None) if text is not None else EntityPrompt(name="box", box=box)
@@ -156,6 +173,59 @@ def run(args: argparse.Namespace) -> int:
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")  # one file each (no detached header)
 
 
+def _propagate(args, spec, profile, volume, frame, k: int, box, window) -> int:
+    """``--propagate``: the 3-D lesion through the one SegmentationService (profile judging)."""
+    from app.cli.interrupt import cancel_on_sigint
+    from app.pipeline.segmentation import SegmentationService, build_segmenter
+    from app.pipeline.segmentation.propagate import propagate_box
+    from app.pipeline.types import Cancelled, PipelineError, WeightsMissingError
+    from app.pipeline.vocab import Role
+
+    def progress(s) -> None:
+        if not args.json:
+            state = "in" if s.included else f"stop: {s.stop_reason.value}"
+            iou = "" if s.iou_pred is None else f", IoU head {s.iou_pred:.3f}"
+            print(f"  slice {s.index}: area {s.area_px} px, C={s.confidence:.3f}{iou} ({state})", file=sys.stderr)
+
+    try:
+        seg = build_segmenter(spec)
+        service = SegmentationService(lambda role: seg if Role(role) == Role.BOX_SEGMENTER else None,
+                                      tau=args.tau, profile=profile)
+        with cancel_on_sigint() as stop:
+            lesion = propagate_box(service, volume, frame, k, box, window=window, progress=progress,
+                                   cancel=stop.is_set)
+    except WeightsMissingError as exc:
+        return _fail(str(exc), EXIT_WEIGHTS_MISSING)
+    except Cancelled:
+        return _fail("cancelled: no mask was written", EXIT_USAGE)
+    except PipelineError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    if not lesion.size.voxels:
+        return _fail(f"the box on slice {k} gave an empty mask: nothing to propagate, no mask was written", EXIT_USAGE)
+    out = Path(args.out)
+    try:
+        _write_labels(out, lesion.mask.astype("uint8"), volume)
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        return _fail(f"{out}: cannot write the mask ({reason}); no partial file was left", EXIT_USAGE)
+    if args.json:
+        payload = lesion.to_dict()
+        payload.update(out=str(out), box=list(box), model=asdict(seg.info),
+                       display_window=(window or volume.window).to_dict())
+        print(json.dumps(payload, indent=2))
+        return EXIT_OK
+    size = lesion.size
+    if size.calibrated:
+        figures = (f"{size.volume_ml:.2f} mL, {size.extent_slices} slices ({size.extent_mm:.1f} mm), largest "
+                   f"diameter {size.largest_diameter_mm:.1f} mm on slice {size.diameter_slice}")
+    else:
+        figures = (f"{size.voxels} voxels, {size.extent_slices} slices, largest diameter "
+                   f"{size.largest_diameter_px:.1f} px on slice {size.diameter_slice} (the file has no spacing: mm unknown)")
+    print(f"lesion: slices {lesion.first}..{lesion.last} from slice {k}, {figures}; stopped at the ends by "
+          f"{lesion.stop_reasons[0].value} / {lesion.stop_reasons[1].value} -> {out}")
+    return EXIT_OK
+
+
 def _write_mask(out: Path, mask, volume, frame, k: int) -> None:
     """All or nothing (never a 0-byte or cut mask). A PNG keeps the display frame the box was
     given in; a volume format maps the mask back onto the series' voxels (``to_array``)."""
@@ -172,11 +242,21 @@ def _write_mask(out: Path, mask, volume, frame, k: int) -> None:
             raise OSError(f"cannot encode a {out.suffix or '.png'} image")
         write_bytes_atomic(out, buf.tobytes())
         return
-    import SimpleITK as sitk
-
     labels = np.zeros(volume.array.shape[:3], np.uint8)
     labels[k] = frame.to_array(np.asarray(mask, bool))
-    img = sitk.GetImageFromArray(labels)
+    _write_labels(out, labels, volume)
+
+
+def _write_labels(out: Path, labels, volume) -> None:
+    """A [z, y, x] uint8 label volume on the series' grid and geometry, all or nothing."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from app.pipeline.run_io import write_bytes_atomic
+
+    name = out.name.lower()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(labels))
     img.SetSpacing([float(s) for s in volume.spacing])
     img.SetOrigin([float(o) for o in volume.origin])
     img.SetDirection([float(d) for d in np.asarray(volume.direction).ravel()])

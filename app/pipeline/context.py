@@ -15,7 +15,7 @@ import numpy as np
 from app.study.volume import Volume, Window
 
 from .profile_options import EvidenceOptions
-from .record import RunRecord, StageTiming, utc_now
+from .record import Entity, RunRecord, StageTiming, utc_now
 from .types import Box, Cancelled, Stage
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ class RunContext:
     cancel: CancelFn | None = None
     boxes: list[Box] = field(default_factory=list)
     discarded: set[str] = field(default_factory=set)
+    # Study scope: entities localised on this slice from elsewhere in the volume (a propagated
+    # box, a text-route mask's box); the entity stage adds them after the clinician's.
+    located: list[Entity] = field(default_factory=list)
     # VQA inputs asked so far in this run (digest of prompt + images -> index into
     # record.answers of the row that asked it): an identical input is never asked twice.
     asked: dict[str, int] = field(default_factory=dict)

@@ -274,7 +274,7 @@ class CarePipeline:
             clinician = [
                 Entity(CLINICIAN_ENTITY.format(n=i + 1), b, EntitySource.CLINICIAN) for i, b in enumerate(ctx.boxes)
             ]
-            stage.final = kept + clinician
+            stage.final = kept + clinician + list(ctx.located)
             if not stage.final:
                 record.warn("no entity was proposed; the answer rests on the global image only")
         ctx.report(Stage.ENTITIES, f"{len(stage.final)} entities", 1.0)

@@ -39,6 +39,7 @@ from app.pipeline.vocab import (
     TieBreak,
 )
 
+from .study_record import StudyScope
 from .types import EvidenceType, ModelInfo, Stage
 
 SCHEMA_VERSION = 1
@@ -422,6 +423,7 @@ class RunRecord:
     # from; None in a record written before the field existed.
     offload_plan: OffloadPlan | None = None
     offload_reason: str = ""
+    study: StudyScope | None = None  # study-scope runs only (app.pipeline.study_record)
     slice_rgb: np.ndarray | None = _transient()  # windowed model input (H, W, 3) uint8
 
     # ----- conveniences ------------------------------------------------------------

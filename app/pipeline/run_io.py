@@ -114,6 +114,9 @@ def _run_files(record: RunRecord) -> dict[str, bytes]:
         for name, img in zip(item.image_files, item.images):
             if name != SLICE_PNG:
                 files[name] = encode_png(img)
+    if record.study is not None:  # the other evidence slices' images (app.pipeline.study_record)
+        for name, img in record.study.images().items():
+            files.setdefault(name, encode_png(img))
     files[RUN_JSON] = json.dumps(record.to_dict(), indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8")
     return files
 
@@ -183,4 +186,7 @@ def read_run(path: str | Path, load_images: bool = True) -> RunRecord:
             for name in item.image_files
             if (folder / name).is_file()
         ]
+    if record.study is not None:
+        record.study.attach(lambda name: _read_png(folder / name, color=True) if (folder / name).is_file() else None,
+                            record.slice_rgb)
     return record

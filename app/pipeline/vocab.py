@@ -69,6 +69,7 @@ class ProfileWeights(_StrEnum):
 class EntitySource(_StrEnum):
     PROPOSED = "proposed"  # stage-1 VLM
     CLINICIAN = "clinician"  # a drawn box
+    LOCALISED = "localised"  # study scope: a box found on this slice by localising across the volume
 
 
 class PromptType(_StrEnum):
@@ -95,6 +96,37 @@ class AnswerKind(_StrEnum):
 
     YES_NO = "yes/no"  # present/absent/none/no evidence ... count as yes/no
     OPEN = "open"  # words only: "none" stays "none"
+
+
+class Scope(_StrEnum):
+    """What a question is answered about (``ask --scope``, the Ask panel's Scope)."""
+
+    SLICE = "slice"  # the slice on screen
+    STUDY = "study"  # the whole series: evidence slices chosen across the volume
+
+
+class LocaliseRoute(_StrEnum):
+    """How a study-scope run found the entity across the volume (app.pipeline.study_scope)."""
+
+    CLINICIAN_BOX_3D = "clinician box propagated in 3-D"
+    TEXT_PER_SLICE = "text route per slice"  # SAM3 prompted with the entity names on each slice looked at
+    SAMPLED_ENTITY_BOXES = "entity model boxes on sampled slices"
+
+
+class StudyRule(_StrEnum):
+    """How per-slice answers became the study's answer (what decided it)."""
+
+    CONFIDENT_POSITIVE = "yes/no: any confident positive"
+    MAJORITY = "majority over slices"
+    TIE_BY_CONFIDENCE = "majority over slices, tie broken by answer confidence"
+    TIE_BY_PRIMARY = "majority over slices, tie broken by the largest cross-section"
+    NO_ANSWERS = "no slice gave a usable answer"
+
+
+class EvidenceSliceRole(_StrEnum):
+    PRIMARY = "largest confident cross-section"
+    NEIGHBOUR = "neighbour"
+    FALLBACK = "asked-from slice (nothing confident was localised)"
 
 
 class CoordEventKind(_StrEnum):
@@ -193,3 +225,18 @@ class OffloadPlan(_StrEnum):
     KEEP_ALL = "keep-all"  # every stage's model stays resident
     UNLOAD_BEFORE_VQA = "unload-before-vqa"  # stage 1-2 models are unloaded before the VQA model loads
     CPU_OFFLOAD = "cpu-offload"  # stage 1-2 models run on the CPU, only the VQA model on the GPU
+
+
+class StopReason(_StrEnum):
+    """Why 3-D propagation of a box stopped at one end (app.pipeline.segmentation.propagate)."""
+
+    VOLUME_END = "volume end"  # the series has no further slice
+    MAX_SLICES = "max slices"  # the rules' per-direction slice budget was spent
+    EMPTY = "empty mask"
+    LOW_IOU = "low predicted IoU"  # LiteMedSAM's IoU head
+    LOW_CONFIDENCE = "low mask confidence"  # C = 1 - H/log 2
+    AREA_DROP = "area dropped"
+    AREA_GROWTH = "area grew"
+    INTENSITY = "intensity changed"  # mean inside the mask left the seed slice's range
+    DRIFT = "mask drifted"  # the mask barely overlaps the previous slice's
+    TRIMMED = "trimmed"  # the clinician trimmed this end

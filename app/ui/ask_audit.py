@@ -35,6 +35,7 @@ from .audit_panel import AuditPanel
 from .audit_worker import AuditWorker
 from .clinician_edits import PENDING_PREFIX, ClinicianEditsMixin
 from .history_panel import HistoryPanel
+from .lesion3d_control import Lesion3DController
 from .override_tools import BoxDrawTool
 from .report_export import ExportReportDialog, ReportExportMixin, default_report_path
 from .run_control import RunControlMixin
@@ -84,6 +85,7 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
         self._build_docks()
         self._build_actions()
         self._wire()
+        self.lesion3d = Lesion3DController(self)  # the box tool's "3-D" option and its dock
         self._update_target()
 
     # ============================================================== construction ==
@@ -226,6 +228,7 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
         for w in (self.box_worker, self.report_worker):
             if w is not None:
                 w.wait(timeout)
+        self.lesion3d.shutdown(timeout)
         self.audit_io.shutdown(timeout)  # queued overrides still reach the database
 
 

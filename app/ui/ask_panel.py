@@ -121,6 +121,17 @@ class AskPanel(QWidget):
         grid.addWidget(self.mode, 0, 1)
         grid.addWidget(QLabel("Models"), 0, 2)
         grid.addWidget(self.profile, 0, 3)
+        # Scope: the slice on screen, or the whole series (evidence slices chosen across the volume).
+        self.scope = QComboBox(self)
+        self.scope.addItem("this slice", "slice")
+        self.scope.addItem("whole study", "study")
+        self.scope.setItemData(0, "Answer about the displayed slice only.", Qt.ItemDataRole.ToolTipRole)
+        self.scope.setItemData(1, "Localise the entity across the series (your box propagated in 3-D, else the "
+                               "models' own localisation), answer on a few evidence slices and aggregate their "
+                               "answers; the audit shows which slices.", Qt.ItemDataRole.ToolTipRole)
+        self.scope.setToolTip("What the answer is about: this slice, or the whole study")
+        grid.addWidget(QLabel("Scope"), 1, 0)
+        grid.addWidget(self.scope, 1, 1)
         grid.setColumnStretch(3, 1)
         lay.addLayout(grid)
         # What the chosen profile's weights are, always visible: "care-paper" is not the paper's experts.
@@ -279,6 +290,10 @@ class AskPanel(QWidget):
 
     def selected_mode(self) -> str:
         return str(self.mode.currentData() or "flow")
+
+    def selected_scope(self) -> str:
+        """"slice" or "study" (app.pipeline.vocab.Scope values)."""
+        return str(self.scope.currentData() or "slice")
 
     def question_text(self) -> str:
         return " ".join(self.question.currentText().split())

@@ -99,6 +99,8 @@ class ClinicianEditsMixin:
             n = len(self.pending.get((v.series_uid, slice_index), []))
         name = f"clinician region {n + 1}"
         profile = self._segment_profile()
+        if self.lesion3d.wants():  # the box tool's 3-D option (app.ui.lesion3d_control)
+            return self.lesion3d.start(slice_index, box, profile, window)
         self.window.status.showMessage(f"Segmenting the box with {profile}'s box segmenter\u2026")
         pipelines = self.pipelines
         worker = Worker(lambda ctx: segment_box_task(pipelines, profile, v, slice_index, window, box, name),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from app.pipeline.vocab import Scope
 from app.study.volume import Volume
 
 from .audit_worker import AuditFailure
@@ -32,7 +33,7 @@ class RunControlMixin:
 
     def start_run(self: "AskAuditController", question: str, profile: str, mode: str = "flow", *, boxes=None,
                   discarded=None, parent_run_id: str | None = None, slice_index: int | None = None,
-                  window=None) -> RunHandle | None:
+                  window=None, scope: str | None = None) -> RunHandle | None:
         """Ask ``question`` about the displayed slice. Returns the handle when the run started
         at once; None when it was refused or waits for the audit trail to open (then
         ``run_started`` announces it). ``run_finished`` always follows a started run."""
@@ -52,7 +53,8 @@ class RunControlMixin:
             boxes = [b for b, _ in self.pending.get((volume.series_uid, k), [])]
         # What the radiologist sees now is what the models get, however long the open takes.
         req = RunRequest(volume, k, question, profile, mode, window or (None if volume.is_rgb else self.view.window),
-                         list(boxes), set(discarded or ()), parent_run_id)
+                         list(boxes), set(discarded or ()), parent_run_id,
+                         scope=Scope(scope or self.ask.selected_scope()))
         if self.audit_io.service.is_open:
             return self._launch_run(req)
 

@@ -30,7 +30,7 @@ from app.pipeline.record import MaskRecord, RunRecord
 from app.pipeline.segmentation.service import image_key
 from app.pipeline.strategies import RunStrategy, strategy_for
 from app.pipeline.types import Box, PipelineError, Stage, WeightsMissingError
-from app.pipeline.vocab import Mode
+from app.pipeline.vocab import Mode, Scope
 from app.study.volume import PatientInfo, Volume, Window
 
 from .workers import Worker
@@ -117,6 +117,7 @@ class RunRequest:
     boxes: list[Box] = field(default_factory=list)
     discarded: set[str] = field(default_factory=set)
     parent_run_id: str | None = None
+    scope: Scope = Scope.SLICE  # study: app.pipeline.study_scope wraps the mode's strategy
 
 
 @dataclass
@@ -195,7 +196,7 @@ def run_task(
         with pipelines.lock(request.profile):
             record = pipe.run(
                 request.volume, request.slice_index, request.question, window=request.window,
-                strategy=pipelines.strategy(request.profile, request.mode), observer=observer,
+                strategy=_strategy(pipelines, request, pipe), observer=observer,
                 cancel=cancel.is_set, boxes=list(request.boxes), discarded=set(request.discarded),
             )
     except WeightsMissingError as exc:
@@ -222,6 +223,15 @@ def run_task(
             log.exception("finish_run failed")
             audit_warning = f"This run could not be saved to the audit trail: {exc}"
     return RunOutcome(record, persisted=persisted, audit_warning=audit_warning, parent_run_id=parent)
+
+
+def _strategy(pipelines: PipelineCache, request: RunRequest, pipe: Any) -> RunStrategy:
+    strategy = pipelines.strategy(request.profile, request.mode)
+    if request.scope == Scope.STUDY:
+        from app.pipeline.study_scope import study_strategy
+
+        return study_strategy(pipe, strategy)
+    return strategy
 
 
 class RunHandle:

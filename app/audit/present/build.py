@@ -1,6 +1,7 @@
 """RunRecord (+ overrides) -> RunPresentation: every string a run shows, computed once."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 from app.pipeline.disclosure import NOT_RECORDED
@@ -15,6 +16,7 @@ from .model import (
     TimingRow, VoteRow, VoteSummary,
 )
 from .overrides import override_rows
+from .study import study_scope_text, study_view
 from .texts import (
     DISCLAIMER, EVIDENCE_LABELS, EVIDENCE_TITLES, FALLBACK_HOW, FALLBACK_LABEL, MODE_LABELS, REPORT_TITLE,
     STATUS_LABELS, TIE_RULES,
@@ -73,7 +75,7 @@ def _header(r: RunRecord) -> Header:
                      + ("" if r.vote.tie_break == TieBreak.NONE
                         else "; " + TIE_RULES.get(r.vote.tie_break, f"tie broken by {r.vote.tie_break}")))
     mode = mode_label(r.mode)
-    return Header(
+    h = Header(
         title=REPORT_TITLE,
         subtitle=(f"Run {r.run_id} · {mode} · profile {r.profile or '-'} · status {r.status} · "
                   f"asked {fmt_time(r.created)}"),
@@ -87,8 +89,26 @@ def _header(r: RunRecord) -> Header:
         answer_or_status=r.final_answer.strip() or f"(no answer: run {r.status})",
         agreement=agreement,
         status_reason=f"{reason}; the answer is the CARE-Flow majority vote" if reason else "",
-        scope=scope_text(r.input),
+        scope=study_scope_text(r.study, r.input) if r.study is not None else scope_text(r.input),
     )
+    if r.study is not None:  # the answer is the aggregation over evidence slices, not one slice's vote
+        h = dataclasses.replace(h, **study_header(r))
+    return h
+
+
+def study_header(r: RunRecord) -> dict[str, str]:
+    """A study run's answer is the aggregation; a coordinator fallback is the primary slice's only."""
+    agg = r.study.aggregation if r.study is not None else None
+    out = {"answer_how": "study-scope aggregation over evidence slices", "agreement": ""}
+    if agg is not None and agg.winner:
+        out = {"answer_how": f"study-scope aggregation ({agg.decided_by.value})",
+               "agreement": f"{len(agg.winner_slices)} of {len(agg.inputs)} answered evidence slices give this answer"}
+    reason = fallback_reason(r)
+    if reason:
+        label = STATUS_LABELS.get(r.status, (str(r.status).capitalize(), "neutral"))[0]
+        out.update(status_label=label, severity="warn", status_reason=(
+            f"on slice {r.input.slice_index + 1} {reason}; that slice's answer is its CARE-Flow majority vote"))
+    return out
 
 
 def _entities(r: RunRecord) -> Entities:
@@ -314,7 +334,7 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
         versions_text=f"app {r.app_version}, prompts {r.prompt_version}, record schema {r.schema_version}",
         timings=timings, timings_text=timings_text, total_seconds=total, warnings=tuple(r.warnings),
         errors=tuple(r.errors), overrides=override_rows(list(r.overrides) + list(overrides)), terminal_head=head,
-        weights_text=weights_text,
+        weights_text=weights_text, study=study_view(r.study, r.input) if r.study is not None else None,
     )
 
 

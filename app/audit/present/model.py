@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from app.pipeline.types import EvidenceType
 
+from .study_model import StudyView
+
 
 @dataclass(frozen=True)
 class Header:
@@ -220,3 +222,4 @@ class RunPresentation:
     # "Profile care-paper weights: CARE pipeline with off-the-shelf base models (...)" as recorded
     # (app.pipeline.disclosure); "... weights: not recorded" for a record older than the field.
     weights_text: str = ""
+    study: StudyView | None = None  # study-scope runs only (app.audit.present.study)

@@ -36,6 +36,8 @@ def summary_lines(record: RunRecord, out_dir: Path | None = None,
         if record.vote is not None and record.vote.tie_break != TieBreak.NONE:
             lines.append(f"  tie: {p.vote.detail}")
     lines.extend(p.coordinator.terminal_lines)
+    if p.study is not None:
+        lines.extend(p.study.terminal_lines)
     if p.header.status_reason:
         lines.append(f"{p.header.status_label}: {p.header.status_reason}")
     if record.status == RunStatus.COMPLETED:

@@ -28,6 +28,7 @@ from .flowables import Ctx, Scrubber, styles
 from .fonts import fonts
 from .measurements_section import measurements
 from .page import canvas_class, no_ascii85
+from .study_section import study_scope
 
 __all__ = ["DISCLAIMER", "PAGE_SIZES", "ReportError", "build_report", "failure_reason", "fmt_time"]
 
@@ -125,6 +126,7 @@ def _layout(ctx: Ctx, overrides: Sequence[Any], patient: PatientInfo | None, ima
     story += sec.study(ctx, patient)
     story += sec.question_and_answer(ctx)
     story += figure(ctx, image, note)
+    story += study_scope(ctx)  # study-scope runs only
     story += sec.continued(ctx)
     story += sec.entities(ctx)
     story += sec.evidence_and_answers(ctx)

@@ -118,6 +118,12 @@ class LiteMedSAMSegmenter:
             entry = _Embedded(embedding, tuple(int(s) for s in np.asarray(image_rgb).shape[:2]), resized_hw, scale)
             self._current = self._cache.put(key, entry)
 
+    def clear_embeddings(self) -> None:
+        """Forget the cached slice embeddings (benchmarks measuring the real cost)."""
+        with self._lock:
+            self._cache = EmbeddingCache(_CACHE_SLICES)
+            self._current = None
+
     def predict(self, prompts: Sequence[SegPrompt]) -> list[np.ndarray]:
         return self.predict_scored(prompts)[0]
 

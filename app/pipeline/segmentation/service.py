@@ -199,7 +199,7 @@ class SegmentationService:
         routes: list[Route] = []
         warnings: list[str] = []
         if text is not None and getattr(text, "supports_text", False):
-            named = [e for e in entities if e.source != EntitySource.CLINICIAN]
+            named = [e for e in entities if e.source == EntitySource.PROPOSED]  # boxes only for drawn/localised
             if named:
                 routes.append(Route(Role.SEGMENTER, text, named, [SegPrompt(text=e.name) for e in named]))
         boxed = [e for e in entities if e.box is not None]

@@ -39,6 +39,7 @@ from .header import AnswerHeader
 from .masks import MaskRow
 from .overrides import fill_overrides
 from .provenance import fill_provenance
+from .study import fill_study
 from .widgets import DIM, ClickableFrame, Section, label
 
 _REASKABLE = (RunStatus.COMPLETED, RunStatus.CANCELLED, RunStatus.FAILED)
@@ -56,6 +57,7 @@ class AuditPanel(QWidget):
     reask_requested = Signal()
     export_requested = Signal()
     draw_box_toggled = Signal(bool)
+    slice_requested = Signal(int)  # a study-scope evidence slice was clicked (0-based index)
 
     def __init__(self, view, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +89,7 @@ class AuditPanel(QWidget):
         self.body_layout = QVBoxLayout(body)
         self.body_layout.setContentsMargins(8, 6, 8, 8)
         self.body_layout.setSpacing(4)
+        self.sec_study = Section("Study scope")
         self.sec_entities = Section("Entities")
         self.sec_masks = Section("Masks")
         self.sec_evidence = Section("Evidence")
@@ -103,10 +106,11 @@ class AuditPanel(QWidget):
         self.vote_table: QTableWidget | None = None
         self.evidence_frames: list[ClickableFrame] = []
         self.answer_sections: list[Section] = []
+        self.study_frames: list[ClickableFrame] = []
         self.show_record(None)
 
     def _sections(self) -> tuple[Section, ...]:
-        return (self.sec_entities, self.sec_masks, self.sec_evidence, self.sec_answers, self.sec_coord,
+        return (self.sec_study, self.sec_entities, self.sec_masks, self.sec_evidence, self.sec_answers, self.sec_coord,
                 self.sec_prov, self.sec_overrides)
 
     # ===================================================================== public ==
@@ -134,6 +138,7 @@ class AuditPanel(QWidget):
             return
         pres = build_presentation(record, self.state.overrides)
         self.header.show_run(pres, note)
+        self.study_frames = fill_study(self.sec_study, record, pres, self.jump_to_slice)
         self.entity_list = fill_entities(self.sec_entities, pres, self.highlight)
         self.entries = vm.run_entries(record, self.state.overrides)
         self._fill_masks(pres.mask_note)
@@ -279,6 +284,15 @@ class AuditPanel(QWidget):
     def _set_layer_opacity(self, key: str, a: float) -> None:
         if key in self.view.overlays:
             self.view.overlays.set_opacity(key, a)
+
+    def jump_to_slice(self, k: int) -> None:
+        """Go to slice ``k`` of the run's series on the acquisition plane (when it is displayed)."""
+        v, r = self.view.volume, self.state.record
+        if (self.state.on_view and v is not None and r is not None and 0 <= k < v.num_slices
+                and (not r.input.series_uid or v.series_uid == r.input.series_uid)):
+            self.view.set_plane(native_plane(v))
+            self.view.set_slice(k)
+        self.slice_requested.emit(k)
 
     def highlight(self, key: str | None) -> None:
         """Show a layer: go to its slice on the acquisition plane, outline it and flash it."""
