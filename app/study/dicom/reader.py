@@ -4,14 +4,19 @@ from __future__ import annotations
 import warnings
 from typing import Callable, Collection, Sequence
 
+from pydicom.dataset import Dataset
+
 from ..volume import LoadError, Volume
 from .assemble import Cancelled, PartialCallback, build_volume
+from .attributes import _text
 from .dedupe import drop_duplicate_instances
 from .errors import ReadFailure
 from .geometry import build_stacks
-from .header import FrameRef, scan_file
+from .header import FrameRef, read_header, scan_file
+from .seg_reader import find_target, is_seg, referenced_series
 
 Progress = Callable[[int, int, str], None]
+SetAside = tuple[str, Dataset]  # (path, header) of a SEG or document
 
 
 def load_dicom(
@@ -21,15 +26,19 @@ def load_dicom(
     cancel: Callable[[], bool] | None = None,
     on_partial: PartialCallback | None = None,
     quiet_paths: Collection[str] = (),
+    set_aside: list[SetAside] | None = None,
 ) -> tuple[list[Volume], list[LoadError]]:
     """Read every DICOM image among ``paths``. Raises :class:`Cancelled` on cancel.
 
     Files in ``quiet_paths`` that turn out not to be DICOM at all are skipped without
-    an error (files met while walking a folder whose extension says nothing).
+    an error (files met while walking a folder whose extension says nothing). With
+    ``set_aside``, DICOM SEG objects and documents (SR, encapsulated PDF) are appended to it
+    as ``(path, header)`` instead of becoming a volume or an error (the caller reads them).
     """
     quiet = set(quiet_paths)
     frames: list[FrameRef] = []
     errors: list[LoadError] = []
+    segs: list[tuple[str, list[FrameRef]]] = []
     n = len(paths)
     for i, path in enumerate(paths):
         if cancel is not None and cancel():
@@ -39,12 +48,37 @@ def load_dicom(
                 # pydicom warns about every odd value in real-world files; the reader
                 # reports what matters as LoadError/volume warnings instead.
                 warnings.simplefilter("ignore")
-                frames.extend(scan_file(path))
+                found = scan_file(path)
+            if set_aside is not None and found and is_seg(found[0].header):
+                segs.append((path, found))
+            else:
+                frames.extend(found)
         except ReadFailure as exc:
-            if not (path in quiet and exc.reason == "not a DICOM file"):
+            document = _document_header(path, exc) if set_aside is not None else None
+            if document is not None:
+                set_aside.append((path, document))  # type: ignore[union-attr]
+            elif not (path in quiet and exc.reason == "not a DICOM file"):
                 errors.append(LoadError(path, exc.reason))
         if progress is not None and (i % 16 == 0 or i == n - 1):
             progress(i + 1, n, "Reading DICOM headers")
+    volumes = _build(frames, progress, cancel, on_partial, errors)
+    # A SEG goes onto the series it segments (the caller reads it); one whose series is not
+    # open shows as an image of its own, as before, saying why.
+    orphans: list[FrameRef] = []
+    for path, found in segs:
+        if find_target(found[0].header, volumes) is not None:
+            set_aside.append((path, found[0].header))  # type: ignore[union-attr]
+        else:
+            orphans.extend(found)
+    for volume in _build(orphans, progress, cancel, on_partial, errors):
+        series = referenced_series(volume.headers[0]) if volume.headers else "(none named)"
+        volume.warnings.append(f"DICOM SEG shown as an image: the series it segments ({series}) is not open")
+        volumes.append(volume)
+    return volumes, errors
+
+
+def _build(frames: list[FrameRef], progress: Progress | None, cancel: Callable[[], bool] | None,
+           on_partial: PartialCallback | None, errors: list[LoadError]) -> list[Volume]:
     stacks = build_stacks(drop_duplicate_instances(frames))
     # Largest volumes first is what a reader expects to see first; keep it stable.
     stacks.sort(key=lambda s: (s.frames[0].study_uid, _series_number(s.frames[0]), s.frames[0].series_uid, s.label))
@@ -62,7 +96,30 @@ def load_dicom(
         errors.extend(errs)
         if volume is not None:
             volumes.append(volume)
-    return volumes, errors
+    return volumes
+
+
+# Structured reports (every SR storage class) and Encapsulated PDF.
+_SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+def is_document(ds: Dataset) -> bool:
+    sop = _text(ds, "SOPClassUID")
+    return sop.startswith(_SR_PREFIX) or sop == ENCAPSULATED_PDF
+
+
+def _document_header(path: str, exc: ReadFailure) -> Dataset | None:
+    """The header of a file that failed as an image because it is a document (rare: re-read)."""
+    if not exc.reason.startswith("no image data"):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds, _ = read_header(path)
+    except ReadFailure:
+        return None
+    return ds if is_document(ds) else None
 
 
 def _series_number(f: FrameRef) -> int:
@@ -72,4 +129,4 @@ def _series_number(f: FrameRef) -> int:
         return 0
 
 
-__all__ = ["Cancelled", "load_dicom"]
+__all__ = ["Cancelled", "ENCAPSULATED_PDF", "is_document", "load_dicom"]
