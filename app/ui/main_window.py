@@ -107,6 +107,9 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         from .seg_overlays import install_seg_overlays  # DICOM SEGs of the study as overlays
 
         self.segs = install_seg_overlays(self)
+        from .pacs_browser import install_pacs  # File > Open from PACS…, PACS Nodes…
+
+        self.pacs = install_pacs(self)
 
     # =============================================================== public API ==
     @property
