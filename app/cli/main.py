@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "models": "app.cli.models_cmd",
     "history": "app.cli.history_cmd",
     "report": "app.cli.report_cmd",
+    "pacs": "app.cli.pacs_cmd",
 }
 
 # Exit codes shared by all subcommands (documented in README).
@@ -24,6 +25,7 @@ EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_UNREADABLE = 2
 EXIT_WEIGHTS_MISSING = 3
+EXIT_PACS = 6  # a PACS node failed or refused (app/cli/pacs_cmd.py)
 
 
 def _load(name: str):
