@@ -30,6 +30,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "app.audit": frozenset({"app.study", "app.pipeline"}),
     "app.devtools": frozenset({"app.study", "app.pipeline"}),
     "app.pacs": frozenset({"app.study"}),
+    "app.dicom_export": frozenset({"app.study", "app.pipeline", "app.audit"}),
 }
 
 

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "history": "app.cli.history_cmd",
     "report": "app.cli.report_cmd",
     "pacs": "app.cli.pacs_cmd",
+    "export": "app.cli.export_cmd",
 }
 
 # Exit codes shared by all subcommands (documented in README).

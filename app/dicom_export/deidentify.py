@@ -1,0 +1,155 @@
+"""DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile on an export.
+
+Applied to every object written (SEG, SR, Encapsulated PDF), with the Clean Structured Content
+and Clean Descriptors options: the CARE text the objects carry (question, answer, entity
+names, overrides) has already been scrubbed of the patient's identifiers by the report's
+Scrubber (app/audit/report/deid.py), the same that de-identifies the PDF inside; here:
+
+- every instance UID (study, series, SOP instance, frame of reference, tracking, every
+  reference to them, the file meta) is replaced through ONE map for the whole export: the
+  same source UID gets the same new UID in all objects, so the SEG still references its
+  source image, the SR its SEG segments, and all three share one new study; a fresh random
+  salt per export keeps two exports of one study unlinkable. SOP class, transfer syntax and
+  coding-scheme UIDs (standard, not identifying) are kept;
+- patient / study identifiers emptied or given a per-export dummy (Z), other identifying attributes removed (X), every
+  remaining date and time replaced by a dummy (D), person names emptied, private tags removed;
+- PatientIdentityRemoved = YES, DeidentificationMethod and its code sequence (DCM 113100,
+  113104, 113105), LongitudinalTemporalInformationModified = REMOVED.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Callable
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+from app.study.volume import PatientInfo
+
+# LO is 64 characters: one value per profile / option (VM 1-n).
+METHOD = ("DICOM PS3.15 Basic Application Confidentiality Profile", "Clean Structured Content Option",
+          "Clean Descriptors Option")
+METHOD_CODES = (codes.DCM.BasicApplicationConfidentialityProfile, codes.DCM.CleanStructuredContentOption,
+                codes.DCM.CleanDescriptorsOption)
+
+# Z: kept present but empty (type 2 in the objects' modules).
+EMPTY = frozenset({
+    "PatientBirthDate", "PatientSex", "AccessionNumber", "ReferringPhysicianName", "ContentCreatorName",
+})
+# Z/D with a dummy: an archive files studies by patient ID, and a DICOMDIR needs these; the
+# patient ID is a random pseudonym per export (the same in all its objects), linked to nothing.
+PSEUDONYM = ("PatientName", "PatientID", "StudyID", "DeviceSerialNumber")
+# X: removed (PS3.15 Table E.1-1 entries that can reach our objects through the copied modules).
+REMOVE = frozenset({
+    "IssuerOfPatientID", "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthTime",
+    "PatientAge", "PatientSize", "PatientWeight", "PatientAddress", "PatientMotherBirthName", "MilitaryRank",
+    "BranchOfService", "MedicalRecordLocator", "EthnicGroup", "Occupation", "AdditionalPatientHistory",
+    "PatientComments", "PatientTelephoneNumbers", "CountryOfResidence", "RegionOfResidence", "ResponsiblePerson",
+    "ResponsibleOrganization", "PatientReligiousPreference", "PregnancyStatus", "InstitutionName",
+    "InstitutionAddress", "InstitutionalDepartmentName", "InstitutionCodeSequence", "StationName",
+    "OperatorsName", "OperatorIdentificationSequence", "PerformingPhysicianName", "PhysiciansOfRecord",
+    "NameOfPhysiciansReadingStudy", "RequestingPhysician", "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers", "ReferringPhysicianIdentificationSequence", "StudyDescription",
+    "RequestAttributesSequence", "ReferencedPatientSequence", "ReferencedStudySequence",
+    "IssuerOfAccessionNumberSequence", "AdmittingDiagnosesDescription", "ImageComments", "ProtocolName",
+    "PerformedProcedureStepDescription", "PerformedProcedureStepID", "RequestedProcedureDescription",
+    "ScheduledProcedureStepDescription", "InstanceCreatorUID", "PersonName",
+    "VerifyingObserverName", "VerifyingOrganization", "AuthorObserverSequence", "ParticipantSequence",
+    "CustodialOrganizationSequence", "InstanceCreationDate", "InstanceCreationTime", "PatientInsurancePlanCodeSequence",
+})
+# Not identifying: what kind of object / encoding / code system a UID names.
+KEEP_UID = frozenset({
+    "SOPClassUID", "ReferencedSOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID",
+    "ImplementationClassUID", "CodingSchemeUID", "ContextUID", "MappingResourceUID",
+    "ReferencedSOPClassUIDInFile", "ReferencedTransferSyntaxUIDInFile", "RelatedGeneralSOPClassUID",
+    "OriginalSpecializedSOPClassUID", "SOPClassesInStudy", "CodingSchemeRegistry",
+})
+DUMMY = {"DA": "19000101", "TM": "000000", "DT": "19000101000000"}
+_CODE_TEXT = frozenset({"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning",
+                        "LongCodeValue", "URNCodeValue", "CodingSchemeName"})
+
+
+def patient_of(ds: Dataset) -> PatientInfo:
+    """The identifying header of a source instance (what the Scrubber removes from free text)."""
+    return PatientInfo(name=str(ds.get("PatientName", "") or ""), patient_id=str(ds.get("PatientID", "") or ""),
+                       birth_date=str(ds.get("PatientBirthDate", "") or ""), sex=str(ds.get("PatientSex", "") or ""),
+                       study_date=str(ds.get("StudyDate", "") or ""),
+                       accession=str(ds.get("AccessionNumber", "") or ""),
+                       institution=str(ds.get("InstitutionName", "") or ""))
+
+
+class UidMap:
+    """Old UID -> new UID, one per export (random salt: deterministic inside, unlinkable across)."""
+
+    def __init__(self) -> None:
+        self._salt = secrets.token_hex(16)
+        self._map: dict[str, str] = {}
+        tag = secrets.token_hex(4).upper()
+        self.dummies = {"PatientName": f"ANONYMOUS^{tag}", "PatientID": f"DEID-{tag}", "StudyID": "DEID",
+                        "DeviceSerialNumber": "none"}
+
+    def __call__(self, uid: str) -> str:
+        uid = str(uid)
+        if not uid or uid.startswith("1.2.840.10008."):  # a DICOM-defined UID names no one
+            return uid
+        if uid not in self._map:
+            self._map[uid] = generate_uid(entropy_srcs=[self._salt, uid])
+        return self._map[uid]
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
+def _clean(ds: Dataset, uids: UidMap, scrub: Callable[[str], str] | None) -> None:
+    for elem in list(ds):
+        if elem.tag.is_private:
+            del ds[elem.tag]
+            continue
+        kw = elem.keyword
+        if kw in REMOVE:
+            del ds[elem.tag]
+        elif kw in EMPTY:
+            elem.value = None if elem.VR == "SQ" else ""
+        elif kw in PSEUDONYM:
+            elem.value = uids.dummies[kw]
+        elif elem.VR == "SQ":
+            for item in elem.value or []:
+                _clean(item, uids, scrub)
+        elif elem.VR == "UI" and kw not in KEEP_UID and elem.value:
+            elem.value = [uids(u) for u in elem.value] if elem.VM > 1 else uids(elem.value)
+        elif elem.VR in DUMMY and elem.value:
+            elem.value = DUMMY[elem.VR]
+        elif elem.VR == "PN":
+            elem.value = ""
+        elif scrub is not None and elem.VR in ("LO", "SH", "ST", "LT", "UT") and kw not in _CODE_TEXT and elem.value:
+            if isinstance(elem.value, str):
+                elem.value = scrub(elem.value)
+
+
+def deidentify_dataset(ds: Dataset, uids: UidMap, scrub: Callable[[str], str] | None = None) -> None:
+    _clean(ds, uids, scrub)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "MediaStorageSOPInstanceUID" in meta:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = list(METHOD)
+    seq = []
+    for code in METHOD_CODES:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, code.scheme_designator, code.meaning
+        seq.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(seq)
+    ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+def deidentify_bundle(datasets: list[Dataset], scrub: Callable[[str], str] | None = None) -> UidMap:
+    """All objects of one export through one UID map (references between them stay consistent)."""
+    uids = UidMap()
+    for ds in datasets:
+        deidentify_dataset(ds, uids, scrub)
+    return uids
+
+
+__all__ = ["UidMap", "deidentify_bundle", "deidentify_dataset", "patient_of"]
