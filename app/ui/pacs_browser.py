@@ -13,9 +13,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QGridLayout, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QGridLayou
 from app.pacs.models import QueryFilter, SeriesMatch, StudyMatch
 from app.pacs.nodes import PacsNode, load_nodes
 
-from .slice_renderer import numpy_to_qimage
+from .pacs_thumbnails import THUMB, thumb_pixmap, thumbnail_array
 from .workers import Worker
 
 if TYPE_CHECKING:
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-THUMB = 72
 MODALITIES = ("", "CT", "MR", "CR", "DX", "US", "PT", "NM", "MG", "XA", "SEG", "SR", "OT")
 COLUMNS = ("Patient", "Patient ID", "Date", "Accession", "Modalities", "Description", "Series", "Images")
 
@@ -41,41 +39,6 @@ def cache_dir() -> Path:
     from app.audit.paths import data_dir
 
     return data_dir() / "pacs-cache"
-
-
-def thumbnail_array(ds: Any) -> np.ndarray | None:
-    """A windowed uint8 picture of one instance (its middle frame), or None when it has no
-    pixels that can be shown (SR, PDF, an undecodable transfer syntax)."""
-    from app.study.display import apply_window, default_window
-    from app.study.volume import Window
-
-    if ds is None or "PixelData" not in ds:
-        return None
-    try:
-        from pydicom.pixels import apply_modality_lut
-
-        arr = np.asarray(ds.pixel_array)
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-        if frames > 1:
-            arr = arr[frames // 2]
-        if arr.ndim == 3:  # colour
-            return np.ascontiguousarray(arr[..., :3].astype(np.uint8))
-        values = np.asarray(apply_modality_lut(arr, ds), np.float32)
-    except Exception as exc:  # noqa: BLE001 - a thumbnail that cannot be drawn is only missing
-        log.info("no thumbnail for %s: %s", ds.get("SOPInstanceUID", "?"), exc)
-        return None
-    window = default_window(str(ds.get("Modality", "")), values)
-    try:
-        c, w = ds.get("WindowCenter"), ds.get("WindowWidth")
-        if c is not None and w is not None:
-            c = float(c[0] if hasattr(c, "__len__") and not isinstance(c, str) else c)
-            w = float(w[0] if hasattr(w, "__len__") and not isinstance(w, str) else w)
-            if w > 1:
-                window = Window(c, w, "file")
-    except (TypeError, ValueError):
-        pass
-    img = apply_window(values, window, invert=str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1")
-    return np.ascontiguousarray(img)
 
 
 def _date_or_none(text: str, what: str) -> dt.date | None:
@@ -349,7 +312,7 @@ class PacsBrowser(QDialog):
             for i in range(self.series_list.count()):
                 item = self.series_list.item(i)
                 if item.data(Qt.ItemDataRole.UserRole) == series_uid:
-                    item.setIcon(QIcon(_thumb_pixmap(img)))
+                    item.setIcon(QIcon(thumb_pixmap(img)))
                     item.setData(Qt.ItemDataRole.UserRole + 1, img is not None)
                     self.thumbnail_arrived.emit(series_uid)
 
@@ -413,22 +376,23 @@ class PacsBrowser(QDialog):
                                     "retrieve": "PACS retrieve"}.get(key, key))
         self._workers[key] = worker
         s = worker.signals
-        s.finished.connect(lambda r, w=worker: self._if_current(key, w, on_finished, r))
-        s.errored.connect(lambda msg, w=worker: self._if_current(key, w, self._on_error, msg))
-        if partial is not None:
-            s.partial.connect(lambda p, w=worker: self._if_current(key, w, partial, p))
-        if progress is not None:
-            s.progress.connect(lambda d, t, m, w=worker: self._if_current(key, w, progress, d, t, m))
-        if cancelled is not None:
-            s.cancelled.connect(lambda w=worker: self._if_current(key, w, cancelled))
 
-        def finished(w=worker) -> None:
+        def end(w: Worker, handler, *args) -> None:
+            # The worker is forgotten before its handler runs: the handler may start the next.
             if self._workers.get(key) is w:
                 del self._workers[key]
                 if done is not None:
                     done()
+                if handler is not None:
+                    handler(*args)
 
-        s.done.connect(finished)
+        s.finished.connect(lambda r, w=worker: end(w, on_finished, r))
+        s.errored.connect(lambda msg, w=worker: end(w, self._on_error, msg))
+        s.cancelled.connect(lambda w=worker: end(w, cancelled))
+        if partial is not None:
+            s.partial.connect(lambda p, w=worker: self._if_current(key, w, partial, p))
+        if progress is not None:
+            s.progress.connect(lambda d, t, m, w=worker: self._if_current(key, w, progress, d, t, m))
         worker.start()
 
     def _if_current(self, key: str, worker: Worker, fn, *args) -> None:
@@ -452,21 +416,6 @@ class PacsBrowser(QDialog):
         for key in ("series", "search"):
             self._stop(key)  # a retrieve goes on: its study opens when it is done
         super().closeEvent(event)
-
-
-def _thumb_pixmap(img: np.ndarray | None) -> QPixmap:
-    canvas = QPixmap(THUMB, THUMB)
-    canvas.fill(Qt.GlobalColor.black)
-    if img is None:
-        return canvas
-    pm = QPixmap.fromImage(numpy_to_qimage(img)).scaled(
-        THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-    from PySide6.QtGui import QPainter
-
-    p = QPainter(canvas)
-    p.drawPixmap((THUMB - pm.width()) // 2, (THUMB - pm.height()) // 2, pm)
-    p.end()
-    return canvas
 
 
 def install_pacs(window: "MainWindow") -> "PacsActions":

@@ -50,8 +50,8 @@ class PacsNodesDialog(QDialog):
 
         self.name = QLineEdit(self)
         self.protocol = QComboBox(self)
-        self.protocol.addItem("DICOMweb (QIDO-RS / WADO-RS / STOW-RS)", PacsProtocol.DICOMWEB)
-        self.protocol.addItem("DIMSE (C-ECHO / C-FIND / C-GET / C-MOVE / C-STORE)", PacsProtocol.DIMSE)
+        self.protocol.addItem("DICOMweb (QIDO-RS / WADO-RS / STOW-RS)", PacsProtocol.DICOMWEB.value)
+        self.protocol.addItem("DIMSE (C-ECHO / C-FIND / C-GET / C-MOVE / C-STORE)", PacsProtocol.DIMSE.value)
         self.protocol.currentIndexChanged.connect(self._protocol_changed)
         self.url = QLineEdit(self)
         self.url.setPlaceholderText("http://pacs.hospital:8042/dicom-web")
@@ -164,7 +164,7 @@ class PacsNodesDialog(QDialog):
         self._protocol_changed()
 
     def _protocol_changed(self) -> None:
-        web = self.protocol.currentData() is PacsProtocol.DICOMWEB
+        web = self.protocol.currentData() == PacsProtocol.DICOMWEB.value
         self.url.setEnabled(web)
         for w in (self.ae_title, self.host, self.port, self.move_port):
             w.setEnabled(not web)
@@ -172,7 +172,7 @@ class PacsNodesDialog(QDialog):
     # ================================================================= form ==
     def form_node(self) -> PacsNode:
         """The node the form describes; ValueError (one line) when it is not a valid one."""
-        protocol = self.protocol.currentData()
+        protocol = PacsProtocol(self.protocol.currentData())
         name = self.name.text().strip()
         if not name:
             raise ValueError("a node needs a name")
@@ -264,11 +264,15 @@ class PacsNodesDialog(QDialog):
         worker = Worker(task, name="PACS echo")
         self._echo_worker = worker
         worker.signals.finished.connect(self._on_echo)
-        worker.signals.errored.connect(lambda msg: self.echo_result.setText(msg))
-        worker.signals.done.connect(lambda: self.echo_button.setEnabled(True))
+        worker.signals.errored.connect(self._on_echo_error)
         worker.start()
 
+    def _on_echo_error(self, message: str) -> None:
+        self.echo_button.setEnabled(True)
+        self.echo_result.setText(f"\u2717 {message}")
+
     def _on_echo(self, result) -> None:
+        self.echo_button.setEnabled(True)
         mark = "\u2713" if result.ok else "\u2717"
         self.echo_result.setText(f"{mark} {result.message}")
         self.echoed.emit(result)
