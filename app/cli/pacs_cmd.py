@@ -48,13 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="DIMSE: retrieve by C-MOVE to our Storage SCP on PORT (the node must know our AE "
                           "title at this host and port); without it C-GET is used")
     store = sub.add_parser("store", help="send a run's DICOM SEG / SR / PDF (or DICOM files) to a node")
-    store.add_argument("run", nargs="?", metavar="RUN_DIR", help="a run folder written by `care-viewer ask --out DIR`")
+    store.add_argument("run", nargs="?", metavar="RUN",
+                       help="a run id (or unique prefix) from `care-viewer history`, or a run folder / run.json")
     _node_arguments(store)
     store.add_argument("--seg", action="store_true", help="the DICOM SEG of the accepted masks")
     store.add_argument("--sr", action="store_true", help="the structured report")
     store.add_argument("--pdf", action="store_true", help="the evidence report as Encapsulated PDF")
     store.add_argument("--file", action="append", type=Path, default=[], metavar="FILE.dcm",
-                       help="send this DICOM file as it is (repeatable; instead of, or besides, RUN_DIR)")
+                       help="send this DICOM file as it is (repeatable; instead of, or besides, RUN)")
 
 
 def _fail(message: str, code: int) -> int:
@@ -183,26 +184,19 @@ def _store(args: argparse.Namespace, node) -> int:
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             return _fail(f"{path}: not a readable DICOM file ({exc})", EXIT_UNREADABLE)
     if args.run:
-        run_dir = Path(args.run)
-        if not run_dir.is_dir():
-            return _fail(f"{run_dir}: not a run folder (give the folder `care-viewer ask --out DIR` wrote)",
-                         EXIT_UNREADABLE)
-        try:
-            from app.dicom_export import ExportError, ExportKind, build_run_objects
-        except ImportError:
-            return _fail("building DICOM objects from a run needs app.dicom_export, which this build lacks",
-                         EXIT_USAGE)
+        from app.dicom_export import ExportError, ExportKind, build_run_objects
+
         wanted = {ExportKind.SEG: args.seg, ExportKind.SR: args.sr, ExportKind.PDF: args.pdf}
         kinds = frozenset(k for k, on in wanted.items() if on) or frozenset(ExportKind)
         try:
-            bundle = build_run_objects(run_dir, kinds=kinds)
+            bundle = build_run_objects(args.run, kinds=kinds)
         except ExportError as exc:
             return _fail(str(exc), EXIT_UNREADABLE)
-        for warning in bundle.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+        for note in bundle.warnings:
+            print(f"note: {note}")
         datasets.extend(bundle.datasets)
     if not datasets:
-        return _fail("nothing to store: give RUN_DIR and/or --file FILE.dcm", EXIT_USAGE)
+        return _fail("nothing to store: give RUN and/or --file FILE.dcm", EXIT_USAGE)
     result = client_for(node).store(datasets)
     for uid, reason in result.failed:
         print(f"error: PACS node {node.label}: not stored {uid}: {reason}", file=sys.stderr)

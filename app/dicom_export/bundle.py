@@ -127,11 +127,15 @@ def export_run(run_dir: Path | str, out_dir: Path | str, kinds: Iterable[ExportK
     Raises:
         ExportError: as :func:`build_run_objects`, an existing file, or the folder is unwritable.
     """
+    return write_bundle(build_run_objects(run_dir, kinds, deidentify), out_dir, overwrite=overwrite)
+
+
+def write_bundle(bundle: ExportBundle, out_dir: Path | str, *, overwrite: bool = False) -> list[Path]:
+    """The bundle's objects as DICOM files (each all-or-nothing), in ``bundle.datasets`` order."""
     from io import BytesIO
 
     from app.pipeline.run_io import write_bytes_atomic
 
-    bundle = build_run_objects(run_dir, kinds, deidentify)
     out = Path(out_dir)
     targets = [(out / file_name(bundle, ds), ds) for ds in bundle.datasets]
     if not overwrite and (taken := [p for p, _ in targets if p.exists()]):

@@ -33,9 +33,10 @@ CATEGORY = codes.SCT.SpatialAndRelationalConcept
 PROPERTY = codes.DCM.ImageRegion
 
 
-def tracking_uid(record: RunRecord, item: ExportedMask) -> str:
-    """The same UID for the same mask of the same run, so the SR can reference the segment."""
-    return generate_uid(entropy_srcs=["care-mask", record.run_id, str(item.index)])
+def tracking_uid(record: RunRecord, index: int) -> str:
+    """The same UID for the same mask (index into record.masks) of the same run: the SEG
+    segment and the SR's measurement group of one mask share it."""
+    return generate_uid(entropy_srcs=["care-mask", record.run_id, str(index)])
 
 
 def describe(item: ExportedMask) -> str:
@@ -67,7 +68,7 @@ def build_seg(record: RunRecord, src: SourceInstance, selection: MaskSelection, 
             algorithm_type=(hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC if _clinician(record, m.entity)
                             else hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC),
             algorithm_identification=algorithm(segmenter_info(record, m), m.backend, notes),
-            tracking_uid=tracking_uid(record, item),
+            tracking_uid=tracking_uid(record, item.index),
             tracking_id=short(keep(m.entity), 64),
         )
         desc.SegmentDescription = describe(item)

@@ -24,9 +24,24 @@ class ExportedMask:
 
 
 @dataclass(frozen=True)
+class MaskVerdict:
+    """Every mask of the run after the clinician's overrides (the SR lists them all)."""
+
+    index: int
+    mask: MaskRecord
+    accepted: bool  # the gate's verdict, or the clinician's latest accept/reject
+    by_clinician: bool  # ``accepted`` is a clinician's override of the gate
+    discarded: bool
+
+
+@dataclass(frozen=True)
 class MaskSelection:
     exported: tuple[ExportedMask, ...]
     left_out: tuple[str, ...]  # one line per mask (or drawn box) that is not exported
+    verdicts: tuple[MaskVerdict, ...] = ()
+
+    def exported_as(self, index: int) -> ExportedMask | None:
+        return next((e for e in self.exported if e.index == index), None)
 
 
 def _who(o: Override) -> str:
@@ -48,11 +63,13 @@ def select_masks(record: RunRecord, overrides: Sequence[Override] = ()) -> MaskS
                          f"box and confidence, not its mask pixels")
     exported: list[ExportedMask] = []
     left_out: list[str] = []
+    verdicts: list[MaskVerdict] = []
     for i, m in enumerate(record.masks):
         key = f"masks[{i}]"
         name = f"mask {i + 1} {m.entity!r} (C {m.confidence:.3f}, tau {m.tau:.2f})"
         accepted, by = verdict.get(key, (m.accepted, None))
         gone, gone_by = discarded.get(key, (False, None))
+        verdicts.append(MaskVerdict(i, m, accepted, by is not None and accepted != m.accepted, gone))
         if gone and gone_by is not None:
             left_out.append(f"{name}: discarded{_who(gone_by)}")
         elif not accepted:
@@ -63,4 +80,4 @@ def select_masks(record: RunRecord, overrides: Sequence[Override] = ()) -> MaskS
             left_out.append(f"{name}: the mask is empty")
         else:
             exported.append(ExportedMask(i, m, len(exported) + 1, clinician_accepted=not m.accepted))
-    return MaskSelection(tuple(exported), tuple(left_out + drawn))
+    return MaskSelection(tuple(exported), tuple(left_out + drawn), tuple(verdicts))

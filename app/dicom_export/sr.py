@@ -1,10 +1,10 @@
 """The run as a TID 1500 Measurement Report in a Comprehensive 3D SR (highdicom).
 
-One measurement group per segmented entity: its tracking identifier is the entity, its
-measurements the mask confidence C and tau, a qualitative "accepted" and, when the SEG is in
-the same export, a reference to its segment (Volumetric ROI TID 1411, the form that references a segment
-by number) — else an image-level group
-(TID 1501) on the source image. A "Qualitative Evaluations" container (TID 1500 row 12) holds
+One measurement group per mask of the run: its tracking identifier is the entity, its
+measurements the mask confidence C and tau, its verdict after the clinician's overrides
+(accepted, by a clinician, discarded) and, for a mask in the SEG of the same export, a
+reference to its segment (TID 1411, which references a segment by number); the others an
+image-level group (TID 1501) on the source image. A "Qualitative Evaluations" container (TID 1500 row 12) holds
 the run as text: run id, question, answer, mode, when it ran, the evidence the answer rests
 on, the coordinator decision, each model's provenance, the clinician overrides and the masks
 not exported. :mod:`.sr_read` parses this back.
@@ -25,7 +25,7 @@ from app.pipeline.record import RunRecord
 from app.pipeline.vocab import DecisionSource, Mode
 
 from . import sr_codes as C
-from .provenance import model_lines, segmenter_info
+from .provenance import NOT_RECORDED, model_lines, segmenter_info
 from .selection import MaskSelection
 from .seg import PROPERTY, tracking_uid
 from .source import RunSource, SourceInstance
@@ -72,27 +72,35 @@ def _yes_no(flag: bool) -> hd.sr.CodedConcept:
     return codes.SCT.Yes if flag else codes.SCT.No
 
 
+def _algorithm(record: RunRecord, m) -> hd.sr.AlgorithmIdentification:
+    info = segmenter_info(record, m)
+    return hd.sr.AlgorithmIdentification(
+        name=short(info.repo_id if info and info.repo_id else m.backend, 64),
+        version=short(info.revision if info and info.revision else NOT_RECORDED, 64),
+        parameters=[f"weights_sha256={info.weights_sha256 if info and info.weights_sha256 else NOT_RECORDED}"])
+
+
 def _groups(record: RunRecord, src: SourceInstance, selection: MaskSelection, seg: Dataset | None,
             keep: Callable[[str], str], notes: list[str]) -> list:
-    from .provenance import NOT_RECORDED
-
-    groups = []
-    for item in selection.exported:
-        m = item.mask
-        info = segmenter_info(record, m)
-        algo = hd.sr.AlgorithmIdentification(
-            name=short(info.repo_id if info and info.repo_id else m.backend, 64),
-            version=short(info.revision if info and info.revision else NOT_RECORDED, 64),
-            parameters=[f"weights_sha256={info.weights_sha256 if info and info.weights_sha256 else NOT_RECORDED}"])
-        tracking = hd.sr.TrackingIdentifier(uid=tracking_uid(record, item),
-                                            identifier=clean(keep(m.entity), notes, "entity name"))
+    """One group per mask of the run: its C, tau and verdict; the exported ones reference their
+    SEG segment when the SEG is in the export (TID 1411), the others the source image (TID 1501)."""
+    source_image = [hd.sr.SourceImageForMeasurementGroup.from_source_image(src.dataset)]
+    groups: list = []
+    for v in selection.verdicts:
+        m = v.mask
+        item = selection.exported_as(v.index)
+        uid = tracking_uid(record, v.index)
+        tracking = hd.sr.TrackingIdentifier(uid=uid, identifier=clean(keep(m.entity), notes, "entity name") or "-")
         measurements = [
             hd.sr.Measurement(name=C.CONFIDENCE, value=float(m.confidence), unit=codes.UCUM.NoUnits),
             hd.sr.Measurement(name=C.TAU, value=float(m.tau), unit=codes.UCUM.NoUnits),
         ]
-        evaluations = [hd.sr.QualitativeEvaluation(C.ACCEPTED, _yes_no(True)),
-                       hd.sr.QualitativeEvaluation(C.CLINICIAN_ACCEPTED, _yes_no(item.clinician_accepted))]
-        if seg is not None:
+        evaluations = [hd.sr.QualitativeEvaluation(C.ACCEPTED, _yes_no(v.accepted)),
+                       hd.sr.QualitativeEvaluation(C.CLINICIAN_ACCEPTED, _yes_no(v.by_clinician)),
+                       hd.sr.QualitativeEvaluation(C.DISCARDED, _yes_no(v.discarded))]
+        common = dict(tracking_identifier=tracking, finding_type=PROPERTY, algorithm_id=_algorithm(record, m),
+                      measurements=measurements, qualitative_evaluations=evaluations)
+        if seg is not None and item is not None:
             # TID 1411 with a Referenced Segment (segment number, no frame number): TID 1410's
             # Referenced Segmentation Frame would carry both, which the image reference macro
             # forbids (dciodvfy: "shall not be present when ReferencedFrameNumber is present").
@@ -101,14 +109,13 @@ def _groups(record: RunRecord, src: SourceInstance, selection: MaskSelection, se
                 segment_number=item.segment_number,
                 source_images=[hd.sr.SourceImageForSegmentation(src.dataset.SOPClassUID,
                                                                  src.dataset.SOPInstanceUID)])
-            groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking, referenced_segment=ref, finding_type=PROPERTY, algorithm_id=algo,
-                measurements=measurements, qualitative_evaluations=evaluations))
+            groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=ref, **common))
         else:
-            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-                tracking_identifier=tracking, finding_type=PROPERTY, algorithm_id=algo, measurements=measurements,
-                qualitative_evaluations=evaluations,
-                source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(src.dataset)]))
+            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(source_images=source_image, **common))
+    if not groups:  # TID 1500 needs one group: the run itself, on its source image
+        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid(record, -1), identifier="no masks"),
+            finding_type=C.RUN_GROUP, source_images=source_image))
     return groups
 
 
@@ -146,7 +153,7 @@ def build_sr(run: RunSource, src: SourceInstance, selection: MaskSelection, seg:
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
         procedure_reported=codes.SCT.ImagingProcedure,
-        imaging_measurements=_groups(record, src, selection, seg, keep, notes) or None,
+        imaging_measurements=_groups(record, src, selection, seg, keep, notes),
         title=codes.cid7021.ImagingMeasurementReport,
     )
     container = hd.sr.ContainerContentItem(name=C.QUALITATIVE_EVALUATIONS, relationship_type="CONTAINS")

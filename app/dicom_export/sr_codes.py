@@ -28,7 +28,9 @@ WEIGHTS = _care("WEIGHTS", "Weights disclosure")
 CONFIDENCE = _care("MASK-C", "Mask confidence C = 1 - H/log 2")
 TAU = _care("TAU", "Mask acceptance threshold tau")
 ACCEPTED = _care("ACCEPTED", "Mask accepted")
-CLINICIAN_ACCEPTED = _care("CLIN-ACCEPTED", "Mask accepted by a clinician below tau")
+CLINICIAN_ACCEPTED = _care("CLIN-VERDICT", "Mask verdict set by a clinician override")
+DISCARDED = _care("DISCARDED", "Mask discarded by a clinician")
+RUN_GROUP = _care("RUN", "CARE run without masks")
 
 TEXT_CONCEPTS = {c.value: c for c in (RUN_ID, QUESTION, ANSWER, MODE, CREATED, EVIDENCE, DECISION, MODEL, OVERRIDE,
                                       LEFT_OUT, WEIGHTS)}

@@ -23,9 +23,10 @@ class CareSrEntity:
     name: str
     confidence: float | None  # C of the mask
     tau: float | None
-    accepted: bool
-    clinician_accepted: bool
-    segment_number: int | None  # the referenced SEG segment (None: no SEG in the export)
+    accepted: bool  # after the clinician's overrides
+    by_clinician: bool  # ``accepted`` is a clinician's override of the gate
+    discarded: bool
+    segment_number: int | None  # the referenced SEG segment (None: not in a SEG of the export)
     seg_sop_instance_uid: str = ""
 
 
@@ -56,7 +57,8 @@ def _children(item: Dataset) -> list[Dataset]:
 
 
 def _entity(group: Dataset) -> CareSrEntity | None:
-    name, conf, tau, accepted, clinician, segment, seg_uid = "", None, None, False, False, None, ""
+    name, conf, tau, segment, seg_uid = "", None, None, None, ""
+    flags = {C.ACCEPTED.value: False, C.CLINICIAN_ACCEPTED.value: False, C.DISCARDED.value: False}
     found = False
     for item in _children(group):
         code, vt = _code(item), str(item.get("ValueType", ""))
@@ -68,17 +70,16 @@ def _entity(group: Dataset) -> CareSrEntity | None:
                 conf, found = value, True
             elif code[0] == C.TAU.value:
                 tau = value
-        elif vt == "CODE" and code[1] == C.SCHEME:
-            yes = _code_value(item) == _YES
-            if code[0] == C.ACCEPTED.value:
-                accepted = yes
-            elif code[0] == C.CLINICIAN_ACCEPTED.value:
-                clinician = yes
+        elif vt == "CODE" and code[1] == C.SCHEME and code[0] in flags:
+            flags[code[0]] = _code_value(item) == _YES
         elif vt == "IMAGE" and item.get("ReferencedSOPSequence"):
             ref = item.ReferencedSOPSequence[0]
             if "ReferencedSegmentNumber" in ref:
                 segment, seg_uid = int(ref.ReferencedSegmentNumber), str(ref.ReferencedSOPInstanceUID)
-    return CareSrEntity(name, conf, tau, accepted, clinician, segment, seg_uid) if found else None
+    if not found:
+        return None
+    return CareSrEntity(name, conf, tau, flags[C.ACCEPTED.value], flags[C.CLINICIAN_ACCEPTED.value],
+                        flags[C.DISCARDED.value], segment, seg_uid)
 
 
 def _code_value(item: Dataset) -> tuple[str, str]:

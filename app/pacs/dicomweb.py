@@ -10,9 +10,10 @@ from typing import Iterator, Sequence
 import requests
 from pydicom.dataset import Dataset
 
-from app.pacs.client import (CancelCheck, InstanceUnavailable, ProgressCallback, run_retrieve, sort_refs,
+from app.pacs.transfer import (CancelCheck, InstanceUnavailable, ProgressCallback, run_retrieve, sort_refs,
                              study_match)
 from app.pacs.errors import PacsError, http_reason
+from app.pacs.local_files import part10
 from app.pacs.models import (EchoResult, InstanceRef, QueryFilter, RetrieveResult, SeriesMatch, StoreResult,
                              StudyMatch)
 from app.pacs.nodes import PacsNode
@@ -76,6 +77,9 @@ class DicomWebClient:
         if node.tls.cert_file:
             session.cert = (node.tls.cert_file, node.tls.key_file) if node.tls.key_file else node.tls.cert_file
         self._web = DICOMwebClient(str(node.url), session=session, timeout=TIMEOUT_S)
+        # Its default retries a refused connection for about a minute; a node that is down is
+        # reported at once instead (a retrieve resumes when run again).
+        self._web.set_http_retry_params(retry=False)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -170,7 +174,7 @@ class DicomWebClient:
         sent = [str(ds.SOPInstanceUID) for ds in datasets]
         try:
             with self._errors(f"storing {len(datasets)} instance(s) (STOW-RS)"):
-                reply = self._web.store_instances(list(datasets))
+                reply = self._web.store_instances([part10(ds) for ds in datasets])
         except PacsError as exc:
             result.failed = [(uid, exc.reason) for uid in sent]
             return result

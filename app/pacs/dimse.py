@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
 
-from app.pacs.client import (CancelCheck, InstanceUnavailable, ProgressCallback, run_retrieve, sort_refs,
+from app.pacs.transfer import (CancelCheck, InstanceUnavailable, ProgressCallback, run_retrieve, sort_refs,
                              study_match)
 from app.pacs.dimse_contexts import RETRIEVE_TRANSFER_SYNTAXES, STORAGE_CLASSES, status_text
+from app.pacs.local_files import part10
 from app.pacs.models import (EchoResult, InstanceRef, QueryFilter, RetrieveResult, SeriesMatch, StoreResult,
                              StudyMatch)
 from app.pacs.nodes import PacsNode
@@ -293,7 +293,7 @@ class DimseClient:
         result = StoreResult()
         if not datasets:
             return result
-        ready = [_with_transfer_syntax(ds) for ds in datasets]
+        ready = [part10(ds) for ds in datasets]  # pynetdicom encodes by file_meta.TransferSyntaxUID
         contexts = sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for ds in ready})
         if len(contexts) > 128:
             raise self.node.error(f"{len(contexts)} kinds of object in one store: at most 128 per association")
@@ -318,19 +318,6 @@ class DimseClient:
                 else:
                     result.failed.append((uid, f"C-STORE {status_text(code)}"))
         return result
-
-
-def _with_transfer_syntax(ds: Dataset) -> Dataset:
-    """pynetdicom encodes by ``file_meta.TransferSyntaxUID``; a dataset built in memory may lack it."""
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and "TransferSyntaxUID" in meta:
-        return ds
-    from pydicom.dataset import FileMetaDataset
-
-    copy = Dataset(ds)
-    copy.file_meta = FileMetaDataset(meta) if meta is not None else FileMetaDataset()
-    copy.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    return copy
 
 
 def _int(v: object) -> int | None:

@@ -46,6 +46,8 @@ def verify_instance(ds: Dataset, study_uid: str, sop_uid: str | None, series_uid
 
 def _pixel_data_problem(ds: Dataset) -> str:
     if "PixelData" not in ds:
+        if "Rows" in ds and not {"FloatPixelData", "DoubleFloatPixelData"} & set(ds.dir()):
+            return "an image without pixel data (truncated?)"
         return ""  # SR, PDF, ...: nothing to check
     ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "1.2.840.10008.1.2.1")
     raw = ds.PixelData
@@ -71,6 +73,21 @@ def _with_file_meta(ds: Dataset) -> Dataset:
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta = meta
     return ds
+
+
+def part10(ds: Dataset) -> Dataset:
+    """A shallow copy of ``ds`` that encodes as a conformant Part-10 file (preamble, DICM, file
+    meta with a transfer syntax). A dataset built in memory often lacks them; STOW-RS then
+    sends, and Orthanc stores, a file no DICOM reader opens without ``force``."""
+    copy = Dataset(ds)
+    meta = getattr(ds, "file_meta", None)
+    copy.file_meta = FileMetaDataset(meta) if meta is not None else FileMetaDataset()
+    if "TransferSyntaxUID" not in copy.file_meta:
+        copy.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2.1")
+    copy.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    copy.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    copy.preamble = getattr(ds, "preamble", None) or b"\0" * 128
+    return copy
 
 
 def write_atomic(ds: Dataset, path: Path) -> Path:
