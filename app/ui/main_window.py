@@ -110,6 +110,9 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         from .pacs_browser import install_pacs  # File > Open from PACS…, PACS Nodes…
 
         self.pacs = install_pacs(self)
+        from .run_dicom import install_run_dicom  # the audit panel's Export DICOM… / Send to PACS…
+
+        self.run_dicom = install_run_dicom(self)
 
     # =============================================================== public API ==
     @property
