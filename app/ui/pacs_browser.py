@@ -164,7 +164,8 @@ class PacsBrowser(QDialog):
         close = QPushButton("Close", self)
         close.clicked.connect(self.close)
         bottom = QHBoxLayout()
-        bottom.addWidget(self.progress, 1)
+        bottom.addWidget(self.progress, 3)
+        bottom.addStretch(1)  # keeps the buttons their size while the progress bar is hidden
         bottom.addWidget(self.cancel_button)
         bottom.addWidget(self.open_button)
         bottom.addWidget(close)

@@ -77,7 +77,8 @@ class SegPanel(QWidget):
         for r in rows:
             s = r.segment
             slices = int(s.mask.reshape(s.mask.shape[0], -1).any(axis=1).sum())
-            text = f"{s.label}\n{s.voxels} voxels on {slices} slice{'s' if slices != 1 else ''}"
+            source = r.overlay.series_description or "DICOM SEG"
+            text = f"{s.label}\n{s.voxels} voxels on {slices} slice{'s' if slices != 1 else ''} \u00b7 {source}"
             item = QListWidgetItem(_swatch(r.color), text)
             item.setData(Qt.ItemDataRole.UserRole, r.key)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
