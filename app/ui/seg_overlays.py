@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 LAYER_PREFIX = "seg:"
 OPACITY = 0.45
+# Each drawn segment is one full volume of bools (the viewer's 3-D layers): at first only as
+# many are drawn as fit this budget; the others are listed unticked (a tick draws one).
+DRAW_BUDGET_VOXELS = 1_000_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,18 +75,18 @@ class SegPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.details)
 
-    def set_rows(self, rows: list[SegRow], notes: list[str]) -> None:
+    def set_rows(self, rows: list[SegRow], notes: list[str], hidden: set[str] = frozenset()) -> None:
         self.list.blockSignals(True)
         self.list.clear()
         for r in rows:
             s = r.segment
-            slices = int(s.mask.reshape(s.mask.shape[0], -1).any(axis=1).sum())
+            slices = len(s.slices)
             source = r.overlay.series_description or "DICOM SEG"
             text = f"{s.label}\n{s.voxels} voxels on {slices} slice{'s' if slices != 1 else ''} \u00b7 {source}"
             item = QListWidgetItem(_swatch(r.color), text)
             item.setData(Qt.ItemDataRole.UserRole, r.key)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked)
+            item.setCheckState(Qt.CheckState.Unchecked if r.key in hidden else Qt.CheckState.Checked)
             tip = [f"SEG: {r.overlay.series_description or r.overlay.sop_instance_uid}",
                    f"on {r.overlay.target.display_name}", f"placed by {r.overlay.placement}"]
             tip += [x for x in (s.description, s.algorithm, s.note) if x]
@@ -121,7 +125,15 @@ class SegOverlayController(QObject):
         self.rows = rows_for(overlays)
         notes = [w for ov in overlays for w in ov.warnings]
         notes += [f"{v.display_name}: {w}" for v in self.window.volumes for w in v.warnings if w.startswith("DICOM SEG")]
-        self.panel.set_rows(self.rows, notes)
+        used = 0
+        for r in self.rows:
+            used += int(np.prod(r.segment.shape))
+            if used > DRAW_BUDGET_VOXELS:
+                self.hidden.add(r.key)
+        if self.hidden:
+            notes.append(f"{len(self.hidden)} of {len(self.rows)} segments are not drawn yet (each drawn segment "
+                         "takes a volume of memory): tick one to draw it")
+        self.panel.set_rows(self.rows, notes, self.hidden)
         if self.rows:
             self.dock.raise_()
         self.apply()
@@ -131,8 +143,11 @@ class SegOverlayController(QObject):
         self._remove_layers()
         shown = self.window.current_volume
         for r in self.rows:
-            if r.overlay.target is shown and shown is not None:
-                self.window.view.overlays.add(r.key, r.segment.mask, r.color, OPACITY, r.key not in self.hidden)
+            if r.overlay.target is shown and shown is not None and r.key not in self.hidden:
+                self._draw(r)
+
+    def _draw(self, r: SegRow) -> None:
+        self.window.view.overlays.add(r.key, r.segment.mask, r.color, OPACITY)
 
     def _remove_layers(self) -> None:
         ov = self.window.view.overlays
@@ -143,8 +158,13 @@ class SegOverlayController(QObject):
         key = item.data(Qt.ItemDataRole.UserRole)
         on = item.checkState() == Qt.CheckState.Checked
         (self.hidden.discard if on else self.hidden.add)(key)
-        if key in self.window.view.overlays:
-            self.window.view.overlays.set_visible(key, on)
+        ov = self.window.view.overlays
+        if not on and key in ov:
+            ov.remove(key)  # frees its volume of bools
+        elif on and key not in ov:
+            row = next((r for r in self.rows if r.key == key), None)
+            if row is not None and row.overlay.target is self.window.current_volume:
+                self._draw(row)
 
 
 def install_seg_overlays(window: "MainWindow") -> SegOverlayController:

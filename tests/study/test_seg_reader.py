@@ -160,3 +160,12 @@ def test_frame_count_not_matching_the_frame_descriptions(tmp_path, ct_dicom_dir,
     volume = load([ct_dicom_dir]).volumes[0]
     error = read_seg(str(seg_path), [volume])
     assert "per-frame descriptions" in error.reason
+
+
+def test_segments_are_kept_as_their_bounding_box(tmp_path, ct_dicom_dir, sources, label):
+    seg_path = _write(axial_seg(sources, label), tmp_path)
+    (segment,) = _load_with(ct_dicom_dir, seg_path).segmentations[0].segments
+    zs, ys, xs = np.nonzero(label)
+    assert segment.offset == (zs.min(), ys.min(), xs.min())
+    assert segment.local.shape == (np.ptp(zs) + 1, np.ptp(ys) + 1, np.ptp(xs) + 1)
+    assert segment.slices == sorted(set(zs.tolist())) and segment.voxels == int(label.sum())

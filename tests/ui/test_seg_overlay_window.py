@@ -69,3 +69,23 @@ def test_opening_another_study_drops_the_segments(qtbot, main_window, tmp_path, 
         w.open_paths([str(mr_dicom_dir)])
     assert w.segs.panel.list.count() == 0
     assert not any(n.startswith("seg:") for n in w.view.overlays.names())
+
+
+def test_segments_beyond_the_memory_budget_wait_for_a_tick(qtbot, main_window, tmp_path, ct_dicom_dir, label, monkeypatch):
+    import app.ui.seg_overlays as seg_overlays
+
+    monkeypatch.setattr(seg_overlays, "DRAW_BUDGET_VOXELS", int(np.prod(label.shape)))  # one segment's worth
+    study = tmp_path / "study"
+    shutil.copytree(ct_dicom_dir, study / "ct")
+    axial_seg(ct_sources(ct_dicom_dir), label, segments=2).save_as(study / "seg.dcm")
+    w = main_window
+    with qtbot.waitSignal(w.series_loaded, timeout=LOAD_MS):
+        w.open_paths([str(study)])
+    panel = w.segs.panel
+    first, second = panel.list.item(0), panel.list.item(1)
+    assert first.checkState() == Qt.CheckState.Checked and second.checkState() == Qt.CheckState.Unchecked
+    assert [n for n in w.view.overlays.names() if n.startswith("seg:")] == ["seg:0:1"]
+    assert "1 of 2 segments are not drawn yet" in panel.details.text()
+    second.setCheckState(Qt.CheckState.Checked)
+    assert [n for n in w.view.overlays.names() if n.startswith("seg:")] == ["seg:0:1", "seg:0:2"]
+    assert np.array_equal(w.view.overlays.get("seg:0:2").mask, np.roll(label, 40, axis=2))

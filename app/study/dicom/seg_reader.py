@@ -31,17 +31,47 @@ FRACTIONAL_THRESHOLD = 0.5
 
 @dataclass(frozen=True, eq=False)
 class SegSegment:
+    """One segment, kept as its bounding box in the target volume's array grid: a SEG of a
+    hundred organs on a whole-body CT would not fit in memory as a hundred full volumes."""
+
     number: int  # SegmentNumber
     label: str  # SegmentLabel
     description: str  # SegmentDescription ("" when absent)
     color: RGB | None  # RecommendedDisplayCIELabValue as sRGB; None when the SEG states none
     algorithm: str  # "AUTOMATIC: name version" / "MANUAL" / ...
-    mask: np.ndarray = field(repr=False)  # bool [z, y, x] in the target volume's array grid
+    shape: tuple[int, int, int]  # the target volume's [z, y, x]
+    offset: tuple[int, int, int]  # [z, y, x] of local[0, 0, 0] in that grid
+    local: np.ndarray = field(repr=False)  # bool, the segment's bounding box (empty: (0, 0, 0))
     note: str = ""  # how the shown mask was derived, when not literally the stored bits
 
     @property
     def voxels(self) -> int:
-        return int(np.count_nonzero(self.mask))
+        return int(np.count_nonzero(self.local))
+
+    @property
+    def slices(self) -> list[int]:
+        """Array z indices the segment is on."""
+        z0 = self.offset[0]
+        return [z0 + i for i in np.flatnonzero(self.local.reshape(self.local.shape[0], -1).any(axis=1))]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """A new full bool [z, y, x] mask in the target's grid (allocates one volume of bools)."""
+        full = np.zeros(self.shape, bool)
+        if self.local.size:
+            z, y, x = self.offset
+            dz, dy, dx = self.local.shape
+            full[z:z + dz, y:y + dy, x:x + dx] = self.local
+        return full
+
+
+def _cropped(full: np.ndarray) -> tuple[tuple[int, int, int], np.ndarray]:
+    """(offset, bounding-box copy) of a full mask; an empty mask gives a (0, 0, 0) box."""
+    nz = [np.flatnonzero(full.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    if any(ix.size == 0 for ix in nz):
+        return (0, 0, 0), np.zeros((0, 0, 0), bool)
+    (z0, z1), (y0, y1), (x0, x1) = ((int(ix[0]), int(ix[-1]) + 1) for ix in nz)
+    return (z0, y0, x0), full[z0:z1, y0:y1, x0:x1].copy()
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,9 +140,9 @@ def _read(path: str, volumes: Sequence[Volume]) -> SegOverlay:
     shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
     same_frame_of_reference = bool(_text(ds, "FrameOfReferenceUID")) and _text(ds, "FrameOfReferenceUID") == _frame_of_reference(target)
     by_uid = _instance_index(target)
-    masks: dict[int, np.ndarray] = {}
+    by_uid_frames: dict[int, list[tuple[int, int]]] = {}  # segment -> (frame, slice)
     geometric: dict[int, list[tuple[int, _Plane]]] = {}
-    placed, unplaced, used_uid = 0, 0, False
+    placed, unplaced = 0, 0
     warnings: list[str] = [ref_note] if ref_note else []
     for f, item in enumerate(per_frame):
         number = _segment_number(item, shared)
@@ -128,18 +158,23 @@ def _read(path: str, volumes: Sequence[Volume]) -> SegOverlay:
         if k is None or (rows, cols) != target.array.shape[1:3]:
             unplaced += 1
             continue
-        mask = masks.setdefault(number, np.zeros(target.array.shape[:3], bool))
-        mask[k] |= pixels[f]
+        by_uid_frames.setdefault(number, []).append((f, k))
         placed += 1
-        used_uid = True
-    for number, frames in geometric.items():
-        mask = masks.setdefault(number, np.zeros(target.array.shape[:3], bool))
-        _place_by_geometry(mask, target, [(pixels[f], p) for f, p in frames])
+    crops: dict[int, tuple[tuple[int, int, int], np.ndarray]] = {}
+    for number in set(geometric) | set(by_uid_frames):
+        # One full mask at a time, cropped to its box before the next.
+        full = np.zeros(target.array.shape[:3], bool)
+        for f, k in by_uid_frames.get(number, []):
+            full[k] |= pixels[f]
+        if number in geometric:
+            _place_by_geometry(full, target, [(pixels[f], p) for f, p in geometric[number]])
+        crops[number] = _cropped(full)
+        del full
     if placed == 0:
         raise SegReadError(f"none of its {n_frames} frames could be placed on {_name(target)}")
     if unplaced:
         warnings.append(f"{unplaced} of {n_frames} frames could not be placed (no position or referenced image in the open series)")
-    placement = ("geometry and referenced instances" if geometric and used_uid
+    placement = ("geometry and referenced instances" if geometric and by_uid_frames
                  else "geometry" if geometric else "referenced instances")
     note = f"FRACTIONAL: shown where the value is >= {FRACTIONAL_THRESHOLD:g} of the maximum" if seg_type == "FRACTIONAL" else ""
     segments = tuple(
@@ -149,7 +184,9 @@ def _read(path: str, volumes: Sequence[Volume]) -> SegOverlay:
             description=_text(meta, "SegmentDescription"),
             color=_cielab_to_rgb(meta.get("RecommendedDisplayCIELabValue")),
             algorithm=_algorithm(meta),
-            mask=masks.get(n, np.zeros(target.array.shape[:3], bool)),
+            shape=tuple(int(v) for v in target.array.shape[:3]),  # type: ignore[arg-type]
+            offset=crops.get(n, ((0, 0, 0), None))[0],
+            local=crops[n][1] if n in crops else np.zeros((0, 0, 0), bool),
             note=note,
         )
         for n, meta in sorted(segments_meta.items())
