@@ -1,5 +1,7 @@
 """Drive the real window against a real Orthanc and grab the screen (Xvfb): the study browser
-with its results and series thumbnails, then the retrieved study with its DICOM SEG as overlay.
+with its results and series thumbnails, the retrieved study with its DICOM SEG as overlay, and
+(after a tiny-profile run on a drawn box, sent back with "Send to PACS") the study opened again:
+the run's CARE SEG drawn on the CT and its SR listed as a past run from PACS.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot_pacs.py [OUT_DIR]
 
@@ -96,7 +98,10 @@ def run_window(out: Path) -> int:
     def searched(n: int) -> None:
         ct_row = next(i for i, s in enumerate(browser.studies) if "CT" in s.modalities)
         browser.table.selectRow(ct_row)
-        wait_thumbnails()
+        if state["phase"] == "browse":
+            wait_thumbnails()
+        else:
+            browser.open_button.click()
 
     def wait_thumbnails(tries: int = 0) -> None:
         items = [browser.series_list.item(i) for i in range(browser.series_list.count())]
@@ -106,6 +111,9 @@ def run_window(out: Path) -> int:
         browser.series_list.setCurrentRow(0)
         QTimer.singleShot(500, lambda: (grab("pacs-study-browser.png"), browser.open_button.click()))
 
+    state = {"phase": "browse"}
+    node = browser.node
+
     def loaded(_volumes) -> None:
         browser.hide()
         w.view.set_slice(SLICE)
@@ -113,19 +121,68 @@ def run_window(out: Path) -> int:
         p = w.view.image_to_widget(218, 358)  # centre the tumour
         w.view.pan_by(w.view.width() / 2 - p.x(), w.view.height() / 2 - p.y())
         w.segs.dock.raise_()
-        QTimer.singleShot(1200, finish)
+        if state["phase"] == "browse":
+            QTimer.singleShot(1200, first_open)
+
+    def first_open() -> None:
+        grab("pacs-seg-overlay.png")
+        print("segments:", [w.segs.panel.list.item(i).text().replace("\n", " / ") for i in range(w.segs.panel.list.count())])
+        # A run on a clinician box around the tumour, then Send to PACS.
+        care = w.care
+        care.ask.set_profile("tiny")
+        care.ask.set_question("Is there a mass in the right lung?")
+        care.act_draw.setChecked(True)
+        a, b = at(198, 339), at(235, 376)
+        QTest.mousePress(w.view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
+        QTest.mouseMove(w.view, b)
+        QTest.mouseRelease(w.view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, b)
+
+    def at(col: float, row: float):
+        from PySide6.QtCore import QPoint
+
+        p = w.view.image_to_widget(col + 0.5, row + 0.5)
+        return QPoint(round(p.x()), round(p.y()))
+
+    def segmented(outcome) -> None:
+        print("box:", outcome.mask and f"{outcome.mask.backend} C={outcome.mask.confidence:.3f}", outcome.error)
+        w.care.act_draw.setChecked(False)
+        w.care.ask.run_button.click()
+
+    def answered(outcome) -> None:
+        rec = outcome.record
+        print("run:", rec and rec.status, outcome.error)
+        w.run_dicom.send_to_pacs(rec.run_id, node, frozenset({"seg", "sr", "pdf"}))
+
+    def stored(result) -> None:
+        print("stored:", len(result.stored), "failed:", result.failed, "|", w.status.currentMessage())
+        state["phase"] = "reopen"
+        browser.show()
+        browser.search()
+
+    def past_runs(summaries) -> None:
+        if state["phase"] != "reopen" or not summaries:
+            return
+        w.care.audit_dock.raise_() if hasattr(w.care, "audit_dock") else None
+        QTimer.singleShot(1500, finish)
 
     def finish() -> None:
-        grab("pacs-seg-overlay.png")
-        print("status:", w.status.currentMessage())
+        grab("pacs-care-run-reopened.png")
+        print("past runs:", [(s.run_id[:8], s.question, s.answer[:40]) for s in w.run_dicom.past_runs.box.summaries])
         print("segments:", [w.segs.panel.list.item(i).text().replace("\n", " / ") for i in range(w.segs.panel.list.count())])
         w.care.shutdown()
         app.quit()
 
+    from PySide6.QtTest import QTest
+
+    w.care.box_segmented.connect(segmented)
+    w.care.run_finished.connect(answered)
+    w.run_dicom.pacs_stored.connect(stored)
+    w.run_dicom.failed.connect(lambda m: (print("FAILED:", m), app.quit()))
+    w.run_dicom.past_runs.read.connect(past_runs)
     browser.searched.connect(searched)
     w.series_loaded.connect(loaded)
     QTimer.singleShot(800, browser.search)  # every study on the node (an empty query)
-    QTimer.singleShot(300_000, app.quit)
+    QTimer.singleShot(600_000, app.quit)
     return int(app.exec())
 
 

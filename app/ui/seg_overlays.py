@@ -66,6 +66,7 @@ class SegPanel(QWidget):
         self.caption.setWordWrap(True)
         self.list = QListWidget(self)
         self.list.setWordWrap(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.details = QLabel("", self)
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -106,7 +107,11 @@ class SegOverlayController(QObject):
         super().__init__(window)
         self.window = window
         self.panel = SegPanel(window)
-        self.dock = window.add_dock("Segmentations", self.panel)
+        # Under the series list: a study's segmentations belong with its series.
+        self.dock = window._make_dock("Segmentations", self.panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        window.splitDockWidget(window.series_dock, self.dock, Qt.Orientation.Vertical)
+        window.panels_menu.addAction(self.dock.toggleViewAction())
+        window.resizeDocks([window.series_dock, self.dock], [620, 260], Qt.Orientation.Vertical)
         self.rows: list[SegRow] = []
         self.hidden: set[str] = set()
         window.study_replaced.connect(self.clear)
@@ -135,7 +140,7 @@ class SegOverlayController(QObject):
                          "takes a volume of memory): tick one to draw it")
         self.panel.set_rows(self.rows, notes, self.hidden)
         if self.rows:
-            self.dock.raise_()
+            self.dock.show()
         self.apply()
 
     def apply(self) -> None:

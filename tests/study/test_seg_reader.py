@@ -169,3 +169,14 @@ def test_segments_are_kept_as_their_bounding_box(tmp_path, ct_dicom_dir, sources
     assert segment.offset == (zs.min(), ys.min(), xs.min())
     assert segment.local.shape == (np.ptp(zs) + 1, np.ptp(ys) + 1, np.ptp(xs) + 1)
     assert segment.slices == sorted(set(zs.tolist())) and segment.voxels == int(label.sum())
+
+
+def test_read_seg_itself_refuses_an_absurd_frame_count(tmp_path, ct_volume, sources, label):
+    from app.study.dicom.seg_reader import read_seg
+
+    seg_path = _write(axial_seg(sources, label), tmp_path)
+    ds = pydicom.dcmread(seg_path)
+    ds.NumberOfFrames = 2_000_000_000
+    ds.save_as(seg_path)
+    error = read_seg(str(seg_path), [ct_volume])
+    assert "limit" in error.reason and error.reason.startswith("DICOM SEG not shown")

@@ -211,7 +211,8 @@ def _pixels(ds: Any, n_frames: int, rows: int, cols: int, seg_type: str) -> np.n
     if "PixelData" not in ds:
         raise SegReadError("no pixel data")
     bits = int(ds.get("BitsAllocated", 1) or 1)
-    if not ds.file_meta.get("TransferSyntaxUID", None) or not ds.file_meta.TransferSyntaxUID.is_encapsulated:
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if not ts or not ts.is_encapsulated:
         expected = (rows * cols * n_frames * bits + 7) // 8
         if len(ds.PixelData) < expected:
             raise SegReadError(f"truncated pixel data (expected {expected} bytes, found {len(ds.PixelData)})")

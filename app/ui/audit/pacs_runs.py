@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
+# A runaway answer must not push the rest off screen: shortened here, whole in the tooltip.
+ANSWER_CHARS = 240
 
 
 def read_care_srs(paths: list[str]) -> tuple[list["CareSrSummary"], list[str]]:
@@ -49,7 +51,8 @@ def summary_html(s: "CareSrSummary") -> str:
         c = "C n/a" if e.confidence is None else f"C = {e.confidence:.2f}"
         return f"{esc(e.name)} ({c}, {'accepted' if e.accepted else 'rejected'})"
 
-    lines = [f"<b>Q:</b> {esc(breakable(s.question))}", f"<b>A:</b> {esc(breakable(s.answer)) or '(no answer)'}"]
+    answer = s.answer if len(s.answer) <= ANSWER_CHARS else s.answer[: ANSWER_CHARS - 1] + "\u2026"
+    lines = [f"<b>Q:</b> {esc(breakable(s.question))}", f"<b>A:</b> {esc(breakable(answer)) or '(no answer)'}"]
     meta = " \u00b7 ".join(x for x in (s.mode, s.created, f"run {s.run_id[:8]}") if x)
     lines.append(f"<span style='color:{DIM}'>{esc(meta)}</span>")
     if s.entities:
@@ -92,6 +95,8 @@ class PacsRunsBox(QFrame):
                            f"{'s' if n != 1 else ''} in this study)")
         for s in self.summaries:
             row = label(summary_html(s), rich=True)
+            if len(s.answer) > ANSWER_CHARS:
+                row.setToolTip(s.answer)
             self.layout_.addWidget(row)
             self.rows.append(row)
         self.setVisible(bool(n))
