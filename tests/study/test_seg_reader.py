@@ -180,3 +180,27 @@ def test_read_seg_itself_refuses_an_absurd_frame_count(tmp_path, ct_volume, sour
     ds.save_as(seg_path)
     error = read_seg(str(seg_path), [ct_volume])
     assert "limit" in error.reason and error.reason.startswith("DICOM SEG not shown")
+
+
+def test_structured_reports_are_listed_as_documents_not_errors(tmp_path, ct_dicom_dir, sources):
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = pydicom.Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    ds.SOPInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyInstanceUID, ds.Modality = sources[0].StudyInstanceUID, "SR"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    path = tmp_path / "report.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    result = load([ct_dicom_dir, path])
+    assert result.errors == [] and len(result.volumes) == 1
+    (doc,) = result.documents
+    assert (doc.path, doc.sop_class_uid, doc.study_uid, doc.modality) == (str(path), ds.SOPClassUID, ds.StudyInstanceUID, "SR")
+    # Not one CARE wrote: the viewer's reader says so and lists no past run.
+    from app.ui.audit.pacs_runs import read_care_srs
+
+    found, skipped = read_care_srs([doc.path])
+    assert found == [] and "not a CARE structured report" in skipped[0]
