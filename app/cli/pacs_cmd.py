@@ -152,7 +152,10 @@ def _retrieve(args: argparse.Namespace, node) -> int:
         if tty:
             print(f"\r  {p.done}/{p.total} instances", end="", file=sys.stderr, flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"--out {args.out}: cannot create the folder ({exc.strerror or exc})", EXIT_UNREADABLE)
     with cancel_on_sigint() as cancelled:
         result = client_for(node).retrieve(args.study, args.series, out_dir=args.out, progress=progress,
                                            cancel=cancelled.is_set)

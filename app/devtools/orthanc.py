@@ -48,12 +48,16 @@ class OrthancServer:
 
     ``modalities`` maps an AE title to a loopback port: the C-MOVE destinations Orthanc knows.
     ``users`` turns on HTTP basic auth (REST and DICOMweb); ``rest_url`` calls made by this
-    class use the first user.
+    class use the first user. ``tls=(cert.pem, key.pem)`` turns on DICOM TLS on the DICOM port
+    with that certificate (no client certificate asked for). HTTP stays plain: Debian's Orthanc
+    1.10.1 crashes (SIGSEGV) on the first HTTPS connection.
     """
 
     def __init__(self, aet: str = "ORTHANC", users: Mapping[str, str] | None = None,
-                 modalities: Mapping[str, int] | None = None, check_called_aet: bool = True) -> None:
+                 modalities: Mapping[str, int] | None = None, check_called_aet: bool = True,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.aet = aet
+        self.tls = tls
         self.users = dict(users or {})
         self.modalities = dict(modalities or {})
         self.check_called_aet = check_called_aet
@@ -82,6 +86,15 @@ class OrthancServer:
 
     # --- life cycle -------------------------------------------------------------------
     def config(self) -> dict:
+        assert self._dir is not None
+        cfg = self._base_config()
+        if self.tls:
+            cert, key = (str(p) for p in self.tls)
+            cfg.update({"DicomTlsEnabled": True, "DicomTlsCertificate": cert, "DicomTlsPrivateKey": key,
+                        "DicomTlsTrustedCertificates": cert, "DicomTlsRemoteCertificateRequired": False})
+        return cfg
+
+    def _base_config(self) -> dict:
         assert self._dir is not None
         return {
             "Name": "care-test-orthanc",

@@ -97,6 +97,9 @@ def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: 
         from .encapsulated_pdf import build_pdf, report_pdf
 
         out[ExportKind.PDF] = build_pdf(run, src, report_pdf(run, deidentify), deidentify)
+        if deidentify:
+            notes.append("the de-identified PDF keeps the run's own times (asked, finished, generated) as "
+                         "`care-viewer report --deidentify` does; the patient's identifiers and study date are removed")
     bundle.datasets = [out[k] for k in _ORDER if k in out]
     if deidentify:
         from .deidentify import deidentify_bundle

@@ -14,7 +14,8 @@ Scrubber (app/audit/report/deid.py), the same that de-identifies the PDF inside;
 - patient / study identifiers emptied or given a per-export dummy (Z), other identifying attributes removed (X), every
   remaining date and time replaced by a dummy (D), person names emptied, private tags removed;
 - PatientIdentityRemoved = YES, DeidentificationMethod and its code sequence (DCM 113100,
-  113104, 113105), LongitudinalTemporalInformationModified = REMOVED.
+  113104, 113105); LongitudinalTemporalInformationModified = REMOVED on the SEG and SR (whose
+  run times are left out too), not on the PDF, whose report keeps the run's own times.
 """
 from __future__ import annotations
 
@@ -86,16 +87,20 @@ class UidMap:
     def __init__(self) -> None:
         self._salt = secrets.token_hex(16)
         self._map: dict[str, str] = {}
+        self._new: set[str] = set()
         tag = secrets.token_hex(4).upper()
         self.dummies = {"PatientName": f"ANONYMOUS^{tag}", "PatientID": f"DEID-{tag}", "StudyID": "DEID",
                         "DeviceSerialNumber": "none"}
 
     def __call__(self, uid: str) -> str:
         uid = str(uid)
-        if not uid or uid.startswith("1.2.840.10008."):  # a DICOM-defined UID names no one
+        # A DICOM-defined UID names no one. A new UID is kept as it is: builders share one
+        # element between two places of a tree, so a walk may meet it again (map it once).
+        if not uid or uid.startswith("1.2.840.10008.") or uid in self._new:
             return uid
         if uid not in self._map:
             self._map[uid] = generate_uid(entropy_srcs=[self._salt, uid])
+            self._new.add(self._map[uid])
         return self._map[uid]
 
     def __len__(self) -> int:
@@ -141,7 +146,10 @@ def deidentify_dataset(ds: Dataset, uids: UidMap, scrub: Callable[[str], str] | 
         item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, code.scheme_designator, code.meaning
         seq.append(item)
     ds.DeidentificationMethodCodeSequence = Sequence(seq)
-    ds.LongitudinalTemporalInformationModified = "REMOVED"
+    # The PDF inside keeps the run's own times (asked / finished / generated), as the report's
+    # de-identified variant does: "REMOVED" would not be true of it, so it says nothing.
+    if "EncapsulatedDocument" not in ds:
+        ds.LongitudinalTemporalInformationModified = "REMOVED"
 
 
 def deidentify_bundle(datasets: list[Dataset], scrub: Callable[[str], str] | None = None) -> UidMap:

@@ -44,24 +44,31 @@ def evidence_chosen(record: RunRecord) -> str:
             i = int(cid[1:]) - 1 if cid[1:].isdigit() else -1
             if 0 <= i < len(record.answers):
                 types.append(record.answers[i].evidence.value)
-        return f"{', '.join(dict.fromkeys(types)) or 'none recorded'} (CARE-Coord review, candidates {', '.join(d.rests_on)})"
+        found = ", ".join(dict.fromkeys(types)) or "none recorded"
+        return f"{found} (CARE-Coord review, candidates {', '.join(d.rests_on)})"
     v = record.vote
     if v is None or not v.winner:
         return "none (no vote winner)"
     won = [x.evidence.value for x in v.votes if x.same_input_as is None and x.normalized == v.winner]
-    return f"{', '.join(won)} (CARE-Flow majority vote, {len(won)} of {v.independent_passes or len(v.votes)} passes)"
+    passes = v.independent_passes or len(v.votes)
+    return f"{', '.join(won)} (CARE-Flow majority vote, {len(won)} of {passes} passes)"
 
 
 def decision_text(record: RunRecord) -> str:
     d = record.coordinator_decision
-    if record.mode != Mode.COORD or d is None:
+    if record.mode != Mode.COORD:
         return "none (CARE-Flow: no coordinator)"
+    if d is None:
+        return "none recorded"
     if d.source == DecisionSource.VOTE:
         return "no usable coordinator decision; the CARE-Flow vote answer stands" + (
             f" ({d.failure})" if d.failure else "")
-    change = (f"changed the vote answer {d.vote_answer!r}" if d.changed_vote else f"kept the vote answer {d.vote_answer!r}")
-    return (f"from {d.source.value}: candidate {d.candidate or '-'}, {change}, {d.extra_rounds} extra rounds"
-            + (f"; a different answer was proposed and not applied: {d.proposed_answer!r}" if d.proposed_answer else ""))
+    verb = "changed" if d.changed_vote else "kept"
+    rounds = f"{d.extra_rounds} extra round{'' if d.extra_rounds == 1 else 's'}"
+    text = f"from {d.source.value}: candidate {d.candidate or '-'}, {verb} the vote answer {d.vote_answer!r}, {rounds}"
+    if d.proposed_answer:
+        text += f"; a different answer was proposed and not applied: {d.proposed_answer!r}"
+    return text
 
 
 def _text(concept: hd.sr.CodedConcept, value: str) -> hd.sr.TextContentItem:

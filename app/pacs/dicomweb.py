@@ -34,6 +34,12 @@ class _QidoSession(requests.Session):
 
     _RAW = {"%2A": "*", "%3F": "?", "%2C": ","}
 
+    def request(self, method: str, url: str, *args: object, **kwargs: object) -> requests.Response:
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own ``verify``;
+        # a node's ca_file must win.
+        kwargs.setdefault("verify", self.verify)
+        return super().request(method, url, *args, **kwargs)
+
     def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
         if request.url and "?" in request.url:
             base, _, query = request.url.partition("?")
@@ -90,7 +96,7 @@ class DicomWebClient:
             status = exc.response.status_code if exc.response is not None else 0
             raise self.node.error(http_reason(status, what)) from None
         except requests.exceptions.SSLError as exc:
-            raise self.node.error(f"TLS failed for {what}: {_short(exc)}") from None
+            raise self.node.error(f"TLS failed for {what}: {_tls_reason(exc)}") from None
         except requests.exceptions.ConnectionError as exc:
             reason = "connection refused" if "refused" in str(exc).lower() else _short(exc)
             raise self.node.error(f"cannot connect for {what} ({reason}): is the node running?") from None
@@ -201,6 +207,13 @@ def _int(v: object) -> int | None:
         return int(str(v)) if v not in (None, "") else None
     except ValueError:
         return None
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The innermost SSL reason (e.g. "certificate verify failed: self-signed certificate"),
+    not urllib3's retry wrapper around it."""
+    m = re.search(r"\[SSL[^\]]*\] ([^(']+)", str(exc))
+    return (m.group(1).strip() + " (trust the node's CA with ca_file)") if m else _short(exc)
 
 
 def _short(exc: BaseException) -> str:

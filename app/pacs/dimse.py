@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import ssl
 import threading
 import time
@@ -18,13 +19,14 @@ from typing import Iterator, Sequence
 
 from pydicom.dataset import Dataset
 
-from app.pacs.transfer import (CancelCheck, InstanceUnavailable, ProgressCallback, run_retrieve, sort_refs,
-                             study_match)
 from app.pacs.dimse_contexts import RETRIEVE_TRANSFER_SYNTAXES, STORAGE_CLASSES, status_text
+from app.pacs.errors import PacsError
 from app.pacs.local_files import part10
 from app.pacs.models import (EchoResult, InstanceRef, QueryFilter, RetrieveResult, SeriesMatch, StoreResult,
                              StudyMatch)
 from app.pacs.nodes import PacsNode
+from app.pacs.transfer import (CancelCheck, InstanceUnavailable, ProgressCallback, run_retrieve, sort_refs,
+                              study_match)
 
 _PENDING = (0xFF00, 0xFF01)
 _LOG = logging.getLogger("pynetdicom")
@@ -51,6 +53,11 @@ def _association_failure(assoc: object, lines: list[str], ae_title: str) -> str:
         if "calling ae title" in reason.lower():
             return "association rejected: our calling AE title is not known to the node (add it on the node)"
         return f"association rejected{': ' + reason.lower() if reason else ''}"
+    ssl_reason = re.search(r"\[SSL[^\]]*\] ([^(]+)", text)
+    if ssl_reason:
+        return f"TLS failed: {ssl_reason.group(1).strip()} (trust the node's CA with ca_file)"
+    if "connection reset" in text.lower() and "Association Aborted" in text:
+        return "the node dropped the association at once (does it require TLS, or our IP address?)"
     if "refused" in text.lower() or "unable to connect" in text.lower() or "TCP Initialisation" in text:
         return "cannot connect (connection refused or host unreachable): is the node running?"
     if "timeout" in text.lower() or "timed out" in text.lower():
@@ -121,9 +128,10 @@ class DimseClient:
         try:
             with self._association(ae) as assoc:
                 status = assoc.send_c_echo()
-        except Exception as exc:  # noqa: BLE001 - PacsError, or anything pynetdicom raises: report it
-            return EchoResult(False, str(exc) if hasattr(exc, "reason") else self.node.error(str(exc)).args[0],
-                              time.monotonic() - t0)
+        except PacsError as exc:
+            return EchoResult(False, str(exc), time.monotonic() - t0)
+        except Exception as exc:  # noqa: BLE001 - an echo reports, it does not raise
+            return EchoResult(False, str(self.node.error(f"C-ECHO failed: {exc}")), time.monotonic() - t0)
         seconds = time.monotonic() - t0
         code = int(status.get("Status", -1)) if status else -1
         if code != 0:
@@ -201,7 +209,7 @@ class DimseClient:
 
     def _sub_operations(self, assoc: object, responses, ref: InstanceRef, received: dict[str, Dataset],
                         lock: threading.Lock, verb: str) -> Dataset:
-        final_code, failures = None, ""
+        final_code, failures, sub_ops = None, "", 0
         for status, identifier in responses:
             if not status:
                 self._lost(assoc, f"the {verb} of instance {ref.sop_uid}")
@@ -210,6 +218,8 @@ class DimseClient:
             if code not in _PENDING:
                 final_code = code
                 failures = _id(identifier, "FailedSOPInstanceUIDList")
+                sub_ops = sum(int(status.get(k, 0) or 0) for k in (
+                    "NumberOfCompletedSuboperations", "NumberOfFailedSuboperations", "NumberOfWarningSuboperations"))
         with lock:
             ds = received.pop(ref.sop_uid, None)
         if ds is not None:
@@ -218,6 +228,10 @@ class DimseClient:
             raise self.node.error(f"{verb} of instance {ref.sop_uid} refused: {status_text(final_code)}")
         why = status_text(final_code) if final_code is not None else "no final response"
         gone = " (it may have been deleted from the node)" if final_code in (0, 0xB000, 0xC000, None) or failures else ""
+        if verb == "C-MOVE" and final_code is not None and final_code >= 0xA000 and sub_ops == 0:
+            # Orthanc answers an unknown move destination and a missing instance alike.
+            gone = (" (it may have been deleted from the node, or the node does not know our AE title "
+                    f"{self.node.calling_ae!r} as a move destination at this host and port {self.node.move_port})")
         raise InstanceUnavailable(f"{verb} sent no instance {ref.sop_uid}: {why}{gone}")
 
     def retrieve(self, study_uid: str, series_uid: str | None = None, *, out_dir: Path,

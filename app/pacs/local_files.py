@@ -4,11 +4,11 @@ real name), verified before the rename, and recognised as already there on the n
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -90,8 +90,12 @@ def part10(ds: Dataset) -> Dataset:
     return copy
 
 
-def write_atomic(ds: Dataset, path: Path) -> Path:
-    """Write ``ds`` as a DICOM Part-10 file at ``path`` via a temporary file in the same folder."""
+def write_atomic(ds: Dataset, path: Path, check: Callable[[Path], str] | None = None) -> Path:
+    """Write ``ds`` as a DICOM Part-10 file at ``path`` via a temporary file in the same folder.
+
+    ``check(tmp)`` reads the written file back; a non-empty reason removes it and raises
+    ValueError, so only a file that passed is ever under the real name.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     _with_file_meta(ds)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-", suffix=".dcm")
@@ -100,6 +104,9 @@ def write_atomic(ds: Dataset, path: Path) -> Path:
             ds.save_as(f, enforce_file_format=True)
             f.flush()
             os.fsync(f.fileno())
+        problem = check(Path(tmp)) if check is not None else ""
+        if problem:
+            raise ValueError(f"the written file failed its check: {problem}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -107,18 +114,17 @@ def write_atomic(ds: Dataset, path: Path) -> Path:
     return path
 
 
-def already_present(path: Path, study_uid: str, sop_uid: str) -> bool:
-    """True when ``path`` is a readable DICOM file of this very instance (a resume skips it)."""
-    if not path.is_file():
-        return False
+def file_problem(path: Path, study_uid: str, sop_uid: str) -> str:
+    """"" when ``path`` is a readable DICOM file of this very instance, else the reason."""
     try:
         ds = pydicom.dcmread(path)
         if "PixelData" in ds:
             ds.PixelData  # noqa: B018 - force the read: a truncated file fails here
-    except Exception:  # noqa: BLE001 - damaged or truncated: fetch it again
-        return False
-    return verify_instance(ds, study_uid, sop_uid) == ""
+    except Exception as exc:  # noqa: BLE001 - damaged or truncated
+        return f"unreadable ({exc.__class__.__name__})"
+    return verify_instance(ds, study_uid, sop_uid)
 
 
-def dataset_from_bytes(data: bytes) -> Dataset:
-    return pydicom.dcmread(io.BytesIO(data), force=True)
+def already_present(path: Path, study_uid: str, sop_uid: str) -> bool:
+    """True when ``path`` is a readable DICOM file of this very instance (a resume skips it)."""
+    return path.is_file() and file_problem(path, study_uid, sop_uid) == ""

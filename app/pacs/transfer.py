@@ -8,7 +8,7 @@ from typing import Callable
 from pydicom.dataset import Dataset
 
 from app.pacs.errors import PacsError
-from app.pacs.local_files import already_present, instance_path, verify_instance, write_atomic
+from app.pacs.local_files import already_present, file_problem, instance_path, verify_instance, write_atomic
 from app.pacs.models import InstanceRef, RetrieveProgress, RetrieveResult, StudyMatch
 from app.pacs.nodes import PacsNode
 
@@ -49,13 +49,18 @@ def run_retrieve(node: PacsNode, refs: list[InstanceRef], study_uid: str, series
                 problem = verify_instance(ds, study_uid, ref.sop_uid, series_uid or ref.series_uid)
                 if problem:
                     raise InstanceUnavailable(f"instance {ref.sop_uid} failed verification: {problem}")
-                result.written.append(write_atomic(ds, path))
+                try:  # read back before the rename: only a verified file gets the real name
+                    written = write_atomic(ds, path, lambda tmp, sop=ref.sop_uid: file_problem(tmp, study_uid, sop))
+                except ValueError as exc:
+                    raise InstanceUnavailable(f"instance {ref.sop_uid}: {exc}") from None
+                result.written.append(written)
             except InstanceUnavailable as exc:
                 result.failed.append(ref.sop_uid)
                 reasons.append(str(exc))
-            except PacsError as exc:
+            except (PacsError, OSError) as exc:  # the node, or our disk: stop, keep what was written
                 result.failed.extend(r.sop_uid for r in refs[i:])
-                reasons.append(exc.reason)
+                reasons.append(exc.reason if isinstance(exc, PacsError)
+                               else f"cannot write into {out_dir} ({exc.strerror or exc})")
                 result.error = _summary(node, reasons, len(result.failed))
                 return result
         if progress is not None:

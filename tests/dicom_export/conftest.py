@@ -107,3 +107,18 @@ def copy_run(tmp_path):
         shutil.copytree(run.folder, dst)
         return dst
     return make
+
+
+@pytest.fixture(scope="session")
+def ct_two_box_run(ct_volume, ct_tumour, tiny_pipeline_factory, tmp_path_factory) -> RunOnDisk:
+    """The shared CT with two clinician boxes: the tight tumour box and the looser one a
+    clinician would draw (two overlapping masks)."""
+    from app.pipeline.run_io import write_run
+    from tests.fixtures.ct_tumour import TUMOUR_DRAWN_BOX
+
+    record = tiny_pipeline_factory(24).run(ct_volume, ct_tumour.slice_index, "Is there a mass?",
+                                           boxes=[ct_tumour.box, TUMOUR_DRAWN_BOX])
+    assert record.status == "completed", record.errors
+    folder = tmp_path_factory.mktemp("ct-two-box") / "run"
+    write_run(record, folder)
+    return RunOnDisk(folder, record, Path(ct_volume.source_files[0]).parent)

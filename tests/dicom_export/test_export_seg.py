@@ -98,3 +98,23 @@ def test_a_run_without_an_accepted_mask_writes_no_seg(ct_run, copy_run):
     bundle = build_run_objects(folder, {ExportKind.SEG, ExportKind.SR})
     assert [bundle.kind_of(ds) for ds in bundle.datasets] == [ExportKind.SR]
     assert "no SEG written: the run has no accepted mask" in bundle.warnings
+
+
+def test_two_masks_are_two_segments_with_their_own_pixels(ct_two_box_run, tmp_path):
+    from app.dicom_export import read_care_sr
+
+    record = ct_two_box_run.record
+    accepted = [i for i, m in enumerate(record.masks) if m.accepted]
+    assert len(accepted) == 2, [(m.entity, m.confidence, m.tau) for m in record.masks]
+    paths = export_run(ct_two_box_run.folder, tmp_path / "out", {ExportKind.SEG, ExportKind.SR})
+    seg = hd.seg.segread(paths[0])
+    source_uid = pydicom.dcmread(record.input.source_path, stop_before_pixels=True).SOPInstanceUID
+    masks = [_run_mask(ct_two_box_run.folder, record, i) for i in accepted]
+    assert not np.array_equal(*masks)  # two different masks (they overlap: the boxes do)
+    for number, (i, mask) in enumerate(zip(accepted, masks), 1):
+        assert seg.get_segment_description(number).segment_label == record.masks[i].entity
+        pixels = seg.get_pixels_by_source_instance([source_uid], segment_numbers=[number])[0, ..., 0]
+        np.testing.assert_array_equal(pixels.astype(bool), mask)
+    summary = read_care_sr(pydicom.dcmread(paths[1]))
+    assert [(e.name, e.segment_number) for e in summary.entities] == [
+        (record.masks[i].entity, n) for n, i in enumerate(accepted, 1)]

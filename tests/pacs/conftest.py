@@ -31,7 +31,7 @@ class Pacs:
     small_study: str = SMALL_STUDY_UID
 
 
-def _require_orthanc() -> None:
+def require_orthanc() -> None:
     missing = orthanc_missing()
     if missing:
         pytest.skip(f"Orthanc is needed for the PACS tests: {missing}")
@@ -61,7 +61,7 @@ def small_files(mr_dicom_dir, tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def orthanc(ct_dicom_dir, mr_dicom_dir, small_files):
-    _require_orthanc()
+    require_orthanc()
     move_port = free_port()
     with OrthancServer(aet="ORTHANC", modalities={"CAREVIEWER": move_port}) as server:
         server.upload(sorted(ct_dicom_dir.glob("*.dcm")) + sorted(mr_dicom_dir.glob("*.dcm")) + small_files)

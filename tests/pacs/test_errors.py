@@ -9,6 +9,7 @@ from app.pacs.client import client_for
 from app.pacs.errors import PacsError
 from app.pacs.models import QueryFilter
 from app.pacs.nodes import PacsAuth, parse_node_arg
+from tests.pacs.conftest import require_orthanc
 
 
 def _one_line_naming(message: str, node_label: str) -> None:
@@ -18,6 +19,7 @@ def _one_line_naming(message: str, node_label: str) -> None:
 
 @pytest.fixture(scope="module")
 def auth_orthanc(small_files):
+    require_orthanc()
     with OrthancServer(aet="SECURE", users={"reader": "correct horse"}) as server:
         server.upload(small_files[:1])
         yield server

@@ -97,6 +97,10 @@ def test_verify_write_and_resume_checks(ct_dicom_dir, tmp_path):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
     assert pydicom.dcmread(path).PixelData == pydicom.dcmread(src).PixelData
     assert already_present(path, study, sop)
+    other = instance_path(tmp_path, study, series, "1.2.3.4")
+    with pytest.raises(ValueError, match="failed its check: no good"):
+        write_atomic(ds, other, check=lambda tmp: "no good" if tmp.exists() else "")
+    assert not other.exists() and [p.name for p in path.parent.iterdir()] == [path.name]
     assert not already_present(path, study, "1.2.3")
     path.write_bytes(path.read_bytes()[:-5000])  # a truncated file is fetched again
     assert not already_present(path, study, sop)

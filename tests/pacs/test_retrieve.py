@@ -96,3 +96,41 @@ def test_one_missing_instance_is_a_partial_retrieve(mutable_orthanc, tmp_path):
     result = client.retrieve(mutable_orthanc.small_study, out_dir=tmp_path, progress=progress)
     assert result.failed == [refs[3].sop_uid] and len(result.written) == SMALL_N - 1
     assert not result.complete and refs[3].sop_uid in result.error
+
+
+def test_a_wrong_or_damaged_instance_from_the_node_is_not_written(ct_dicom_dir, tmp_path):
+    """What the node sends is checked before it gets its name: another instance than asked for,
+    or pixel data shorter than its header says, is failed (by UID, with the reason)."""
+    from app.pacs.models import InstanceRef
+    from app.pacs.transfer import run_retrieve
+
+    files = sorted(ct_dicom_dir.glob("*.dcm"))[:3]
+    sources = [pydicom.dcmread(p) for p in files]
+    study = str(sources[0].StudyInstanceUID)
+    refs = [InstanceRef(study, str(d.SeriesInstanceUID), str(d.SOPInstanceUID), i) for i, d in enumerate(sources)]
+
+    def fetch(ref):
+        i = refs.index(ref)
+        ds = pydicom.dcmread(files[i])
+        if i == 1:
+            return pydicom.dcmread(files[2])  # the wrong instance
+        if i == 2:
+            ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]  # cut short
+        return ds
+
+    node = parse_node_arg(None, "PACS@127.0.0.1:104")
+    result = run_retrieve(node, refs, study, None, tmp_path, fetch, None, None)
+    assert [p.name for p in result.written] == [f"{refs[0].sop_uid}.dcm"]
+    assert result.failed == [refs[1].sop_uid, refs[2].sop_uid] and not result.complete
+    assert "failed verification: SOPInstanceUID is" in result.error and "(and 1 more)" in result.error
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [f"{refs[0].sop_uid}.dcm"]
+
+
+def test_c_move_to_a_destination_the_node_does_not_know(orthanc, tmp_path):
+    from app.devtools.orthanc import free_port
+
+    node = parse_node_arg(None, orthanc.server.dimse_arg, calling_ae="UNKNOWNAE", move_port=free_port())
+    result = client_for(node).retrieve(orthanc.small_study, out_dir=tmp_path)
+    assert result.written == [] and len(result.failed) == SMALL_N and not result.complete
+    assert result.error.startswith(f"PACS node {node.label}: {SMALL_N} instance(s) not retrieved: ")
+    assert "does not know our AE title 'UNKNOWNAE' as a move destination" in result.error
