@@ -8,9 +8,10 @@ PS3.15 Basic Profile to every object with one UID map for the whole bundle
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from pydicom.dataset import Dataset
 
@@ -80,23 +81,26 @@ def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: 
         if selection.exported:
             from .seg import build_seg
 
-            seg = build_seg(record, src, selection, notes, scrub)
+            with _building(rid, "SEG", src):
+                seg = build_seg(record, src, selection, notes, scrub)
         elif kinds == {ExportKind.SEG}:
-            raise ExportError(f"run {rid}: no accepted mask to write as a SEG"
+            raise ExportError(f"run {rid}: no accepted mask left to write as a SEG"
                               + (f" ({'; '.join(selection.left_out)})" if selection.left_out else ""))
         else:
-            notes.append("no SEG written: the run has no accepted mask")
+            notes.append("no SEG written: the run has no accepted mask left to export")
     out: dict[ExportKind, Dataset] = {}
     if seg is not None:
         out[ExportKind.SEG] = seg
     if ExportKind.SR in kinds:
         from .sr import build_sr
 
-        out[ExportKind.SR] = build_sr(run, src, selection, seg, notes, scrub)
+        with _building(rid, "SR", src):
+            out[ExportKind.SR] = build_sr(run, src, selection, seg, notes, scrub)
     if ExportKind.PDF in kinds:
         from .encapsulated_pdf import build_pdf, report_pdf
 
-        out[ExportKind.PDF] = build_pdf(run, src, report_pdf(run, deidentify), deidentify)
+        with _building(rid, "Encapsulated PDF", src):
+            out[ExportKind.PDF] = build_pdf(run, src, report_pdf(run, deidentify), deidentify)
         if deidentify:
             notes.append("the de-identified PDF keeps the run's own times (asked, finished, generated) as "
                          "`care-viewer report --deidentify` does; the patient's identifiers and study date are removed")
@@ -108,14 +112,36 @@ def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: 
     return bundle
 
 
+@contextmanager
+def _building(rid: str, what: str, src) -> Iterator[None]:
+    """What a builder rejects in the source (highdicom checks the source instance's modules,
+    e.g. a missing pixel spacing or frame of reference) or a report that cannot be laid out,
+    as one ExportError line; the cause stays chained for a developer."""
+    from app.audit.report import ReportError, failure_reason
+
+    try:
+        yield
+    except ExportError:
+        raise
+    except (ReportError, OSError) as exc:
+        raise ExportError(f"run {rid}: the {what} cannot be made: {failure_reason(exc)}") from exc
+    except (ValueError, AttributeError, TypeError, KeyError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ExportError(f"run {rid}: the {what} cannot be built on the source {src.path.name}: {reason}") from exc
+
+
 def _scrubber(run: RunSource, src):
-    """The report's scrubber (app/audit/report/deid.py) over the patient header of the source."""
+    """The report's scrubber (app/audit/report/deid.py) over the patient's identifiers."""
     from app.audit.report.deid import Scrubber
 
     from .deidentify import patient_of
 
     inp = run.record.input
-    return Scrubber(run.patient or patient_of(src.dataset), True, (inp.study_uid, inp.series_uid, inp.source_path))
+    # The source's header as it is now, and the one the audit trail kept at run time (if any).
+    kept = run.patient
+    extra = [kept.name, kept.patient_id, kept.accession, kept.institution] if kept is not None else []
+    extra += [inp.study_uid, inp.series_uid, inp.source_path]
+    return Scrubber(patient_of(src.dataset), True, extra)
 
 
 def file_name(bundle: ExportBundle, ds: Dataset) -> str:

@@ -79,3 +79,16 @@ def test_an_unfinished_run_is_refused(ct_run, copy_run):
 
 def test_an_unknown_run_id_is_refused():
     _refused("no-such-run", set(ExportKind), r"no run no-such-run in the audit trail")
+
+
+def test_a_source_highdicom_rejects_is_one_line(ct_run, copy_run, tmp_path):
+    """A source instance without the geometry a SEG needs (no frame of reference): one line, no traceback."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    ds = pydicom.dcmread(ct_run.record.input.source_path)
+    del ds.FrameOfReferenceUID
+    ds.save_as(broken / "IM0034.dcm")
+    folder = copy_run(ct_run)
+    rid = _edit(folder, source_path=str(broken / "IM0034.dcm"))
+    message = _refused(folder, {ExportKind.SEG}, r"the SEG cannot be built on the source IM0034\.dcm: ")
+    assert message.startswith(f"run {rid}: ")

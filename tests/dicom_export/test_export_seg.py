@@ -93,11 +93,11 @@ def test_a_run_without_an_accepted_mask_writes_no_seg(ct_run, copy_run):
     data = json.loads((folder / "run.json").read_text())
     data["masks"][0]["accepted"] = False
     (folder / "run.json").write_text(json.dumps(data))
-    with pytest.raises(ExportError, match=r"no accepted mask to write as a SEG \(mask 1 'clinician region 1'"):
+    with pytest.raises(ExportError, match=r"no accepted mask left to write as a SEG \(mask 1 'clinician region 1'"):
         build_run_objects(folder, {ExportKind.SEG})
     bundle = build_run_objects(folder, {ExportKind.SEG, ExportKind.SR})
     assert [bundle.kind_of(ds) for ds in bundle.datasets] == [ExportKind.SR]
-    assert "no SEG written: the run has no accepted mask" in bundle.warnings
+    assert "no SEG written: the run has no accepted mask left to export" in bundle.warnings
 
 
 def test_two_masks_are_two_segments_with_their_own_pixels(ct_two_box_run, tmp_path):

@@ -116,3 +116,17 @@ def test_clinician_reject_of_an_accepted_mask(ct_run, copy_run):
         build_run_objects(folder, {ExportKind.SEG})
     (entity,) = read_care_sr(build_run_objects(folder, {ExportKind.SR}).datasets[0]).entities
     assert not entity.accepted and entity.by_clinician
+
+
+def test_a_box_drawn_after_the_run_is_named_not_exported(ct_run, copy_run):
+    """The audit trail keeps a drawn box's numbers, not its mask: said, never invented."""
+    folder = copy_run(ct_run)
+    _persist_with(folder, [("box_added", {"target": "clinician region 2", "old": "", "new": [10, 10, 40, 40],
+                                          "note": "litemedsam mask on slice 34: C=0.910 (accepted), 300 px"})])
+    bundle = build_run_objects(folder)
+    line = ("the box drawn after the run for 'clinician region 2' is not exported: the audit trail keeps its box "
+            "and confidence, not its mask pixels")
+    assert f"not exported: {line}" in bundle.warnings
+    assert [s.SegmentLabel for s in bundle.datasets[0].SegmentSequence] == ["clinician region 1"]
+    summary = read_care_sr(bundle.datasets[1])
+    assert line in summary.left_out and any("you drew a box" in o for o in summary.overrides)
