@@ -115,6 +115,7 @@ class RunDicomActions(QObject):
         self.window = window
         self.care = window.care
         self.worker: Worker | None = None
+        self._asked_seg = False
         header = self.care.audit.header
         header.dicom_export_requested.connect(self.export_dialog)
         header.pacs_send_requested.connect(self.send_dialog)
@@ -156,6 +157,7 @@ class RunDicomActions(QObject):
 
             return export_run(run_id, folder, kinds, deidentify)
 
+        self._asked_seg = "seg" in {str(getattr(k, "value", k)) for k in kinds}
         self.window.status.showMessage(f"Writing run {run_id[:8]} as DICOM into {folder}\u2026")
         self._start(task, self._on_written, "DICOM export")
 
@@ -184,8 +186,11 @@ class RunDicomActions(QObject):
         if paths:
             QSettings("CARE", "CARE Viewer").setValue("dicom/last_dir", str(Path(paths[0]).parent.parent))
         folder = Path(paths[0]).parent if paths else ""
-        self.window.status.showMessage(f"Wrote {len(paths)} DICOM object(s) into {folder}: "
-                                       + ", ".join(Path(p).name for p in paths), 15000)
+        names = [Path(p).name for p in paths]
+        line = f"Wrote {len(paths)} DICOM object(s) into {folder}: " + ", ".join(names)
+        if self._asked_seg and not any(n.endswith("-seg.dcm") for n in names):
+            line += " (no SEG: the run has no accepted mask left to export)"
+        self.window.status.showMessage(line, 15000)
         self.dicom_written.emit(list(paths))
 
     def _on_stored(self, payload) -> None:
@@ -198,7 +203,10 @@ class RunDicomActions(QObject):
             self._failed(f"{node.label}: stored {len(result.stored)} of {n} object(s) ({kinds}); "
                          f"{uid} not stored: {reason}{more}")
         else:
-            self.window.status.showMessage(f"Stored {len(result.stored)} of {n} object(s) ({kinds}) on {node.label}", 15000)
+            notes = f"; {bundle.warnings[0]}" + (f" (+{len(bundle.warnings) - 1} more)" if len(bundle.warnings) > 1 else "") \
+                if bundle.warnings else ""
+            self.window.status.showMessage(f"Stored {len(result.stored)} of {n} object(s) ({kinds}) on {node.label}{notes}",
+                                           15000)
         self.pacs_stored.emit(result)
 
     def _failed(self, message: str) -> None:
