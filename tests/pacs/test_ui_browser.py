@@ -237,3 +237,25 @@ def test_the_retrieved_files_are_the_nodes_instances(orthanc, tmp_path):
     assert result.complete
     uids = {str(pydicom.dcmread(p).SOPInstanceUID) for p in result.written}
     assert uids <= set(orthanc.server.instances()) and len(uids) == 5
+
+
+def test_export_and_send_dialogs_refuse_what_cannot_be_done(qtbot, orthanc):
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from app.ui.run_dicom import DicomExportDialog, SendToPacsDialog
+
+    none = SendToPacsDialog(None, [])
+    qtbot.addWidget(none)
+    assert not none.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    assert "No PACS node configured" in none.message.text() and none.node() is None
+    dlg = SendToPacsDialog(None, [_node(orthanc)])
+    qtbot.addWidget(dlg)
+    assert dlg.node().name == "Test Orthanc" and dlg.kinds() == frozenset({"seg", "sr", "pdf"})
+    for box in dlg.kind_boxes.values():
+        box.setChecked(False)
+    dlg.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert dlg.result() == 0 and "at least one" in dlg.message.text()
+    export = DicomExportDialog(None, "")
+    qtbot.addWidget(export)
+    export.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert export.result() == 0 and "Choose a folder" in export.message.text()
