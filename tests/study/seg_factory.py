@@ -87,3 +87,23 @@ def sagittal_seg(sources, label: np.ndarray, volume):
         pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=(sz, sy), slice_thickness=sx),
         **_common(101),
     )
+
+
+def coarse_seg(sources, coarse: np.ndarray, volume):
+    """``coarse`` ([z, y/2, x/2]) stored at twice the CT's pixel spacing, each SEG pixel centred
+    on a 2x2 block of CT voxels: the same orientation, another pixel grid."""
+    import highdicom as hd
+
+    sx, sy, sz = volume.spacing
+    ox, oy, oz = volume.origin
+    ks = [k for k in range(coarse.shape[0]) if coarse[k].any()]
+    positions = [hd.PlanePositionSequence("PATIENT", (ox + 0.5 * sx, oy + 0.5 * sy, oz + k * sz)) for k in ks]
+    return hd.seg.Segmentation(
+        source_images=sources, pixel_array=coarse[ks].astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[description(label="Tumour (coarse)")],
+        plane_orientation=hd.PlaneOrientationSequence("PATIENT", (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)),
+        plane_positions=positions,
+        pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=(2 * sy, 2 * sx), slice_thickness=sz),
+        **_common(102),
+    )

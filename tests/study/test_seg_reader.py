@@ -14,7 +14,7 @@ from app.study.display_frame import display_frame
 from app.study.loader import load
 from app.study.overlays import OverlayStack
 from app.study.reformat import Plane, slice_geometry
-from tests.study.seg_factory import axial_seg, ct_sources, sagittal_seg
+from tests.study.seg_factory import axial_seg, coarse_seg, ct_sources, sagittal_seg
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,14 @@ def test_seg_in_another_orientation_lands_on_the_same_voxels(tmp_path, ct_dicom_
     (segment,) = overlay.segments
     assert overlay.placement == "geometry" and segment.label == "Tumour (sagittal)"
     assert np.array_equal(segment.mask, label)
+
+
+def test_seg_at_another_pixel_spacing_covers_its_voxel_blocks(tmp_path, ct_dicom_dir, sources, label, ct_volume):
+    coarse = label[:, ::2, ::2]  # one SEG pixel per 2x2 block of CT voxels
+    seg_path = _write(coarse_seg(sources, coarse, ct_volume), tmp_path)
+    (overlay,) = _load_with(ct_dicom_dir, seg_path).segmentations
+    expected = np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2)
+    assert np.array_equal(overlay.segments[0].mask, expected)
 
 
 def test_fractional_seg_is_shown_where_at_least_half(tmp_path, ct_dicom_dir, sources, label):

@@ -362,6 +362,9 @@ def _place_by_geometry(mask: np.ndarray, volume: Volume, frames: list[tuple[np.n
     direction, spacing, origin = volume.direction, np.asarray(volume.spacing), np.asarray(volume.origin)
     ax, ay, az = (direction[:, i] * spacing[i] for i in range(3))  # LPS step per x, y, z index
     for group in groups.values():
+        group = _copy_on_grid(mask, volume, group)  # the frames lying exactly on a slice
+        if not group:
+            continue
         p0 = group[0][1]
         normal = np.cross(p0.row_dir, p0.col_dir)
         offsets = np.array([normal @ p.position for _, p in group])
@@ -400,6 +403,30 @@ def _place_by_geometry(mask: np.ndarray, volume: Volume, frames: list[tuple[np.n
                 hit = np.zeros((ny, nx), bool)
                 hit[inside] = stack[idx[inside], row[inside], col[inside]]
                 mask[k] |= hit
+
+
+def _copy_on_grid(mask: np.ndarray, volume: Volume, group: list[tuple[np.ndarray, _Plane]]) -> list:
+    """Frames that are exactly a slice of the volume's grid (same axes, spacing, size, origin
+    on a voxel, no thicker than a slice) are copied straight in: what the general placement
+    would compute, without its per-voxel geometry. Returns the frames left for it."""
+    nz, ny, nx = mask.shape
+    sx, sy, sz = volume.spacing
+    p0 = group[0][1]
+    same_axes = (np.allclose(p0.row_dir, volume.direction[:, 0], atol=1e-4)
+                 and np.allclose(p0.col_dir, volume.direction[:, 1], atol=1e-4))
+    same_grid = (p0.shape == (ny, nx) and np.isclose(p0.spacing[1], sx, rtol=1e-4)
+                 and np.isclose(p0.spacing[0], sy, rtol=1e-4))
+    if not (same_axes and same_grid and (p0.thickness is None or p0.thickness <= sz * (1 + 1e-3))):
+        return group
+    left = []
+    for pixels, plane in group:
+        i, j, k = volume.lps_to_index(plane.position)[0]
+        kk = int(round(k))
+        if abs(i) < 1e-3 and abs(j) < 1e-3 and abs(k - kk) < 1e-3 and 0 <= kk < nz:
+            mask[kk] |= pixels
+        else:
+            left.append((pixels, plane))
+    return left
 
 
 # ---------------------------------------------------------------------------- segments --
