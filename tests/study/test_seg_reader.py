@@ -212,3 +212,14 @@ def test_structured_reports_are_listed_as_documents_not_errors(tmp_path, ct_dico
 
     found, skipped = read_care_srs([doc.path])
     assert found == [] and "not a CARE structured report" in skipped[0]
+
+
+def test_frames_outside_the_series_are_said_not_drawn(tmp_path, ct_dicom_dir, sources, label):
+    ds = axial_seg(sources, label)
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        pos = item.PlanePositionSequence[0].ImagePositionPatient
+        item.PlanePositionSequence[0].ImagePositionPatient = [pos[0], pos[1], float(pos[2]) + 1000.0]
+    seg_path = _write(ds, tmp_path)
+    (overlay,) = _load_with(ct_dicom_dir, seg_path).segmentations
+    assert overlay.segments[0].voxels == 0
+    assert any("outside" in w and "nothing is drawn" in w for w in overlay.warnings)

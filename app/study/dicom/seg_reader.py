@@ -170,6 +170,9 @@ def _read(path: str, volumes: Sequence[Volume]) -> SegOverlay:
             _place_by_geometry(full, target, [(pixels[f], p) for f, p in geometric[number]])
         crops[number] = _cropped(full)
         del full
+        if crops[number][1].size == 0 and any(pixels[f].any() for f, _ in geometric.get(number, [])):
+            label = _text(segments_meta[number], "SegmentLabel") or f"segment {number}"
+            warnings.append(f"segment {label!r}: its set pixels lie outside {_name(target)}; nothing is drawn")
     if placed == 0:
         raise SegReadError(f"none of its {n_frames} frames could be placed on {_name(target)}")
     if unplaced:
