@@ -441,6 +441,16 @@ class PacsActions:
         for act in (self.act_browse, self.act_nodes):
             file_menu.insertAction(quit_action, act) if quit_action else file_menu.addAction(act)
         file_menu.insertSeparator(quit_action) if quit_action else None
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:  # a retrieve still running must not hold the exit up
+            app.aboutToQuit.connect(self.shutdown)
+
+    def shutdown(self) -> None:
+        if self.browser is not None:
+            for key in list(self.browser._workers):
+                self.browser._stop(key)
 
     def show_browser(self) -> PacsBrowser:
         if self.browser is None:
