@@ -88,6 +88,8 @@ class PacsBrowser(QDialog):
 
         # --- node and search form ----------------------------------------------------
         self.node_box = QComboBox(self)
+        # Results belong to the node they came from: another node starts a fresh search.
+        self.node_box.currentIndexChanged.connect(lambda _i: self._clear_results())
         self.nodes_button = QPushButton("Nodes…", self)
         self.nodes_button.clicked.connect(self._edit_nodes)
         self.patient_id = QLineEdit(self)
@@ -240,6 +242,15 @@ class PacsBrowser(QDialog):
         self.search_button.setEnabled(False)
         self._start("search", lambda ctx: self._client(node).find_studies(query), self._on_studies,
                     done=lambda: self.search_button.setEnabled(bool(self._nodes)))
+
+    def _clear_results(self) -> None:
+        if not hasattr(self, "table"):
+            return  # still being built
+        self._stop("series")
+        self.studies, self.series = [], []
+        self.table.setRowCount(0)
+        self.series_list.clear()
+        self.open_button.setEnabled(False)
 
     def _on_studies(self, studies: list[StudyMatch]) -> None:
         self.studies = list(studies)

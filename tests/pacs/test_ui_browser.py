@@ -259,3 +259,15 @@ def test_export_and_send_dialogs_refuse_what_cannot_be_done(qtbot, orthanc):
     qtbot.addWidget(export)
     export.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
     assert export.result() == 0 and "Choose a folder" in export.message.text()
+
+
+def test_choosing_another_node_clears_the_results(qtbot, orthanc, tmp_path):
+    from app.ui.pacs_browser import PacsBrowser
+
+    browser = PacsBrowser(nodes=[_node(orthanc), _node(orthanc, PacsProtocol.DIMSE, "Same, DIMSE")], cache=tmp_path)
+    qtbot.addWidget(browser)
+    assert _search(qtbot, browser, patient_id="LUNG1") == 1
+    browser.node_box.setCurrentIndex(1)
+    assert browser.table.rowCount() == 0 and browser.studies == [] and not browser.open_button.isEnabled()
+    assert _search(qtbot, browser) == 1 and browser.node.protocol is PacsProtocol.DIMSE  # the form stays
+    assert browser.table.item(0, 1).text() == "LUNG1"
