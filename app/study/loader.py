@@ -30,7 +30,7 @@ from . import image2d, sitk_io
 from .dicom import Cancelled, load_dicom, referenced_files
 from .dicom.assemble import PartialCallback
 from .dicom.scan import ProvisionalCallback
-from .volume import LoadError, LoadResult, Volume
+from .volume import DicomDocument, LoadError, LoadResult, Volume
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -196,12 +196,14 @@ def _read_all(
     dicom_files = list(dict.fromkeys(explicit_dicom + walked_dicom))
     if dicom_files:
         quiet = {f for f in walked_dicom if not _expects_dicom(f)} - set(explicit_dicom)
+        set_aside: list = []
         volumes, errors = load_dicom(
             dicom_files, progress=progress, cancel=cancel, on_partial=on_partial,
-            on_provisional=on_provisional, quiet_paths=quiet,
+            on_provisional=on_provisional, quiet_paths=quiet, set_aside=set_aside,
         )
         result.volumes.extend(volumes)
         result.errors.extend(errors)
+        _read_set_aside(result, set_aside, progress, cancel)
     for i, (kind, f) in enumerate(others):
         if cancel is not None and cancel():
             raise Cancelled()
@@ -214,6 +216,27 @@ def _read_all(
             result.volumes.append(item)
             if on_partial is not None:
                 on_partial(item, item.num_slices, item.num_slices)
+
+
+def _read_set_aside(result: LoadResult, set_aside: list, progress: ProgressCallback | None,
+                    cancel: Callable[[], bool] | None) -> None:
+    """SEGs onto the volumes just read (after them: a SEG needs its series), documents listed."""
+    from .dicom.attributes import _text
+    from .dicom.seg_reader import is_seg, read_seg
+
+    segs = [(p, h) for p, h in set_aside if is_seg(h)]
+    for path, header in set_aside:
+        if not is_seg(header):
+            result.documents.append(DicomDocument(
+                path, _text(header, "SOPClassUID"), _text(header, "SOPInstanceUID"),
+                _text(header, "StudyInstanceUID"), _text(header, "SeriesInstanceUID"), _text(header, "Modality")))
+    for i, (path, _header) in enumerate(segs):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        if progress is not None:
+            progress(i, len(segs), "Reading segmentations")
+        item = read_seg(path, result.volumes)
+        (result.errors if isinstance(item, LoadError) else result.segmentations).append(item)
 
 
 def _expects_dicom(path: str) -> bool:

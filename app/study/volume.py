@@ -191,10 +191,26 @@ class LoadError:
         return f"{self.path}: {self.reason}"
 
 
+@dataclass(frozen=True)
+class DicomDocument:
+    """A non-image DICOM object found while loading (a structured report, an encapsulated
+    PDF): kept so the window can read it (e.g. a CARE SR as a past run), never an error."""
+
+    path: str
+    sop_class_uid: str
+    sop_instance_uid: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    modality: str = ""
+
+
 @dataclass
 class LoadResult:
     volumes: list[Volume] = field(default_factory=list)
     errors: list[LoadError] = field(default_factory=list)
+    # DICOM SEG objects placed on the loaded volumes (app.study.dicom.seg_reader.SegOverlay).
+    segmentations: list[Any] = field(default_factory=list)
+    documents: list[DicomDocument] = field(default_factory=list)
     # True when the caller's cancel() stopped the load (volumes then holds nothing partial).
     cancelled: bool = False
 

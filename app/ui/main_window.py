@@ -67,6 +67,8 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         self.setStatusBar(self.status)
 
         self._volumes: list[Volume] = []
+        self.segmentations: list = []  # SegOverlay of the open study (app.study.dicom.seg_reader)
+        self.documents: list = []  # DicomDocument (SR, encapsulated PDF) of the open study
         self._current: Volume | None = None
         self._worker: Worker | None = None
         self._partial_volume: Volume | None = None
@@ -102,6 +104,15 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         from .measure_controller import install_measurements  # Measure tools and panel (after care: records with runs)
 
         self.measure = install_measurements(self)
+        from .seg_overlays import install_seg_overlays  # DICOM SEGs of the study as overlays
+
+        self.segs = install_seg_overlays(self)
+        from .pacs_browser import install_pacs  # File > Open from PACS…, PACS Nodes…
+
+        self.pacs = install_pacs(self)
+        from .run_dicom import install_run_dicom  # the audit panel's Export DICOM… / Send to PACS…
+
+        self.run_dicom = install_run_dicom(self)
 
     # =============================================================== public API ==
     @property

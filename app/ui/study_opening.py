@@ -122,6 +122,9 @@ class StudyOpeningMixin:
             return
         self._replace_study(worker)
         self._volumes = list(result.volumes)
+        # DICOM SEGs placed on these volumes and non-image documents (SR/PDF) of the study.
+        self.segmentations = list(result.segmentations)
+        self.documents = list(result.documents)
         current_index = 0
         if self._partial_volume is not None and self._partial_volume in self._volumes:
             current_index = self._volumes.index(self._partial_volume)

@@ -38,6 +38,9 @@ PROVISIONAL_TRIES = 8
 MAX_WORKERS = 4
 
 ScanResult = list[FrameRef] | ReadFailure
+# Called per file, in path order, on the caller's thread: True takes the result away from the
+# frames/errors (the reader sets DICOM SEGs and documents aside this way).
+Claim = Callable[[str, ScanResult], bool]
 
 
 def _scan_one(path: str) -> ScanResult:
@@ -76,15 +79,17 @@ def scan_headers(
     progress: Progress | None = None,
     cancel: Callable[[], bool] | None = None,
     on_provisional: ProvisionalCallback | None = None,
+    claim: Claim | None = None,
 ) -> tuple[list[FrameRef], list[LoadError]]:
     """Frames of every file in ``paths`` (path order) and a LoadError per unusable file.
-    Files in ``quiet`` that are not DICOM at all are skipped silently. Raises Cancelled."""
+    Files in ``quiet`` that are not DICOM at all are skipped silently; a file ``claim`` takes
+    is in neither. Raises Cancelled."""
     # pydicom warns about every odd value in real-world files; the reader reports what
     # matters as LoadError/volume warnings instead. The filter is set here, once, and not in
     # the pool's tasks: catch_warnings swaps process-wide state and is not thread-safe.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _scan(list(paths), set(quiet), progress, cancel, on_provisional)
+        return _scan(list(paths), set(quiet), progress, cancel, on_provisional, claim)
 
 
 def _scan(
@@ -93,6 +98,7 @@ def _scan(
     progress: Progress | None,
     cancel: Callable[[], bool] | None,
     on_provisional: ProvisionalCallback | None,
+    claim: Claim | None = None,
 ) -> tuple[list[FrameRef], list[LoadError]]:
     n = len(paths)
     results: list[ScanResult | None] = [None] * n
@@ -144,6 +150,8 @@ def _scan(
     frames: list[FrameRef] = []
     errors: list[LoadError] = []
     for path, res in zip(paths, results):
+        if res is not None and claim is not None and claim(path, res):
+            continue
         if isinstance(res, ReadFailure):
             if not (path in quiet and res.reason == "not a DICOM file"):
                 errors.append(LoadError(path, res.reason))
@@ -152,4 +160,4 @@ def _scan(
     return frames, errors
 
 
-__all__ = ["PROVISIONAL_MIN_FILES", "ProvisionalCallback", "provisional_volume", "scan_headers"]
+__all__ = ["PROVISIONAL_MIN_FILES", "Claim", "ProvisionalCallback", "provisional_volume", "scan_headers"]

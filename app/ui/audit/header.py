@@ -18,6 +18,8 @@ class AnswerHeader(QFrame):
     draw_box_toggled = Signal(bool)
     reask_requested = Signal()
     export_requested = Signal()
+    dicom_export_requested = Signal()  # write the run as DICOM SEG / SR / PDF into a folder
+    pacs_send_requested = Signal()  # store those objects on a PACS node
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,10 +54,22 @@ class AnswerHeader(QFrame):
         self.export_button = QPushButton(icon("mdi6.file-pdf-box"), "Report\u2026")
         self.export_button.setToolTip("Export the evidence report (PDF)")
         self.export_button.clicked.connect(self.export_requested)
+        self.dicom_button = QPushButton(icon("mdi6.folder-download-outline"), "Export DICOM\u2026")
+        self.dicom_button.setToolTip("Write the run as DICOM SEG, structured report and encapsulated PDF into a folder")
+        self.dicom_button.clicked.connect(self.dicom_export_requested)
+        self.pacs_button = QPushButton(icon("mdi6.cloud-upload-outline"), "Send to PACS\u2026")
+        self.pacs_button.setToolTip("Store the run's DICOM SEG, structured report and PDF on a PACS node, in the source study")
+        self.pacs_button.clicked.connect(self.pacs_send_requested)
         brow.addWidget(self.draw_button)
         brow.addWidget(self.reask_button, 1)
         brow.addWidget(self.export_button)
         hl.addLayout(brow)
+        drow = QHBoxLayout()
+        drow.setSpacing(4)
+        drow.addStretch(1)
+        drow.addWidget(self.dicom_button)
+        drow.addWidget(self.pacs_button)
+        hl.addLayout(drow)
         self.edits_label = label("", color=EDITED)
         self.edits_label.hide()
         hl.addWidget(self.edits_label)

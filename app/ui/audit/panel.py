@@ -128,6 +128,9 @@ class AuditPanel(QWidget):
         has = record is not None
         self.reask_button.setEnabled(has and record.status in _REASKABLE)
         self.export_button.setEnabled(has)
+        # DICOM export is of completed runs only (app.dicom_export refuses the others).
+        for b in (self.header.dicom_button, self.header.pacs_button):
+            b.setEnabled(has and record.status == RunStatus.COMPLETED)
         for s in self._sections():
             s.clear()
             s.setVisible(has)
