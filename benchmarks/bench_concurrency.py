@@ -32,8 +32,10 @@ QUESTIONS = ["Is there a mass in the right lung?", "Is the trachea midline?", "I
              "Is there a nodule in the left lung?"]
 
 
-def _ct():
-    """The shared chest CT (NRRD, the real loader), the tumour's largest slice and its box."""
+def _ct(client: int = 0):
+    """The shared chest CT (NRRD, the real loader), a slice near the tumour's largest (another
+    per client: reading rooms read different images, so the server's prefix cache is shared only
+    by one room's own passes and questions) and the tumour's box."""
     import numpy as np
     import SimpleITK as sitk
 
@@ -42,8 +44,9 @@ def _ct():
     data = Path(os.environ.get("CARE_SHARED_DATA", REPO.parent / "shared" / "data")) / "ct-chest-lung1"
     result = load([data / "lung1_image.nrrd"])
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(data / "lung1_label.nrrd"))) > 0
-    k = int(np.argmax(lab.reshape(lab.shape[0], -1).sum(axis=1)))
-    ys, xs = np.nonzero(lab[k])
+    k0 = int(np.argmax(lab.reshape(lab.shape[0], -1).sum(axis=1)))
+    ys, xs = np.nonzero(lab[k0])
+    k = min(lab.shape[0] - 1, max(0, k0 - 4 + client))
     return result.volumes[0], k, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
@@ -67,7 +70,7 @@ def worker(args: argparse.Namespace) -> int:
     ConsentStore().grant(args.url, who="benchmark", via="benchmark")
     pipeline = CarePipeline(Profile("bench", "concurrency benchmark", 0, models), max_new_tokens=args.tokens,
                             entity_max_new_tokens=args.tokens)
-    volume, k, box = _ct()
+    volume, k, box = _ct(int(args.client))
     store = AuditStore()
     pipeline.run(volume, k, QUESTIONS[0], boxes=[box])  # warm-up (LiteMedSAM load), not recorded
     Path(args.ready).touch()
@@ -103,7 +106,8 @@ def _round(url: str, model: str, n: int, questions: int, tokens: int, root: Path
         d = rnd / f"client{c}"
         d.mkdir()
         dirs.append(d)
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--url", url, "--model", model,
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--client", str(c), "--url", url,
+               "--model", model,
                "--questions", str(questions), "--tokens", str(tokens), "--data-dir", str(d),
                "--ready", str(d / "ready"), "--go", str(go), "--out", str(d / "result.json")]
         procs.append(subprocess.Popen(cmd, env=env, cwd=REPO))
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--delay", type=float, default=0.25, help="loopback service time per request (s)")
     ap.add_argument("--tokens", type=int, default=24, help="max new tokens per expert reply")
     ap.add_argument("--json", action="store_true")
-    for name in ("--url", "--model", "--data-dir", "--ready", "--go", "--out"):
+    for name in ("--url", "--model", "--data-dir", "--ready", "--go", "--out", "--client"):
         ap.add_argument(name, help=argparse.SUPPRESS)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -48,6 +48,17 @@ def ensure_vllm_venv(timeout_s: float = 1500.0) -> Path:
     return vllm_venv() / "bin" / "python"
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM when the process that started it dies, so a
+    killed test session or benchmark leaves no server behind (vLLM stops its engine with it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -97,12 +108,14 @@ class VllmServer:
         log = self.log_path or Path(self.model_dir).parent / f"vllm-{self.port}.log"
         self.log_path = log
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+               "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+               # Its compile cache in the checkout's build/, not the user's ~/.cache/vllm.
+               "VLLM_CACHE_ROOT": os.environ.get("VLLM_CACHE_ROOT") or str(REPO / "build" / "vllm-cache")}
         start = time.monotonic()
         with open(log, "wb") as out:
             # Own process group: stop() ends the API server and the engine core it spawns.
             self._proc = subprocess.Popen(self.command(python), stdout=out, stderr=subprocess.STDOUT, env=env,
-                                          start_new_session=True)
+                                          start_new_session=True, preexec_fn=_die_with_parent)
         try:
             self._wait_ready(start)
         except BaseException:

@@ -46,7 +46,7 @@ def vllm() -> VllmServer:
     except VllmUnavailable as exc:
         pytest.skip(str(exc))
     model = ensure_tiny_vllm_model(REPO / "build" / "vllm-models")
-    with VllmServer(model, log_path=REPO / "build" / "vllm-test-server.log") as srv:
+    with VllmServer(model, log_path=REPO / "build" / "vllm-test-server.log", enforce_eager=True) as srv:
         yield srv
 
 
