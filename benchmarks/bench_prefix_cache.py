@@ -73,7 +73,7 @@ def _counters(base_url: str) -> dict[str, float]:
     return out
 
 
-def _measure(caching: bool, slices, tokens: int) -> dict:
+def _measure(caching: bool, slices, tokens: int, eager: bool) -> dict:
     from app.devtools.tiny_models import ensure_tiny_vllm_model
     from app.devtools.vllm_server import VllmServer
     from app.pipeline.profiles import ModelSpec
@@ -82,13 +82,13 @@ def _measure(caching: bool, slices, tokens: int) -> dict:
 
     model = ensure_tiny_vllm_model(REPO / "build" / "vllm-models")
     log = REPO / "build" / f"vllm-bench-prefix-{'on' if caching else 'off'}.log"
-    with VllmServer(model, prefix_caching=caching, log_path=log) as srv:
+    with VllmServer(model, prefix_caching=caching, log_path=log, enforce_eager=eager) as srv:
         ConsentStore().grant(srv.base_url, who="benchmark", via="benchmark")
         opts = {"endpoint": srv.base_url, "served_model": srv.model, "allow_insecure_http": True,
                 "timeout_s": 600.0, "max_concurrency": 3}
         backend = RemoteVLMBackend(ModelSpec(role="vqa", backend="remote", repo_id=srv.model, options=opts))
-        warm = _slices(1)[0]
-        backend.generate(_requests(*warm), max_new_tokens=tokens)  # warm-up: not counted
+        image, mask, crop = slices[0]  # warm-up on an image no timed request sends: not counted
+        backend.generate(_requests(np.ascontiguousarray(image[:, ::-1]), mask, crop), max_new_tokens=tokens)
         before = _counters(srv.base_url)
         together, one_by_one = [], []
         for image, mask, crop in slices:
@@ -116,18 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=6, help="questions (CT slices) per setting")
     ap.add_argument("--tokens", type=int, default=8, help="max new tokens per pass")
+    ap.add_argument("--enforce-eager", action="store_true", help="serve without torch.compile (starts faster)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("CARE_CONFIG_DIR", tempfile.mkdtemp(prefix="care-bench-"))
     slices = _slices(args.repeats)
-    on, off = _measure(True, slices, args.tokens), _measure(False, slices, args.tokens)
-    figures = {"repeats": args.repeats, "tokens": args.tokens, "on": on, "off": off,
+    on = _measure(True, slices, args.tokens, args.enforce_eager)
+    off = _measure(False, slices, args.tokens, args.enforce_eager)
+    figures = {"repeats": args.repeats, "tokens": args.tokens, "enforce_eager": args.enforce_eager, "on": on, "off": off,
                "together_on_over_off": round(on["three_together_s"] / off["three_together_s"], 3),
                "one_by_one_on_over_off": round(on["three_one_by_one_s"] / off["three_one_by_one_s"], 3)}
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"CARE-Flow answer stage on vLLM (tiny InternVL-hf, CPU), {args.repeats} questions, medians")
+        print(f"CARE-Flow answer stage on vLLM (tiny InternVL-hf, CPU{', eager' if args.enforce_eager else ''}), "
+              f"{args.repeats} questions, medians")
         print("  prefix caching   3 together   3 one by one   prompt tokens hit / queried")
         for r in (on, off):
             print(f"  {'on ' if r['prefix_caching'] else 'off'}              {r['three_together_s']:8.3f} s"
