@@ -96,6 +96,7 @@ def _measure(caching: bool, slices, tokens: int, eager: bool) -> dict:
             t0 = time.perf_counter()
             backend.generate(reqs, max_new_tokens=tokens)
             together.append(time.perf_counter() - t0)
+        mid = _counters(srv.base_url)
         for image, mask, crop in slices:  # the same questions again, now each pass after the other
             reqs = _requests(np.ascontiguousarray(image[::-1]), mask, crop)  # a new slice image: no stale hits
             t0 = time.perf_counter()
@@ -103,13 +104,16 @@ def _measure(caching: bool, slices, tokens: int, eager: bool) -> dict:
                 backend.generate([r], max_new_tokens=tokens)
             one_by_one.append(time.perf_counter() - t0)
         after = _counters(srv.base_url)
-    queried = after["prefix_cache_queries"] - before["prefix_cache_queries"]
-    hits = after["prefix_cache_hits"] - before["prefix_cache_hits"]
+    def hits(a: dict, b: dict) -> dict:
+        queried = b["prefix_cache_queries"] - a["prefix_cache_queries"]
+        hit = b["prefix_cache_hits"] - a["prefix_cache_hits"]
+        return {"tokens_queried": int(queried), "tokens_hit": int(hit),
+                "hit_rate": round(hit / queried, 3) if queried else None}
+
     return {"prefix_caching": caching, "startup_s": round(srv.startup_s, 1),
             "three_together_s": round(statistics.median(together), 3),
             "three_one_by_one_s": round(statistics.median(one_by_one), 3),
-            "tokens_queried": int(queried), "tokens_hit": int(hits),
-            "hit_rate": round(hits / queried, 3) if queried else None}
+            "together": hits(before, mid), "one_by_one": hits(mid, after)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,11 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"CARE-Flow answer stage on vLLM (tiny InternVL-hf, CPU{', eager' if args.enforce_eager else ''}), "
               f"{args.repeats} questions, medians")
-        print("  prefix caching   3 together   3 one by one   prompt tokens hit / queried")
+        print("  prefix caching   3 together (tokens hit / queried)   3 one by one (tokens hit / queried)")
         for r in (on, off):
+            t, o = r["together"], r["one_by_one"]
             print(f"  {'on ' if r['prefix_caching'] else 'off'}              {r['three_together_s']:8.3f} s"
-                  f"   {r['three_one_by_one_s']:10.3f} s   {r['tokens_hit']} / {r['tokens_queried']}"
-                  f" ({r['hit_rate']})")
+                  f" ({t['tokens_hit']} / {t['tokens_queried']})   {r['three_one_by_one_s']:10.3f} s"
+                  f" ({o['tokens_hit']} / {o['tokens_queried']})")
         print(f"  on / off: together {figures['together_on_over_off']:.2f}x, "
               f"one by one {figures['one_by_one_on_over_off']:.2f}x")
     return 0

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -48,15 +49,34 @@ def ensure_vllm_venv(timeout_s: float = 1500.0) -> Path:
     return vllm_venv() / "bin" / "python"
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec (Linux): SIGTERM when the process that started it dies, so a
-    killed test session or benchmark leaves no server behind (vLLM stops its engine with it)."""
+# A sidecar that outlives nothing: when the process that started the server dies without
+# stopping it (a killed test session or benchmark), it kills the server's whole process group
+# (API server, engine core, worker). vLLM's engine processes do not exit on their own then.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, group = int(sys.argv[1]), int(sys.argv[2])
+while True:
+    time.sleep(1.0)
     try:
-        import ctypes
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        sys.exit(0)  # the server is gone (stopped normally)
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        os.killpg(group, signal.SIGKILL)
+        sys.exit(0)
+"""
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def free_port() -> int:
@@ -78,6 +98,7 @@ class VllmServer:
     extra_args: list[str] = field(default_factory=list)
     port: int = 0
     _proc: subprocess.Popen | None = None
+    _watchdog: subprocess.Popen | None = None
     startup_s: float = 0.0
 
     @property
@@ -115,7 +136,10 @@ class VllmServer:
         with open(log, "wb") as out:
             # Own process group: stop() ends the API server and the engine core it spawns.
             self._proc = subprocess.Popen(self.command(python), stdout=out, stderr=subprocess.STDOUT, env=env,
-                                          start_new_session=True, preexec_fn=_die_with_parent)
+                                          start_new_session=True)
+        self._watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self._proc.pid)],
+                                          start_new_session=True, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             self._wait_ready(start)
         except BaseException:
@@ -147,7 +171,11 @@ class VllmServer:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
+        if proc is None:
             return
         for sig, wait_s in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
             try:
@@ -156,9 +184,15 @@ class VllmServer:
                 return
             try:
                 proc.wait(wait_s)
-                return
+                break
             except subprocess.TimeoutExpired:
                 continue
+        # The API server is gone; its engine processes (same group) get a moment to follow.
+        deadline = time.monotonic() + 10.0
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
 
     def __enter__(self) -> "VllmServer":
         return self.start()

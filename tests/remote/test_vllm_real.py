@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from app.devtools.tiny_models import ensure_tiny_vllm_model
 from app.devtools.vllm_server import VllmServer, VllmUnavailable, ensure_vllm_venv
+from app.pipeline.cancellation import cancel_scope
 from app.pipeline.engine import CarePipeline
 from app.pipeline.profiles import ModelSpec, Profile
 from app.pipeline.remote.backend import RemoteVLMBackend
 from app.pipeline.remote.consent import ConsentStore
-from app.pipeline.remote.errors import RemoteError
+from app.pipeline.remote.errors import RemoteCancelled, RemoteError
 from app.pipeline.remote.health import check_endpoint
 from app.pipeline.strategies import strategy_for
 from app.pipeline.types import EvidenceType as E
@@ -125,12 +129,45 @@ def test_care_coord_ends_in_a_coordinator_decision(vllm, ct_volume, ct_tumour):
     assert record.models["coordinator"].backend == "remote"
 
 
-def test_cancel_during_the_answer_stage(vllm, ct_volume, ct_tumour):
+def _metric(srv: VllmServer, name: str, labels: str = "") -> float:
+    """A vLLM counter or gauge from /metrics, summed over its series (``labels``: a required label)."""
+    text = urllib.request.urlopen(srv.base_url.removesuffix("/v1") + "/metrics", timeout=10).read().decode()
+    series = re.findall(rf"^vllm:{name}\{{([^}}]*)\}} ([0-9.e+]+)$", text, re.M)
+    return sum(float(v) for lab, v in series if labels in lab)
+
+
+def _running(srv: VllmServer) -> float:
+    return _metric(srv, "num_requests_running")
+
+
+def _completed(srv: VllmServer) -> float:
+    """Requests vLLM generated to the end (EOS or max_tokens), not aborted ones."""
+    return (_metric(srv, "request_success_total", 'finished_reason="stop"')
+            + _metric(srv, "request_success_total", 'finished_reason="length"'))
+
+
+def test_cancel_stops_a_generation_in_flight_and_vllm_aborts_it(vllm):
+    flag = threading.Event()
+    threading.Timer(1.0, flag.set).start()  # Cancel while vLLM is generating (up to 2000 tokens)
+    backend = RemoteVLMBackend(_spec(vllm, "vqa"))
+    backend.verify_served_model()
+    completed = _completed(vllm)
+    with cancel_scope(flag.is_set), pytest.raises(RemoteCancelled):
+        backend.generate([VLMRequest([], "Describe every structure of the chest in detail.")], max_new_tokens=2000)
+    # The client closed the connection; vLLM drops the request instead of generating on.
+    deadline = time.monotonic() + 30
+    while _running(vllm) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _running(vllm) == 0
+    assert _completed(vllm) == completed  # aborted: never generated to EOS or to max_tokens
+
+
+def test_cancel_as_the_answer_stage_starts(vllm, ct_volume, ct_tumour):
     flag = threading.Event()
 
     def progress(stage: Stage, message: str, fraction: float) -> None:
         if stage == Stage.ANSWER:
-            flag.set()  # as the user presses Cancel while the three passes are on the server
+            flag.set()  # the user presses Cancel as the answer stage starts: no pass is sent
 
     record = _pipeline(vllm).run(ct_volume, ct_tumour.slice_index, QUESTION, boxes=[ct_tumour.box],
                                  progress=progress, cancel=flag.is_set)
