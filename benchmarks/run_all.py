@@ -11,8 +11,9 @@ run (these machines are noisy; absolute times are for context only).
 checked (one repeat on a busy machine says little). The exit status is non-zero if any
 benchmark exits non-zero (an exception included).
 
-``real_size`` (a 2B-shaped model: ~14 GB RAM, 4 GB in build/, over 10 minutes on 2 cores) runs
-only when named.
+``real_size`` (a 2B-shaped model: ~14 GB RAM, 4 GB in build/, over 10 minutes on 2 cores) and
+``prefix_cache`` (two real vLLM server starts) run only when named; ``concurrency`` runs its
+loopback variant here (``--server vllm`` on request).
 """
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ON_REQUEST = {"real_size"}
+ON_REQUEST = {"real_size", "prefix_cache"}
 
 # Each benchmark's smallest settings that still run every code path it measures.
 QUICK: dict[str, list[str]] = {
+    "concurrency": ["--clients", "1,2", "--questions", "1", "--delay", "0.05"],  # loopback only
     "coordinator": ["--repeats", "1", "--service-delay", "0.05"],
     # 4 + 4 layers instead of InternVL3-2B's 28 + 24 (the benchmark prints the reduced depth).
     "flow_batching": ["--repeats", "1", "--new-tokens", "4", "--text-layers", "4", "--vision-layers", "4"],

@@ -87,6 +87,19 @@ TINY_SIZES: dict[str, Any] = {
     "text_intermediate_size": 128,
 }
 
+# The variant vLLM serves (tests/remote/test_vllm_real.py): vLLM's CPU attention refuses head
+# dimensions under 32, so both towers get head_dim 64; everything else is TINY_SIZES.
+TINY_VLLM_DIR = "tiny-internvl-hd64"
+TINY_VLLM_SIZES: dict[str, Any] = {
+    **TINY_SIZES,
+    "vision_hidden_size": 64,
+    "vision_heads": 1,
+    "text_hidden_size": 128,
+    "text_heads": 2,
+    "text_kv_heads": 1,
+    "text_intermediate_size": 256,
+}
+
 _CORPUS_WORDS = """
 yes no maybe unclear normal abnormal present absent left right bilateral upper lower middle lobe
 lung lungs pleura pleural effusion pneumothorax nodule nodules mass tumour tumor lesion lesions
@@ -160,10 +173,10 @@ def _build_tokenizer():
     return tok
 
 
-def _build_config(tokenizer):
+def _build_config(tokenizer, sizes: dict[str, Any] | None = None):
     from transformers import InternVLConfig, InternVLVisionConfig, Qwen2Config
 
-    s = TINY_SIZES
+    s = sizes or TINY_SIZES
     vocab_size = len(tokenizer)
     vision = InternVLVisionConfig(
         hidden_size=s["vision_hidden_size"],
@@ -251,12 +264,13 @@ def recipe_hash() -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def write_tiny_internvl(out_dir: Path, seed: int = 0) -> Path:
-    """Write ``out_dir/tiny-internvl`` (model, processor, tokenizer, chat template) and verify it."""
+def write_tiny_internvl(out_dir: Path, seed: int = 0, *, name: str = TINY_INTERNVL_DIR,
+                        sizes: dict[str, Any] | None = None) -> Path:
+    """Write ``out_dir/<name>`` (model, processor, tokenizer, chat template) and verify it."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor, InternVLForConditionalGeneration
 
-    target = Path(out_dir) / TINY_INTERNVL_DIR
+    target = Path(out_dir) / name
     tmp = target.with_name(target.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -264,7 +278,7 @@ def write_tiny_internvl(out_dir: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tokenizer = _build_tokenizer()
     processor = _build_processor(tokenizer)
-    config = _build_config(tokenizer)
+    config = _build_config(tokenizer, sizes)
     model = InternVLForConditionalGeneration(config).eval()
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.generation_config.pad_token_id = config.text_config.pad_token_id
@@ -289,9 +303,18 @@ def write_tiny_internvl(out_dir: Path, seed: int = 0) -> Path:
     return target
 
 
-def tiny_internvl_up_to_date(out_dir: Path) -> bool:
-    marker = Path(out_dir) / TINY_INTERNVL_DIR / RECIPE_FILE
+def tiny_internvl_up_to_date(out_dir: Path, name: str = TINY_INTERNVL_DIR) -> bool:
+    marker = Path(out_dir) / name / RECIPE_FILE
     return marker.is_file() and marker.read_text().strip() == recipe_hash()
+
+
+def ensure_tiny_vllm_model(out_dir: Path) -> Path:
+    """The head_dim-64 tiny InternVL vLLM can serve (written only when missing or outdated)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not tiny_internvl_up_to_date(out_dir, TINY_VLLM_DIR):
+        write_tiny_internvl(out_dir, name=TINY_VLLM_DIR, sizes=TINY_VLLM_SIZES)
+    return out_dir / TINY_VLLM_DIR
 
 
 def ensure_tiny_models(out_dir: Path | None = None, force: bool = False) -> Path:

@@ -121,6 +121,9 @@ class RemoteCoordinatorOptions:
     token_param: str = "max_tokens"  # OpenAI reasoning models want max_completion_tokens
     send_temperature: bool = True
     response_format: bool = True  # guided JSON decoding
+    # maxLength on the schema's free-text fields (so guided decoding always closes the JSON);
+    # false for OpenAI's strict mode, which refuses string-length keywords.
+    length_bounds: bool = True
     extra_body: dict[str, Any] = field(default_factory=dict)
 
 

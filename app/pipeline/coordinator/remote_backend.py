@@ -37,6 +37,7 @@ from app.pipeline.remote.backend import client_from_spec
 from app.pipeline.types import ModelInfo
 
 from .base import Attempt, CoordinatorFailure, StructuredReply
+from .schemas import without_length_bounds
 from .structured import Check, corrective_prompt, parse_reply
 
 
@@ -50,6 +51,7 @@ class RemoteCoordinatorBackend:
         self.send_temperature = bool(opts.get("send_temperature", True))
         self.temperature = float(opts.get("temperature", 0.0))
         self.use_response_format = bool(opts.get("response_format", True))
+        self.length_bounds = bool(opts.get("length_bounds", True))
         self.extra_body: dict[str, Any] = dict(opts.get("extra_body", {}))
         self.info = ModelInfo(
             role="coordinator", backend="remote", repo_id=self.client.model, revision=spec.revision,
@@ -101,6 +103,8 @@ class RemoteCoordinatorBackend:
         check: Check | None = None,
         max_new_tokens: int = 768,
     ) -> StructuredReply:
+        if not self.length_bounds:  # sent and validated alike: the reply is checked against what was asked
+            schema = without_length_bounds(schema)
         allowed, _ = self.images_allowed()
         images = list(images) if allowed else []
         if images:  # re-checked right before the socket: consent may have been revoked meanwhile

@@ -2,8 +2,13 @@
 semantic checks.
 
 The schemas stay inside the subset every consumer understands: OpenAI strict structured
-output (every property required, ``additionalProperties: false``, no string-length
-keywords), vLLM/llama.cpp guided decoding, and :mod:`app.pipeline.remote.json_validate`.
+output (every property required, ``additionalProperties: false``), vLLM/llama.cpp guided
+decoding, and :mod:`app.pipeline.remote.json_validate`. Every free-text string has a
+``maxLength`` and every array a ``maxItems``: guided decoding follows the grammar, not the
+model's judgement, so an unbounded string lets a weak model write until max_tokens and the
+JSON is cut off; bounded, the grammar itself closes every string and array.
+OpenAI's strict mode refuses string-length keywords, so the remote backend can send the
+schema without them (:func:`without_length_bounds`, profile ``length_bounds = false``).
 
 Candidate ids are *enums built per call*, so "the revised answer rests on an existing
 candidate" is enforced by the schema itself (a guided-decoding server cannot even emit an
@@ -22,6 +27,11 @@ from app.pipeline.vocab import ReviewAction
 EVIDENCE_VALUES = [e.value for e in (EvidenceType.CROP, EvidenceType.MASK, EvidenceType.GLOBAL)]
 ACTIONS = ("accept", "choose", "revise", "another_round")
 MAX_NEXT_ENTITIES = 3
+# Free-text bounds (characters): long enough for the paper's one- or two-sentence rationales.
+MAX_RATIONALE = 400
+MAX_NOTE = 200
+MAX_ANSWER = 120
+MAX_ENTITY = 60
 
 
 def plan_schema() -> dict[str, Any]:
@@ -34,7 +44,7 @@ def plan_schema() -> dict[str, Any]:
                 "minItems": 1,
                 "maxItems": 3,
             },
-            "rationale": {"type": "string"},
+            "rationale": {"type": "string", "maxLength": MAX_RATIONALE},
         },
         "required": ["evidence", "rationale"],
         "additionalProperties": False,
@@ -56,19 +66,23 @@ def review_schema(candidate_ids: Sequence[str], allow_another_round: bool) -> di
                         "candidate": {"type": "string", "enum": ids},
                         "cot_supports_answer": {"type": "boolean"},
                         "addresses_question": {"type": "boolean"},
-                        "note": {"type": "string"},
+                        "note": {"type": "string", "maxLength": MAX_NOTE},
                     },
                     "required": ["candidate", "cot_supports_answer", "addresses_question", "note"],
                     "additionalProperties": False,
                 },
+                "maxItems": len(ids),
             },
             "action": {"type": "string", "enum": actions},
             "candidate": {"type": "string", "enum": ids},
-            "final_answer": {"type": "string"},
-            "rests_on": {"type": "array", "items": {"type": "string", "enum": ids}, "minItems": 1},
-            "rationale": {"type": "string"},
-            "next_evidence": {"type": "array", "items": {"type": "string", "enum": list(EVIDENCE_VALUES)}},
-            "next_entities": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_NEXT_ENTITIES},
+            "final_answer": {"type": "string", "maxLength": MAX_ANSWER},
+            "rests_on": {"type": "array", "items": {"type": "string", "enum": ids}, "minItems": 1,
+                         "maxItems": len(ids)},
+            "rationale": {"type": "string", "maxLength": MAX_RATIONALE},
+            "next_evidence": {"type": "array", "items": {"type": "string", "enum": list(EVIDENCE_VALUES)},
+                              "maxItems": len(EVIDENCE_VALUES)},
+            "next_entities": {"type": "array", "items": {"type": "string", "maxLength": MAX_ENTITY},
+                              "maxItems": MAX_NEXT_ENTITIES},
         },
         "required": [
             "judgements", "action", "candidate", "final_answer", "rests_on", "rationale",
@@ -76,6 +90,32 @@ def review_schema(candidate_ids: Sequence[str], allow_another_round: bool) -> di
         ],
         "additionalProperties": False,
     }
+
+
+def without_length_bounds(schema: Any) -> Any:
+    """A copy of ``schema`` without ``minLength``/``maxLength`` (for OpenAI strict mode)."""
+    if isinstance(schema, dict):
+        return {k: without_length_bounds(v) for k, v in schema.items() if k not in ("minLength", "maxLength")}
+    if isinstance(schema, list):
+        return [without_length_bounds(v) for v in schema]
+    return schema
+
+
+def unbounded_strings(schema: Any, where: str = "$") -> list[str]:
+    """Paths of every string without ``enum``/``maxLength`` and every array without ``maxItems``:
+    what a guided decoder could extend without end (empty for the schemas above)."""
+    if not isinstance(schema, dict):
+        return []
+    out: list[str] = []
+    if schema.get("type") == "string" and "enum" not in schema and "maxLength" not in schema:
+        out.append(where)
+    if schema.get("type") == "array":
+        if "maxItems" not in schema:
+            out.append(where)
+        out += unbounded_strings(schema.get("items"), where + "[]")
+    for key, sub in schema.get("properties", {}).items():
+        out += unbounded_strings(sub, f"{where}.{key}")
+    return out
 
 
 # ----------------------------------------------------------------------------- parsed forms

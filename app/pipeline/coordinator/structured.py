@@ -18,7 +18,9 @@ Check = Callable[[Any], "str | None"]
 
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-_DECODER = json.JSONDecoder()
+# strict=False: a raw control character inside a string (guided decoding on a byte-level
+# vocabulary can emit one, e.g. U+0010) is kept as that character, not a reason to reject the reply.
+_DECODER = json.JSONDecoder(strict=False)
 
 
 @dataclass
@@ -56,7 +58,7 @@ def extract_json(text: str) -> tuple[Any, str]:
     fenced = _FENCE.findall(body)
     for chunk in [*fenced, body]:
         try:
-            value = json.loads(chunk.strip())
+            value = _DECODER.decode(chunk.strip())
         except json.JSONDecodeError:
             continue
         if isinstance(value, dict):

@@ -15,7 +15,9 @@ from typing import Sequence
 from app.pipeline.cancellation import CancelFn, current_cancel
 from app.pipeline.profile_options import RemoteOptions, typed_options
 from app.pipeline.profiles import ModelSpec
-from app.pipeline.remote.chat_schema import ChatResult, Message, redact_images, system_message, user_message
+from app.pipeline.remote.chat_schema import (
+    ChatResult, Message, image_part, redact_images, system_message, text_part, user_message,
+)
 from app.pipeline.remote.consent import ConsentStore
 from app.pipeline.remote.errors import RemoteCancelled, RemoteError
 from app.pipeline.remote.images import png_data_url
@@ -26,14 +28,21 @@ from app.pipeline.vocab import BackendKind
 
 
 def request_messages(req: VLMRequest, image_urls: dict[int, str] | None = None) -> list[Message]:
-    """A VLMRequest as chat messages: optional system turn, then one user turn with the
-    image(s) first and the text last (the order the local InternVL template uses).
+    """A VLMRequest as chat messages: optional system turn, then one user turn ordered for the
+    server's prefix cache: the slice (Image-1), the text, then the evidence image(s) last. The
+    three CARE-Flow passes share the system prompt, the slice and the text's leading lines, so a
+    server with automatic prefix caching (vLLM) computes that prefix once for the three.
     ``image_urls`` maps ``id(array)`` to an already encoded data URL."""
     urls = image_urls or {}
     messages: list[Message] = []
     if req.system:
         messages.append(system_message(req.system))
-    messages.append(user_message([urls.get(id(im), im) for im in req.images], req.prompt))
+    images = [urls.get(id(im), im) for im in req.images]
+    if len(images) < 2:
+        messages.append(user_message(images, req.prompt))
+    else:
+        messages.append({"role": "user", "content": [image_part(images[0]), text_part(req.prompt),
+                                                     *(image_part(im) for im in images[1:])]})
     return messages
 
 
