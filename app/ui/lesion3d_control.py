@@ -137,6 +137,9 @@ class Lesion3DController(QObject):
             self.worker.cancel()  # the task stops before the next slice
 
     def _on_finished(self, lesion: "Lesion3D") -> None:
+        if self.volume is None or self.window.current_volume is not self.volume:
+            self._end(None, "The series changed during the 3-D propagation; its result was not kept")
+            return
         if not lesion.size.voxels:
             self._end(None, f"The box on slice {lesion.seed + 1} gave an empty mask: nothing to propagate")
             return

@@ -146,8 +146,8 @@ class Lesion3D:
         mask = self.mask.copy()
         mask[:first] = False
         mask[last + 1:] = False
-        per_slice = tuple(s if first <= s.index <= last or not s.included else replace(s, stop_reason=StopReason.TRIMMED)
-                          for s in self.per_slice)
+        per_slice = tuple(s if first <= s.index <= last or not s.included
+                          else replace(s, stop_reason=StopReason.TRIMMED, kept_px=0) for s in self.per_slice)
         reasons = (StopReason.TRIMMED if first != self.first else self.stop_reasons[0],
                    StopReason.TRIMMED if last != self.last else self.stop_reasons[1])
         return replace(self, mask=mask, per_slice=per_slice, first=first, last=last,
