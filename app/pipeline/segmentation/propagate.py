@@ -47,7 +47,9 @@ class PropagationRules:
     margin: float = 0.10  # the next prompt: previous mask box + this fraction of its size per side
     margin_px: int = 2  # ... and at least this many pixels
     min_iou_pred: float | None = 0.60  # the segmenter's own IoU estimate (LiteMedSAM's IoU head)
-    min_confidence: float | None = None  # C of the service's gate (roi by default)
+    # C of the service's gate (roi by default), a floor only: C_roi is low on small, well-segmented
+    # lesions (docs/calibration.md), and every kept slice of both measured lesions has C >= 0.53.
+    min_confidence: float | None = 0.50
     min_area_ratio: float | None = 0.25  # area / previous slice's area
     max_area_ratio: float | None = 1.6
     min_overlap: float | None = 0.30  # |mask & previous| / |mask|
