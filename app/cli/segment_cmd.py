@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    ".mha (0/1 label volume on the series' voxel grid and geometry, the mask on slice K)")
     p.add_argument("--propagate", action="store_true",
                    help="with --box: grow the box into a 3-D lesion through the neighbouring slices (LiteMedSAM "
-                   "slice by slice, stopping on predicted IoU, mask confidence, area, overlap and intensity); "
+                   "slice by slice, stopping on predicted IoU, mask confidence, area change, overlap and intensity); "
                    "--out must then be a label volume")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -220,7 +220,8 @@ def _propagate(args, spec, profile, volume, frame, k: int, box, window) -> int:
                    f"diameter {size.largest_diameter_mm:.1f} mm on slice {size.diameter_slice}")
     else:
         figures = (f"{size.voxels} voxels, {size.extent_slices} slices, largest diameter "
-                   f"{size.largest_diameter_px:.1f} px on slice {size.diameter_slice} (the file has no spacing: mm unknown)")
+                   f"{size.largest_diameter_px:.1f} px on slice {size.diameter_slice} "
+                   "(the file has no spacing: mm unknown)")
     print(f"lesion: slices {lesion.first}..{lesion.last} from slice {k}, {figures}; stopped at the ends by "
           f"{lesion.stop_reasons[0].value} / {lesion.stop_reasons[1].value} -> {out}")
     return EXIT_OK

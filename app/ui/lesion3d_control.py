@@ -73,6 +73,7 @@ class Lesion3DController(QObject):
         self.act_3d = QAction(icon("mdi6.cube-outline"), "3-D Box (follow the structure through the slices)",
                               self.window)
         self.act_3d.setCheckable(True)
+        self.act_3d.setIconText("3-D")  # the panel's tool button: the box tool's 3-D option
         self.act_3d.setShortcut(QKeySequence("Shift+B"))
         self.act_3d.setToolTip("A drawn box is segmented, then propagated slice by slice to a 3-D lesion  (Shift+B)")
         self.act_3d.toggled.connect(self._on_toggled)
@@ -80,7 +81,6 @@ class Lesion3DController(QObject):
         button = QToolButton(self.panel)
         button.setDefaultAction(self.act_3d)
         button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        button.setText("3-D")
         self.mode_button = button
         self.panel.mode_row.addWidget(button)
         self.panel.mode_row.addStretch(1)
@@ -137,6 +137,9 @@ class Lesion3DController(QObject):
             self.worker.cancel()  # the task stops before the next slice
 
     def _on_finished(self, lesion: "Lesion3D") -> None:
+        if self.volume is None or self.window.current_volume is not self.volume:
+            self._end(None, "The series changed during the 3-D propagation; its result was not kept")
+            return
         if not lesion.size.voxels:
             self._end(None, f"The box on slice {lesion.seed + 1} gave an empty mask: nothing to propagate")
             return

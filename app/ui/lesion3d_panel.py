@@ -163,8 +163,8 @@ class Lesion3DPanel(QWidget):
         self.lesion, self.accepted = lesion, accepted
         self.summary.setText(summary_text(lesion, accepted))
         self.strip.set_slices(count, {s.index: s for s in lesion.per_slice})
-        self.strip_caption.setText("Confidence per slice (height, colour); \u00d7 = where it stopped. "
-                                   "Click a slice to go there.")
+        self.strip_caption.setText(f"Slices 1\u2013{count}, left to right: confidence per slice (height, colour); "
+                                   "\u00d7 = where it stopped. Click a slice to go there.")
         self._buttons(running=False)
 
     def show_message(self, text: str) -> None:

@@ -101,7 +101,7 @@ def test_ct_tumour_in_3d_matches_its_label_and_stops_at_its_ends(medsam, ct_volu
     seen = []
     lesion = propagate_box(medsam, ct_volume, display_frame(ct_volume), k, box, progress=seen.append)
     first, last = _label_ends(truth)  # 32..34
-    assert dice(lesion.mask, truth) >= 0.72  # measured 0.80 (the naive rule: 0.42)
+    assert dice(lesion.mask, truth) >= 0.72  # measured 0.828 (the naive rule: 0.418)
     assert abs(lesion.mask.sum() / truth.sum() - 1.0) <= 0.6
     assert (lesion.first, lesion.last) == (first, last)  # no slice past the label's ends
     assert lesion.mask.shape == ct_volume.array.shape[:3]
@@ -134,8 +134,8 @@ def test_mr_lesion_in_3d_beats_the_naive_rule(medsam, mr_volume, shared_data):
     lesion = propagate_box(medsam, mr_volume, frame, k, box)
     naive = propagate_box(medsam, mr_volume, frame, k, box, rules=PropagationRules.naive())
     d, d_naive = dice(lesion.mask, truth), dice(naive.mask, truth)
-    assert d >= 0.65  # measured 0.76
-    assert d_naive <= 0.55 and d >= d_naive + 0.15  # the naive rule: measured 0.44
+    assert d >= 0.65  # measured 0.760
+    assert d_naive <= 0.55 and d >= d_naive + 0.15  # the naive rule: measured 0.435
     assert abs(lesion.mask.sum() / truth.sum() - 1.0) <= 0.5
     first, last = _label_ends(truth)
     assert first - 1 <= lesion.first and lesion.last <= last + 1

@@ -69,7 +69,7 @@ def test_3d_box_gives_the_lesion_with_a_strip_trim_and_accept(qtbot, care, share
 
     truth = _label(shared_data, care.window.current_volume)
     d = 2 * (lesion.mask & truth).sum() / (lesion.mask.sum() + truth.sum())
-    assert d >= 0.65  # a looser box than the label's: measured 0.79
+    assert d >= 0.65  # TUMOUR_DRAWN_BOX, looser than the label's: measured 0.774
     assert lesion.first <= 32 and lesion.last >= 34
 
     # On every slice it covers, and only there, the overlay changes the view's pixels.
@@ -80,6 +80,8 @@ def test_3d_box_gives_the_lesion_with_a_strip_trim_and_accept(qtbot, care, share
         view.overlays.set_visible(OVERLAY, False)
         without = view.current_frame().array.copy()
         view.overlays.set_visible(OVERLAY, True)
+        if without.ndim == 2:  # no layer on this slice: the grey frame
+            without = np.repeat(without[..., None], 3, axis=-1)
         changed = np.any(with_overlay != without, axis=-1)
         assert changed.any() == bool(lesion.mask[k].any()), k
 

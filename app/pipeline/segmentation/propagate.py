@@ -47,7 +47,9 @@ class PropagationRules:
     margin: float = 0.10  # the next prompt: previous mask box + this fraction of its size per side
     margin_px: int = 2  # ... and at least this many pixels
     min_iou_pred: float | None = 0.60  # the segmenter's own IoU estimate (LiteMedSAM's IoU head)
-    min_confidence: float | None = None  # C of the service's gate (roi by default)
+    # C of the service's gate (roi by default), a floor only: C_roi is low on small, well-segmented
+    # lesions (docs/calibration.md), and every kept slice of both measured lesions has C >= 0.53.
+    min_confidence: float | None = 0.50
     min_area_ratio: float | None = 0.25  # area / previous slice's area
     max_area_ratio: float | None = 1.6
     min_overlap: float | None = 0.30  # |mask & previous| / |mask|
@@ -146,8 +148,8 @@ class Lesion3D:
         mask = self.mask.copy()
         mask[:first] = False
         mask[last + 1:] = False
-        per_slice = tuple(s if first <= s.index <= last or not s.included else replace(s, stop_reason=StopReason.TRIMMED)
-                          for s in self.per_slice)
+        per_slice = tuple(s if first <= s.index <= last or not s.included
+                          else replace(s, stop_reason=StopReason.TRIMMED, kept_px=0) for s in self.per_slice)
         reasons = (StopReason.TRIMMED if first != self.first else self.stop_reasons[0],
                    StopReason.TRIMMED if last != self.last else self.stop_reasons[1])
         return replace(self, mask=mask, per_slice=per_slice, first=first, last=last,
