@@ -27,13 +27,14 @@ from app.pipeline.vocab import BackendKind
 
 def request_messages(req: VLMRequest, image_urls: dict[int, str] | None = None) -> list[Message]:
     """A VLMRequest as chat messages: optional system turn, then one user turn with the
-    image(s) first and the text last (the order the local InternVL template uses).
+    image(s) first and the text last, ``lead`` after the first image (the order the local
+    InternVL template uses; the shared prefix first, for a server's prefix cache).
     ``image_urls`` maps ``id(array)`` to an already encoded data URL."""
     urls = image_urls or {}
     messages: list[Message] = []
     if req.system:
         messages.append(system_message(req.system))
-    messages.append(user_message([urls.get(id(im), im) for im in req.images], req.prompt))
+    messages.append(user_message([urls.get(id(im), im) for im in req.images], req.prompt, lead=req.lead))
     return messages
 
 
