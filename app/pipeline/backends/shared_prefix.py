@@ -98,36 +98,41 @@ def plan_prefix(rows: Sequence[Any], pixel_values: Any, image_token_id: int, tok
     return PrefixPlan(length=length, prefix_images=images, rows=list(rows), spans=spans)
 
 
-def _tiles(pixel_values: Any, spans: Sequence[ImageSpan]) -> Any:
-    import torch
-
-    if not spans:
-        return None
-    return torch.cat([pixel_values[s.tiles[0]:s.tiles[1]] for s in spans])
-
-
 def prefill(model: Any, plan: PrefixPlan, pixel_values: Any, pad_token_id: int) -> dict[str, Any]:
     """Run the prefix once and each suffix on its copy; return ``generate`` kwargs
     (``input_ids``, ``attention_mask``, ``cache``) continuing from the stacked cache."""
     import torch
     from transformers import DynamicCache
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
 
     device = model.device
     P = plan.length
     prefix = plan.rows[0][:P].to(device)
+    # Every image to encode, once: the prefix's (the slice) and each row's own (its evidence image).
+    groups = [[s for s in plan.spans[0] if s.end <= P]] + [[s for s in spans if s.start >= P] for spans in plan.spans]
+    features: list[Any] = [None] * len(groups)
+    tiles = [t for g in groups for s in g for t in range(*s.tiles)]
+    if tiles:  # one vision-tower call for all of them: its cost per call is not only per tile
+        encoded = model.get_image_features(pixel_values=pixel_values[tiles], return_dict=True).pooler_output
+        at = 0
+        for i, g in enumerate(groups):
+            n = sum(s.tiles[1] - s.tiles[0] for s in g)
+            features[i] = encoded[at:at + n] if n else None
+            at += n
 
-    def forward(ids, start, images, cache):
+    def forward(ids, start, feats, cache):
         n = ids.shape[0]
-        model(input_ids=ids[None], pixel_values=images,
+        images = None if feats is None else {"image": BaseModelOutputWithPooling(pooler_output=feats)}
+        model(input_ids=ids[None], mm_encoder_outputs=images,
               attention_mask=torch.ones((1, start + n), dtype=torch.long, device=device),
               position_ids=torch.arange(start, start + n, device=device)[None],
               cache=cache, use_cache=True, logits_to_keep=1)
 
     base = DynamicCache(config=model.config)
-    forward(prefix, 0, _tiles(pixel_values, [s for s in plan.spans[0] if s.end <= P]), base)
+    forward(prefix, 0, features[0], base)
     heads = [(layer.keys, layer.values) for layer in base.layers]
     suffixes, own = [], []  # per row: its suffix ids; its suffix's (keys, values) per layer
-    for row, spans in zip(plan.rows, plan.spans):
+    for row, feats in zip(plan.rows, features[1:]):
         suffix = row[P:].to(device)
         suffixes.append(suffix)
         if suffix.shape[0] == 1:  # nothing of its own to prefill but the token generate runs
@@ -136,7 +141,7 @@ def prefill(model: Any, plan: PrefixPlan, pixel_values: Any, pad_token_id: int) 
         cache = DynamicCache(config=model.config)
         for layer, (k, v) in zip(cache.layers, heads):
             layer.update(k, v)
-        forward(suffix[:-1], P, _tiles(pixel_values, [s for s in spans if s.start >= P]), cache)
+        forward(suffix[:-1], P, feats, cache)
         own.append([(layer.keys[:, :, P:], layer.values[:, :, P:]) for layer in cache.layers])
 
     longest = max(s.shape[0] for s in suffixes)
