@@ -6,8 +6,9 @@ each request on its own encodes the slice three times in the vision tower and at
 prefix three times in the language model. Here instead:
 
 1. the common prefix (the longest common run of token ids, cut before any image whose pixels
-   differ between requests or that the prefix would split) is run ONCE, batch 1: its images'
-   vision features are computed once and its KV cache kept;
+   differ between requests or that the prefix would split) is run ONCE, batch 1, and its KV
+   cache kept; its images (the slice) are encoded once, in the same vision-tower call as the
+   requests' own images;
 2. each request's own suffix (its evidence image and text, but its last token) runs on a copy of
    that cache, batch 1 with no padding, so no compute is spent on pad positions;
 3. the caches are stacked into one batch with the padding between prefix and suffix (masked, zero
