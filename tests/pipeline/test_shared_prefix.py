@@ -14,7 +14,7 @@ from app.pipeline import prompts
 from app.pipeline.backends import shared_prefix
 from app.pipeline.remote.backend import request_messages
 from app.pipeline.run_io import write_run
-from app.pipeline.types import EvidenceType
+from app.pipeline.types import EvidenceType, VLMRequest
 
 CROP, MASK, GLOBAL = EvidenceType.CROP, EvidenceType.MASK, EvidenceType.GLOBAL
 Q = "Is there a nodule in the left lung?"
@@ -153,6 +153,8 @@ def test_the_lead_sits_between_the_slice_and_the_evidence_image(backend, images)
     two, one = backend.render_prompts([crop, glob])
     assert f"<|im_start|>user\nImage-1: <IMG_CONTEXT>\n{lead}Image-2: <IMG_CONTEXT>\n{crop.prompt}<|im_end|>" in two
     assert f"<|im_start|>user\nImage-1: <IMG_CONTEXT>\n{lead}{glob.prompt}<|im_end|>" in one
+    (text_only,) = backend.render_prompts([VLMRequest([], "the rest", lead="the lead, ")])
+    assert "<|im_start|>user\nthe lead, the rest<|im_end|>" in text_only  # no image: the lead is kept
     # The remote wire has the same order (a serving engine's prefix cache sees the same prefix).
     parts = request_messages(crop)[-1]["content"]
     assert [p["type"] for p in parts] == ["image_url", "text", "image_url", "text"]

@@ -292,7 +292,7 @@ class InternVLBackend:
                 content.append({"type": "image"})
                 if i == 1 and req.lead:  # the common part (question) before the evidence image
                     content.append({"type": "text", "text": req.lead})
-            content.append({"type": "text", "text": req.prompt})
+            content.append({"type": "text", "text": req.prompt if req.images else req.lead + req.prompt})
             conv.append({"role": "user", "content": content})
             conversations.append(conv)
         texts = [self._template(conv) for conv in conversations]
