@@ -40,6 +40,9 @@ class InternVLOptions:
     max_patches: int = 0
     min_patches: int = 0
     crop_to_patches: bool = False
+    # Prefill a batch's common prompt prefix (system, slice, question) once and reuse its KV
+    # cache for every evidence pass; false: each pass prefilled on its own (the fallback path).
+    share_prefix: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """Prompt texts of the CARE stages. Every run records ``PROMPT_VERSION``: bump it whenever a
 text below changes, so answers from different prompt wordings are never silently compared.
 
-Images always come first in the chat turn (the backend places them; with two, each after an
-"Image-N: " label as InternVL was trained), so "Image-1" is the slice the radiologist is looking
-at and "Image-2", when present, is the evidence image (for global evidence in the paper's form,
-an all-ones mask). The question and
-entity names go in through ``prompt_safety.literal``: they are text, never template tokens.
+Images come first in the chat turn (the backend places them; each after an "Image-N: " label as
+InternVL was trained), so "Image-1" is the slice the radiologist is looking at and "Image-2", when
+present, is the evidence image (for global evidence in the paper's form, an all-ones mask). A VQA
+turn is Image-1, then its ``lead`` (the question), then Image-2 and the evidence text: the three
+CARE-Flow passes share everything before Image-2, so the backend prefills it once (and a serving
+engine's prefix cache can reuse it). The question and entity names go in through
+``prompt_safety.literal``: they are text, never template tokens.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from app.pipeline.types import EvidenceType, VLMRequest
 if TYPE_CHECKING:
     from app.pipeline.record import EvidenceItem
 
-PROMPT_VERSION = "care-prompts-2"  # 2: the all-ones global mask sentence; crop names its one entity
+# 2: the all-ones global mask sentence; crop names its one entity. 3: the question before the
+# evidence image (Image-1, question, Image-2, evidence text), the shared prefix of the passes.
+PROMPT_VERSION = "care-prompts-3"
 
 SYSTEM_PROMPT = (
     "You are a careful radiology assistant. You look at medical images and answer questions about "
@@ -82,20 +86,24 @@ def _evidence_sentence(evidence: EvidenceType, entities: Sequence[str], ones_mas
     return ""
 
 
-def vqa_prompt(question: str, evidence: EvidenceType | str, entities: Sequence[str] = (),
-               ones_mask: bool = False) -> str:
-    """Stage 3: evidence-grounded VQA with one evidence type (crop / mask / global; ``ones_mask``:
-    global evidence carries the paper's all-ones mask as Image-2)."""
+def vqa_lead(question: str) -> str:
+    """Stage 3, the part every evidence pass shares (right after Image-1): the question."""
+    return f"Image-1 is a medical image.\nQuestion: {literal(question.strip())}\n"
+
+
+def vqa_prompt(evidence: EvidenceType | str, entities: Sequence[str] = (), ones_mask: bool = False) -> str:
+    """Stage 3, the text after the evidence image for one evidence type (crop / mask / global;
+    ``ones_mask``: global evidence carries the paper's all-ones mask as Image-2)."""
     evidence = EvidenceType(evidence)
-    lines = ["Image-1 is a medical image."]
+    lines = []
     sentence = _evidence_sentence(evidence, entities, ones_mask)
     if sentence:
         lines.append(sentence + " Use it as evidence, but answer about Image-1.")
     elif entities:
         lines.append(f"Pay attention to {_entity_list(entities)}.")
-    lines.append(f"Question: {literal(question.strip())}")
     lines.append(
-        "Answer concisely: a single word or short phrase (yes or no for a yes/no question). " + FORMAT_INSTRUCTION
+        "Answer the question concisely: a single word or short phrase (yes or no for a yes/no question). "
+        + FORMAT_INSTRUCTION
     )
     return "\n".join(lines)
 
@@ -111,9 +119,15 @@ def entity_request(question: str, image: np.ndarray) -> VLMRequest:
     return VLMRequest(images=[image], prompt=entity_prompt(question), system=SYSTEM_PROMPT)
 
 
+def evidence_request(question: str, evidence: EvidenceType | str, images: Sequence[np.ndarray],
+                     entities: Sequence[str] = (), ones_mask: bool = False) -> VLMRequest:
+    """The EG-VQA chat turn: Image-1 (the slice), the question, the evidence image, its text."""
+    return VLMRequest(images=list(images), prompt=vqa_prompt(evidence, entities, ones_mask),
+                      system=SYSTEM_PROMPT, lead=vqa_lead(question))
+
+
 def vqa_request(question: str, item: "EvidenceItem") -> VLMRequest:
     """The EG-VQA chat turn for one evidence item (its images in model input order)."""
     # A fallen-back item carries only the slice: it must be asked as global evidence.
     kind = EvidenceType.GLOBAL if item.fallback else item.type
-    return VLMRequest(images=list(item.images), prompt=vqa_prompt(question, kind, item.entities, item.ones_mask),
-                      system=SYSTEM_PROMPT)
+    return evidence_request(question, kind, item.images, item.entities, item.ones_mask)

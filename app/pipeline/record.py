@@ -109,6 +109,10 @@ class ModelCall:
     tokens: list[str] = field(default_factory=list)
     token_logprobs: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    # Which prefill ran: N > 0, the first N prompt tokens (system, slice, question) were prefilled
+    # once for the whole batch and shared with its other calls; 0, this call's prompt was prefilled
+    # on its own; None, the backend does not say (remote, or a record from before it was kept).
+    shared_prefix_tokens: int | None = None
 
 
 @dataclass

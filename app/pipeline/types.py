@@ -46,11 +46,14 @@ class ModelInfo:
 
 @dataclass
 class VLMRequest:
-    """One chat turn for a vision-language model: images first, then the text."""
+    """One chat turn for a vision-language model: images first, then the text; with ``lead``,
+    Image-1, then ``lead``, then the other images, then ``prompt`` (CARE-Flow's passes share
+    everything up to their evidence image, so a backend can prefill that prefix once)."""
 
     images: list[np.ndarray]  # (H, W, 3) uint8 RGB each
     prompt: str
     system: str | None = None
+    lead: str = ""  # text right after the first image (the question), before the evidence image
 
 
 @dataclass
@@ -62,6 +65,9 @@ class Generation:
     token_logprobs: list[float] = field(default_factory=list)
     prompt_text: str = ""  # the fully templated prompt actually sent (for the record)
     seconds: float = 0.0
+    # Prompt tokens prefilled once for the whole batch and shared with its other requests
+    # (system, slice image, question); 0: prefilled on its own; None: the backend cannot say.
+    shared_prefix_tokens: int | None = None
 
 
 @runtime_checkable

@@ -168,7 +168,7 @@ def _write(tmp_path: Path, text: str) -> Path:
      "profile x.vqa: unknown backend 'interlvl'; known: internvl, sam3, litemedsam, remote"),
     (_GOOD_ROLE + "max_new_tokns = 48\n",
      "profile x.vqa: unknown option 'max_new_tokns' for backend 'internvl'; known: allow_patterns, "
-     "crop_entity, crop_to_patches, device, dtype, gated, global_evidence, max_patches, min_patches, sizes, unpublished"),
+     "crop_entity, crop_to_patches, device, dtype, gated, global_evidence, max_patches, min_patches, share_prefix, sizes, unpublished"),
     ('[profiles.x.vqa]\nbackend = "remote"\nendpoint = "https://h/v1"\ntimeout_s = "fast"\n',
      "profile x.vqa: option 'timeout_s' must be a number, not 'fast'"),
     ('[profiles.x.vqa]\nbackend = "remote"\nendpoint = "https://h/v1"\nallow_insecure_http = 1\n',

@@ -165,7 +165,7 @@ def vqa_requests(monkeypatch):
     original = InternVLBackend.generate
 
     def counting(self, requests, *args, **kwargs):
-        vqa = [r for r in requests if r.prompt.startswith("Image-1 is a medical image.\n")]
+        vqa = [r for r in requests if r.lead.startswith("Image-1 is a medical image.\n")]
         if vqa:
             calls.append(vqa)
         return original(self, requests, *args, **kwargs)
@@ -204,7 +204,8 @@ def test_ones_mask_fallback_is_the_global_request_asked_once(ct_volume, ct_tumou
     assert all(e.ones_mask and len(e.images) == 2 for e in record.evidence)
     assert len(vqa_requests) == 1 and len(vqa_requests[0]) == 1
     req = vqa_requests[0][0]
-    assert req.prompt == prompts.vqa_prompt(QUESTION, GLOBAL, ones_mask=True) and len(req.images) == 2
+    assert req.prompt == prompts.vqa_prompt(GLOBAL, ones_mask=True) and len(req.images) == 2
+    assert req.lead == prompts.vqa_lead(QUESTION)
     assert [a.same_input_as for a in record.answers] == [2, 2, None] and record.vote.independent_passes == 1
 
 

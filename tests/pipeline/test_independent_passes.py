@@ -32,7 +32,7 @@ def vqa_requests(monkeypatch):
     original = InternVLBackend.generate
 
     def counting(self, requests, *args, **kwargs):
-        vqa = [r for r in requests if r.prompt.startswith("Image-1 is a medical image.\n")]  # not entity/coordinator
+        vqa = [r for r in requests if r.lead.startswith("Image-1 is a medical image.\n")]  # not entity/coordinator
         if vqa:
             calls.append(vqa)
         return original(self, requests, *args, **kwargs)
@@ -88,7 +88,8 @@ def test_no_mask_passes_tau_asks_the_global_request_once(tiny_models_dir, ct_dic
     assert [e["fallback"] is not None for e in data["evidence"]] == [True, True, False]
     # ONE generate call with ONE request, and it is exactly the global request.
     assert len(vqa_requests) == 1 and len(vqa_requests[0]) == 1
-    assert vqa_requests[0][0].prompt == prompts.vqa_prompt(QUESTION, GLOBAL)
+    assert vqa_requests[0][0].prompt == prompts.vqa_prompt(GLOBAL)
+    assert vqa_requests[0][0].lead == prompts.vqa_lead(QUESTION)
     assert len(vqa_requests[0][0].images) == 1
     vqa_calls = [c for c in data["calls"] if c["role"] == "vqa"]
     assert len(vqa_calls) == 1 and vqa_calls[0]["evidence"] == "global"

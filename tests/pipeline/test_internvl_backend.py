@@ -1,6 +1,7 @@
 """InternVLBackend on the tiny random-initialised InternVL checkpoint (real transformers code)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from app.pipeline.backends import internvl  # noqa: E402
 from app.pipeline.backends.internvl import InternVLBackend, clear_vlm_cache, get_vlm  # noqa: E402
 from app.pipeline.parsing import answer_logprobs, parse_think_answer  # noqa: E402
 from app.pipeline.profiles import ModelSpec, load_profile  # noqa: E402
-from app.pipeline.prompts import vqa_prompt  # noqa: E402
+from app.pipeline.prompts import evidence_request  # noqa: E402
 from app.pipeline.types import EvidenceType, Generation, PipelineError, VLMBackend, VLMRequest, WeightsMissingError  # noqa: E402
 from tests.tiny_models import TINY_INTERNVL_DIR, ensure_tiny_models  # noqa: E402
 
@@ -52,9 +53,10 @@ def images() -> dict[str, np.ndarray]:
 def batch(backend: InternVLBackend, images) -> tuple[list[VLMRequest], list[Generation]]:
     q = "Is there a nodule in the left lung?"
     requests = [
-        VLMRequest([images["slice"]], vqa_prompt(q, EvidenceType.GLOBAL)),
-        VLMRequest([images["slice"], images["crop"]], vqa_prompt(q, EvidenceType.CROP, ["left lung"]), system="Be brief."),
-        VLMRequest([images["slice"]], vqa_prompt(q, EvidenceType.GLOBAL, ["left lung"])),
+        evidence_request(q, EvidenceType.GLOBAL, [images["slice"]]),
+        dataclasses.replace(evidence_request(q, EvidenceType.CROP, [images["slice"], images["crop"]], ["left lung"]),
+                            system="Be brief."),
+        evidence_request(q, EvidenceType.GLOBAL, [images["slice"]], ["left lung"]),
     ]
     return requests, backend.generate(requests, max_new_tokens=MAX_NEW)
 
@@ -137,7 +139,7 @@ def test_logprobs_match_a_teacher_forced_forward_pass(backend: InternVLBackend, 
         return out
 
     monkeypatch.setattr(model, "generate", spy)
-    req = VLMRequest([images["slice"], images["mask"]], vqa_prompt("Is the mask on the liver?", "mask", ["liver"]))
+    req = evidence_request("Is the mask on the liver?", "mask", [images["slice"], images["mask"]], ["liver"])
     (gen,) = backend.generate([req], max_new_tokens=8)
 
     prompt_ids = captured["kwargs"]["input_ids"]

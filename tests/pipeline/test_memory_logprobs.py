@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from app.pipeline.backends.logprobs import ChosenTokenLogprobs
-from app.pipeline.prompts import vqa_prompt
-from app.pipeline.types import EvidenceType, PipelineError, VLMRequest
+from app.pipeline.prompts import evidence_request
+from app.pipeline.types import EvidenceType, PipelineError
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +19,8 @@ def _requests():
     img = rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)
     crop = rng.integers(0, 256, (90, 140, 3), dtype=np.uint8)
     q = "Is there a nodule?"
-    return [VLMRequest([img], vqa_prompt(q, EvidenceType.GLOBAL)),
-            VLMRequest([img, crop], vqa_prompt(q, EvidenceType.CROP, ["left lung"]))]
+    return [evidence_request(q, EvidenceType.GLOBAL, [img]),
+            evidence_request(q, EvidenceType.CROP, [img, crop], ["left lung"])]
 
 
 def _spy(monkeypatch, model):

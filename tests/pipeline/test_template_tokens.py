@@ -15,7 +15,7 @@ from app.devtools.tiny_models import INTERNVL_TOKENS, QWEN2_CONTROL_TOKENS
 from app.pipeline.parsing import normalize_answer, parse_think_answer
 from app.pipeline.profiles import ModelSpec
 from app.pipeline.prompt_safety import literal, template_tokens
-from app.pipeline.prompts import SYSTEM_PROMPT, entity_request, vqa_prompt
+from app.pipeline.prompts import entity_request, evidence_request
 from app.pipeline.types import EvidenceType, PipelineError, VLMRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "remote"))
@@ -66,8 +66,8 @@ def test_literal_rewrites_tokens_and_leaves_comparisons():
 
 def _builders(image: np.ndarray, tok: str):
     crop = np.ascontiguousarray(image[20:60, 30:70])
-    return (lambda q: VLMRequest([image], vqa_prompt(q, EvidenceType.GLOBAL), SYSTEM_PROMPT),
-            lambda q: VLMRequest([image, crop], vqa_prompt(q, EvidenceType.CROP, [f"left {tok} lung"]), SYSTEM_PROMPT),
+    return (lambda q: evidence_request(q, EvidenceType.GLOBAL, [image]),
+            lambda q: evidence_request(q, EvidenceType.CROP, [image, crop], [f"left {tok} lung"]),
             lambda q: entity_request(q, image))
 
 
@@ -96,7 +96,7 @@ def test_tokenised_prompt_has_the_clean_structure_whatever_the_question(backend,
 
 
 def test_injected_questions_generate_and_raw_tokens_are_refused_in_one_line(backend, ct_rgb):
-    reqs = [VLMRequest([ct_rgb], vqa_prompt(q, EvidenceType.GLOBAL), SYSTEM_PROMPT)
+    reqs = [evidence_request(q, EvidenceType.GLOBAL, [ct_rgb])
             for q in (FAKE_TURN, _injected("<IMG_CONTEXT>"), _injected("<img>"))]
     gens = backend.generate(reqs, max_new_tokens=4)  # before: ValueError from the processor
     assert len(gens) == 3
@@ -131,7 +131,7 @@ def test_remote_wire_carries_the_same_literal_text_as_the_local_prompt(backend, 
     from app.pipeline.remote.consent import ConsentStore
 
     monkeypatch.setenv("CARE_CONFIG_DIR", str(tmp_path / "cfg"))
-    req = VLMRequest([ct_rgb], vqa_prompt(FAKE_TURN, EvidenceType.GLOBAL), SYSTEM_PROMPT)
+    req = evidence_request(FAKE_TURN, EvidenceType.GLOBAL, [ct_rgb])
     with LoopbackChatServer() as srv:
         spec = ModelSpec(role="vqa", backend="remote", repo_id=srv.model,
                          options={"endpoint": srv.base_url, "served_model": srv.model, "timeout_s": 10.0})
@@ -142,7 +142,7 @@ def test_remote_wire_carries_the_same_literal_text_as_the_local_prompt(backend, 
     messages = sent.body["messages"]
     assert [m["role"] for m in messages] == ["system", "user"]  # no faked assistant turn
     texts = [p["text"] for p in messages[1]["content"] if p["type"] == "text"]
-    assert texts == [req.prompt]  # one text part: the client builds no template text
+    assert texts == [req.lead + req.prompt]  # one text part: the client builds no template text
     assert "<|im_start|>" not in texts[0] and "\u2039|im_start|\u203aassistant" in texts[0]
     # The local path templates exactly the same text between its image slot and the turn's end.
     local = backend.render_prompts([req])[0]

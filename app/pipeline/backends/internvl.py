@@ -5,8 +5,11 @@ both run through this class. The model loads lazily on first use and stays warm 
 questions; ``get_vlm`` hands out one instance per checkpoint folder and device, so two roles that
 name the same checkpoint share its weights.
 
-All requests of a ``generate`` call go through ONE ``model.generate`` (left padding), which is
-what makes CARE-Flow's three evidence passes cost little more than one.
+All requests of a ``generate`` call go through ONE ``model.generate``, which is what makes
+CARE-Flow's three evidence passes cost little more than one. When the requests share a prompt
+prefix (system, slice, question: ``app.pipeline.backends.shared_prefix``) it is prefilled once and
+its KV cache reused by every row; otherwise (or with ``share_prefix = false``) each row is
+prefilled in one left-padded batch. ``Generation.shared_prefix_tokens`` records which ran.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from app.pipeline.backends.device import DeviceChoice, choose_device, is_out_of_
 from app.pipeline.backends.instances import instance_key, release_instances, shared_instance
 from app.pipeline.backends.logprobs import ChosenTokenLogprobs
 from app.pipeline.backends.provenance import folder_revision
+from app.pipeline.backends import shared_prefix
 from app.pipeline.profiles import ModelSpec, models_dir
 from app.pipeline.types import Generation, ModelInfo, PipelineError, VLMRequest, WeightsMissingError
 from app.pipeline.vocab import BackendKind
@@ -190,6 +194,9 @@ class InternVLBackend:
         self._strip_ids: set[int] = set()
         self._stop_ids: list[int] = []
         self.load_seconds = 0.0
+        # Prefill a batch's common prompt prefix once (False: every row on its own, the fallback).
+        self.share_prefix = bool(spec.options.get("share_prefix", True))
+        self._can_share = False
 
     # -- state
 
@@ -257,6 +264,7 @@ class InternVLBackend:
         eos_list = list(eos) if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else [])
         self._stop_ids = sorted({*eos_list, ids["<|im_end|>"], ids["<|endoftext|>"]} - {None, tok.unk_token_id})
         self._processor, self._model = processor, model
+        self._can_share = shared_prefix.can_share(model)
         self.info = dataclasses.replace(self.info, revision=revision, weights_sha256=sha)
         self.load_seconds = time.perf_counter() - started
 
@@ -279,10 +287,12 @@ class InternVLBackend:
                 conv.append({"role": "system", "content": [{"type": "text", "text": req.system}]})
             content: list[dict[str, Any]] = []
             for i, _ in enumerate(req.images, start=1):
-                if len(req.images) > 1:  # InternVL's multi-image form: "Image-1: <image>\nImage-2: <image>\n"
+                if len(req.images) > 1 or req.lead:  # InternVL's multi-image form: "Image-1: <image>\n..."
                     content.append({"type": "text", "text": f"Image-{i}: "})
                 content.append({"type": "image"})
-            content.append({"type": "text", "text": req.prompt})
+                if i == 1 and req.lead:  # the common part (question) before the evidence image
+                    content.append({"type": "text", "text": req.lead})
+            content.append({"type": "text", "text": req.prompt if req.images else req.lead + req.prompt})
             conv.append({"role": "user", "content": content})
             conversations.append(conv)
         texts = [self._template(conv) for conv in conversations]
@@ -352,7 +362,6 @@ class InternVLBackend:
         inputs = inputs.to(model.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.device_choice.torch_dtype)
-        prompt_len = inputs["input_ids"].shape[1]
 
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": temperature}
@@ -367,7 +376,14 @@ class InternVLBackend:
         # logits (fp16 overflow) stop the call with a message instead of decoding '!!!!'.
         chosen = ChosenTokenLogprobs(self.device_choice.dtype)
         started = time.perf_counter()
+        plan = None
+        if self.share_prefix and self._can_share and len(requests) > 1:
+            rows = [ids[m.bool()] for ids, m in zip(inputs["input_ids"], inputs["attention_mask"])]
+            plan = shared_prefix.plan_prefix(rows, inputs.get("pixel_values"), processor.image_token_id,
+                                             processor.image_seq_length)
         with torch.inference_mode():
+            if plan is not None:
+                inputs = shared_prefix.prefill(model, plan, inputs.get("pixel_values"), tok.pad_token_id)
             out = model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,
@@ -380,6 +396,7 @@ class InternVLBackend:
             )
             logprobs = chosen.finish(out.sequences)
         seconds = time.perf_counter() - started
+        prompt_len = inputs["input_ids"].shape[1]  # the shared path's rows: prefix, padding, suffix
 
         results = []
         for row, req_text in enumerate(texts):
@@ -405,6 +422,7 @@ class InternVLBackend:
                     token_logprobs=kept_lp,
                     prompt_text=prompt_text,
                     seconds=seconds,  # the batch shares one forward pass: wall time of the call
+                    shared_prefix_tokens=plan.length if plan is not None else 0,
                 )
             )
         return results

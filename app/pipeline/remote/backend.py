@@ -28,21 +28,16 @@ from app.pipeline.vocab import BackendKind
 
 
 def request_messages(req: VLMRequest, image_urls: dict[int, str] | None = None) -> list[Message]:
-    """A VLMRequest as chat messages: optional system turn, then one user turn ordered for the
-    server's prefix cache: the slice (Image-1), the text, then the evidence image(s) last. The
-    three CARE-Flow passes share the system prompt, the slice and the text's leading lines, so a
-    server with automatic prefix caching (vLLM) computes that prefix once for the three.
+    """A VLMRequest as chat messages: optional system turn, then one user turn ordered as the
+    local InternVL template is: the slice (Image-1), ``lead`` (the question), the evidence
+    image(s), then the text. The three CARE-Flow passes share the system prompt, the slice and the
+    question, so a server with automatic prefix caching (vLLM) computes that prefix once.
     ``image_urls`` maps ``id(array)`` to an already encoded data URL."""
     urls = image_urls or {}
     messages: list[Message] = []
     if req.system:
         messages.append(system_message(req.system))
-    images = [urls.get(id(im), im) for im in req.images]
-    if len(images) < 2:
-        messages.append(user_message(images, req.prompt))
-    else:
-        messages.append({"role": "user", "content": [image_part(images[0]), text_part(req.prompt),
-                                                     *(image_part(im) for im in images[1:])]})
+    messages.append(user_message([urls.get(id(im), im) for im in req.images], req.prompt, lead=req.lead))
     return messages
 
 

@@ -50,11 +50,15 @@ def image_part(image: np.ndarray | str) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def user_message(images: Sequence[np.ndarray | str], text: str) -> Message:
-    """Images first, then the text: the order the local InternVL template uses too."""
+def user_message(images: Sequence[np.ndarray | str], text: str, lead: str = "") -> Message:
+    """Images first, then the text; ``lead`` right after the first image: the order the local
+    InternVL template uses too."""
     if not images:
-        return {"role": "user", "content": text}
-    return {"role": "user", "content": [*(image_part(im) for im in images), text_part(text)]}
+        return {"role": "user", "content": lead + text}
+    if len(images) == 1:  # nothing between them: one text part
+        return {"role": "user", "content": [image_part(images[0]), text_part(lead + text)]}
+    parts = [image_part(images[0]), *([text_part(lead)] if lead else []), *(image_part(im) for im in images[1:])]
+    return {"role": "user", "content": [*parts, text_part(text)]}
 
 
 def system_message(text: str) -> Message:
