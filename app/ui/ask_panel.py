@@ -430,6 +430,18 @@ class AskPanel(QWidget):
         else:
             self.hide_message()
 
+    def clear_run_state(self) -> None:
+        """Another study opened: the last run's stages, timer, "Answered in ..." and its
+        warnings are not about it (the Audit panel is emptied at the same time)."""
+        if self._running:
+            return
+        self.stages.reset()
+        self._set_fraction(0.0)
+        self._clock.invalidate()
+        self.elapsed.setText("")
+        self.status.setText("")
+        self.hide_message()
+
     def show_message(self, text: str, level: str = "info", *, rich: bool = False, title: str = "") -> None:
         colors = {"error": ("#3a1d20", "#ff9a92", "#7a3036"), "warning": ("#3a3019", "#ffd27a", "#6b5320"),
                   "info": ("#1d2a36", "#b9dcf5", "#2d4a63")}
