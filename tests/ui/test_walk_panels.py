@@ -35,3 +35,19 @@ def test_the_corner_names_the_patient_as_the_series_list_does(qtbot, main_window
     w.view.grab()
     (top_right,) = [lines for corner, lines in painted if corner == "tr"]
     assert top_right[0] == "LUNG1, RESEARCH" and "LUNG1, RESEARCH" in w.series_browser.caption.text()
+
+
+def test_pacs_node_list_elides_a_long_label_instead_of_scrolling(qtbot, tmp_path):
+    # The walk saw "Orthanc local (http://127.0.0.1:5875" cut by a horizontal scroll bar.
+    from app.ui.pacs_nodes_dialog import PacsNodesDialog
+
+    dlg = PacsNodesDialog(path=tmp_path / "pacs.toml")
+    qtbot.addWidget(dlg)
+    dlg.add_node()
+    dlg.name.setText("Orthanc local")
+    dlg.url.setText("http://127.0.0.1:58753/dicom-web")
+    assert dlg.save(), dlg.message.text()
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    assert not dlg.list.horizontalScrollBar().isVisible()
+    assert dlg.list.item(0).toolTip() == "Orthanc local (http://127.0.0.1:58753/dicom-web)"
