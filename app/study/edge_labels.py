@@ -14,6 +14,8 @@ from .volume import SourceFormat, Volume
 _OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
 # Modalities that are slices of a volume even without orientation (no "Projection").
 _CROSS_SECTIONAL = {"CT", "MR", "PT", "NM"}
+# Sectional images with no patient frame: an ultrasound or OCT frame is a cut, not a projection.
+_SECTIONAL_2D = {"US", "IVUS", "OCT", "OPT"}
 
 
 def _opposite(code: str) -> str | None:
@@ -53,7 +55,7 @@ def plane_name(volume: Volume, plane: Plane) -> str:
     if volume.source_format == SourceFormat.IMAGE2D:
         return "Image"
     if volume.projection:
-        return "Image" if volume.modality.upper() in _CROSS_SECTIONAL else "Projection"
+        return "Image" if volume.modality.upper() in _CROSS_SECTIONAL | _SECTIONAL_2D else "Projection"
     return plane.value.capitalize()
 
 

@@ -212,6 +212,7 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
         self.current_patient = None
         self.pending.clear()
         self.ask.set_question("")
+        self.ask.clear_run_state()
         self._update_actions()
 
     # ===================================================================== misc ==

@@ -126,9 +126,14 @@ class AskPanel(QWidget):
         self.scope.addItem("this slice", "slice")
         self.scope.addItem("whole study", "study")
         self.scope.setItemData(0, "Answer about the displayed slice only.", Qt.ItemDataRole.ToolTipRole)
-        self.scope.setItemData(1, "Localise the entity across the series (your box propagated in 3-D, else the "
-                               "models' own localisation), answer on a few evidence slices and aggregate their "
-                               "answers; the audit shows which slices.", Qt.ItemDataRole.ToolTipRole)
+        # Which box counts is said exactly: the run takes the boxes drawn with the plain box tool (it
+        # propagates the first itself); a lesion made with the box tool's 3-D option is a separate
+        # measurement on the view and is not sent to the run.
+        self.scope.setItemData(1, "Localise the entity across the series (the first box drawn with the box tool "
+                               "for this question, propagated in 3-D; else the models' own localisation), answer "
+                               "on a few evidence slices and aggregate their answers; the audit shows which "
+                               "slices. A lesion from the box tool's 3-D option is not sent to the run.",
+                               Qt.ItemDataRole.ToolTipRole)
         self.scope.setToolTip("What the answer is about: this slice, or the whole study")
         grid.addWidget(QLabel("Scope"), 1, 0)
         grid.addWidget(self.scope, 1, 1)
@@ -429,6 +434,18 @@ class AskPanel(QWidget):
                               title="Run failed" if rec.status == RunStatus.FAILED else "")
         else:
             self.hide_message()
+
+    def clear_run_state(self) -> None:
+        """Another study opened: the last run's stages, timer, "Answered in ..." and its
+        warnings are not about it (the Audit panel is emptied at the same time)."""
+        if self._running:
+            return
+        self.stages.reset()
+        self._set_fraction(0.0)
+        self._clock.invalidate()
+        self.elapsed.setText("")
+        self.status.setText("")
+        self.hide_message()
 
     def show_message(self, text: str, level: str = "info", *, rich: bool = False, title: str = "") -> None:
         colors = {"error": ("#3a1d20", "#ff9a92", "#7a3036"), "warning": ("#3a3019", "#ffd27a", "#6b5320"),

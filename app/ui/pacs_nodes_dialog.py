@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QListWidget, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -37,6 +37,10 @@ class PacsNodesDialog(QDialog):
             self._say(f"{exc} (saving replaces the file)", error=True)
 
         self.list = QListWidget(self)
+        # A node's label carries its whole URL: elided in the row (whole in the tooltip), never
+        # a horizontal scroll bar hiding the end of every name.
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.currentRowChanged.connect(self._show_node)
         add, remove = QPushButton("Add", self), QPushButton("Remove", self)
         add.clicked.connect(self.add_node)
@@ -134,6 +138,7 @@ class PacsNodesDialog(QDialog):
         self.list.clear()
         for n in self.nodes:
             self.list.addItem(n.label)
+            self.list.item(self.list.count() - 1).setToolTip(n.label)
         self.list.blockSignals(False)
         if self.nodes:
             self.list.setCurrentRow(max(0, min(row, len(self.nodes) - 1)))

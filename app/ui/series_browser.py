@@ -3,7 +3,7 @@ image count. Selecting a row emits ``series_selected(index)``."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
@@ -106,6 +106,7 @@ class SeriesBrowser(QWidget):
             item = QListWidgetItem(QIcon(thumbnail(v)), text)
             item.setToolTip(f"{v.display_name}\n{v.series_uid}" if v.series_uid else v.display_name)
             self.list.addItem(item)
+        QTimer.singleShot(0, self._fit_rows)
         if volumes:
             self.list.setCurrentRow(max(0, min(current, len(volumes) - 1)))
             who = patient_label(volumes[0])
@@ -117,6 +118,22 @@ class SeriesBrowser(QWidget):
         else:
             self.caption.setText("No study open")
         self.list.blockSignals(False)
+
+    def _fit_rows(self) -> None:
+        """Each row as tall as its wrapped text: Qt sizes an icon row from the unwrapped text, so a
+        wrapped patient line pushed the series line (modality, images, matrix) out of the row."""
+        fm = self.list.fontMetrics()
+        # The delegate's text column is narrower than viewport - icon (frame, margins, focus
+        # rect, scroll bar): estimate it low, so a row is never too short for its text.
+        width = max(40, self.list.viewport().width() - THUMB - 3 * self.list.spacing() - 40)
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            text = fm.boundingRect(0, 0, width, 10_000, int(Qt.TextFlag.TextWordWrap), item.text())
+            item.setSizeHint(QSize(width + THUMB + 16, max(THUMB, text.height() + fm.lineSpacing()) + 8))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._fit_rows)  # after the layout has given the list its new width
 
     def refresh_thumbnail(self, index: int) -> None:
         if 0 <= index < len(self._volumes):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 
+from app.audit.present import fmt_person_name
 from app.study.edge_labels import plane_name
 from app.study.reformat import EdgeLabels
 
@@ -107,7 +108,8 @@ class SlicePaintingMixin:
         f.setPointSizeF(max(8.0, f.pointSizeF() * 0.95))
         p.setFont(f)
         pat = v.patient
-        self._text_block(p, [pat.name, f"ID: {pat.patient_id}" if pat.patient_id else "", _format_date(pat.study_date)], "tr")
+        # "Family, Given" as the Series list, the PACS browser and the PDF write it, not "FAMILY^GIVEN".
+        self._text_block(p, [fmt_person_name(pat.name), f"ID: {pat.patient_id}" if pat.patient_id else "", _format_date(pat.study_date)], "tr")
         desc = v.description or "(no description)"
         self._text_block(p, [desc, f"{v.modality}  {plane_name(v, self._plane)}"], "tl")
         self._text_block(p, self.slice_lines(), "bl")

@@ -239,3 +239,10 @@ def test_enhanced_file_spacing_comes_from_its_functional_groups():
     v = load([path]).volumes[0]
     assert v.spacing_source == "PixelSpacing" and not v.projection
     assert list(v.spacing[:2]) == pytest.approx(expected[::-1])
+
+
+def test_ultrasound_frame_is_an_image_not_a_projection():
+    # A real colour Doppler US frame (no patient frame): a section, so never called "Projection".
+    v = load([Path(get_testdata_file("examples_rgb_color.dcm"))]).volumes[0]
+    assert v.modality == "US" and v.projection
+    assert plane_name(v, Plane.AXIAL) == "Image"

@@ -137,9 +137,10 @@ def evidence_and_answers(ctx: Ctx) -> list[Any]:
     from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
 
     r = ctx.record
-    out: list[Any] = [para(ctx, "Evidence-grounded answers", "h2")]
+    heading = para(ctx, "Evidence-grounded answers", "h2")
     if not ctx.pres.answers:
-        return out + [para(ctx, "No evidence pass produced an answer.", "body")]
+        return [heading, para(ctx, "No evidence pass produced an answer.", "body")]
+    out: list[Any] = []
     fw = ctx.frame_width
     for a in ctx.pres.answers:
         item = next((e for e in r.evidence if e.type == a.evidence), None)
@@ -157,7 +158,8 @@ def evidence_and_answers(ctx: Ctx) -> list[Any]:
                                        ("LEFTPADDING", (1, 0), (1, 0), 6)]))
         else:
             block = table(ctx, rows, [0.22 * fw, 0.78 * fw], header=False)
-        out.append(KeepTogether([para(ctx, a.heading, "h3"), block]))
+        # The section heading rides in the first block: keepWithNext alone left it alone at a page foot.
+        out.append(KeepTogether(([] if out else [heading]) + [para(ctx, a.heading, "h3"), block]))
         out.append(Spacer(1, 3))
         for k, v in long_facts:
             out.append(para(ctx, f"{k} (full text)", "label"))
