@@ -99,16 +99,15 @@ def test_care_flow_requests_are_concurrent_and_exact(server, ct_slice_and_mask):
 
     chats = server.chat_requests
     assert len(chats) == 3
-    by_prompt = {next(p["text"] for p in c.body["messages"][1]["content"] if p["type"] == "text"): c.body
-                 for c in chats}
+    by_prompt = {c.body["messages"][1]["content"][-1]["text"]: c.body for c in chats}
     for req in requests:
         body = by_prompt[req.prompt]
         assert body["logprobs"] is True and body["max_tokens"] == 256
         parts = body["messages"][1]["content"]
-        # Prefix-cache order: the slice, the text, then the evidence image(s) last.
-        assert [p["type"] for p in parts] == ["image_url", "text"] + ["image_url"] * (len(req.images) - 1)
-        image_parts = [p for p in parts if p["type"] == "image_url"]
-        for part, sent in zip(image_parts, req.images, strict=True):
+        # The local template's order (shared prefix first, for a server's prefix cache): the slice,
+        # the question (``lead``, empty here), the evidence image(s), the evidence text last.
+        assert [p["type"] for p in parts] == ["image_url"] * len(req.images) + ["text"]
+        for part, sent in zip(parts, req.images):
             np.testing.assert_array_equal(_pixels(part["image_url"]["url"]), sent)
         # Nothing but the model name, roles, part types, the system prompt, the question
         # and the image data leaves the machine (no DICOM fields, no paths).
