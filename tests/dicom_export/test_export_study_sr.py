@@ -97,3 +97,14 @@ def test_no_mm_without_spacing(study_run, tmp_path):
 def test_a_slice_run_has_no_study_group(ct_run):
     summary = read_care_sr(build_run_objects(ct_run.folder, [ExportKind.SR]).datasets[0])
     assert summary.study is None
+
+
+def test_the_export_says_what_the_seg_holds(study_run):
+    """The 3-D mask's voxels are not in the record: the SEG is the primary slice's, and says so."""
+    record = read_run(study_run.out)
+    bundle = build_run_objects(study_run.out, [ExportKind.SEG, ExportKind.SR])
+    m = record.study.mask3d
+    assert any(w.startswith(f"the SEG holds the masks of slice {record.input.slice_index + 1} only")
+               and f"slices {m.first + 1}\u2013{m.last + 1}" in w for w in bundle.warnings), bundle.warnings
+    seg = bundle.of_kind(ExportKind.SEG)
+    assert seg is not None and int(seg.NumberOfFrames) == 1
