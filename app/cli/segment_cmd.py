@@ -7,7 +7,8 @@ NIfTI/NRRD/MHA ``--out`` is a label volume on the series' own voxel grid and geo
 ``--text`` the profile's text segmenter (SAM3), exiting 3 with how-to-fetch text when its
 weights are missing.
 
-``--propagate`` grows the ``--box`` into a 3-D lesion (app.pipeline.segmentation.propagate): the
+``--propagate`` grows the ``--box`` (or the ``--text``, segmented by SAM3 on every slice it
+reaches) into a 3-D lesion (app.pipeline.segmentation.propagate): the
 ``--out`` label volume holds every slice the lesion reaches, and the output gives its volume,
 extent, largest in-plane diameter and per-slice confidence (mm from the file's spacing; voxels
 when the file has none).
@@ -21,7 +22,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-HELP = ("segment one entity on one slice (box or text prompt), or grow a box into a 3-D lesion (--propagate), "
+HELP = ("segment one entity on one slice (box or text prompt), or grow it into a 3-D lesion (--propagate), "
         "and write the mask (PNG or label volume)")
 
 EXIT_OK, EXIT_USAGE, EXIT_UNREADABLE, EXIT_WEIGHTS_MISSING = 0, 1, 2, 3
@@ -47,9 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mask to write: .png (0/255, the displayed slice's rows x columns) or .nii/.nii.gz/.nrrd/"
                    ".mha (0/1 label volume on the series' voxel grid and geometry, the mask on slice K)")
     p.add_argument("--propagate", action="store_true",
-                   help="with --box: grow the box into a 3-D lesion through the neighbouring slices (LiteMedSAM "
-                   "slice by slice, stopping on predicted IoU, mask confidence, area change, overlap and intensity); "
-                   "--out must then be a label volume")
+                   help="grow the prompt into a 3-D lesion through the neighbouring slices: --box with LiteMedSAM "
+                   "slice by slice, stopping on predicted IoU, mask confidence, area change, overlap and intensity; "
+                   "--text with the profile's SAM3 on each slice, stopping on its presence score, mask confidence, "
+                   "area change, overlap and intensity; --out must then be a label volume")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -81,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
     text = args.text.strip() if args.text is not None else None
     if text is not None and not text:
         return _fail("--text: the entity name is empty", EXIT_USAGE)
-    if args.propagate and box is None:
-        return _fail("--propagate grows a --box (the text route is not propagated)", EXIT_USAGE)
     if args.propagate and not Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
         return _fail(f"--propagate writes a 3-D label volume: --out must end in {', '.join(VOLUME_SUFFIXES)}",
                      EXIT_USAGE)
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from app.pipeline.types import PipelineError, WeightsMissingError
 
     if args.propagate:
-        return _propagate(args, spec, profile, volume, frame, k, box, window)
+        return _propagate(args, spec, profile, volume, frame, k, box, window, text)
     try:
         seg = build_segmenter(spec)
         entity = EntityPrompt(name=text, box=None) if text is not None else EntityPrompt(name="box", box=box)
@@ -173,27 +173,34 @@ def run(args: argparse.Namespace) -> int:
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")  # one file each (no detached header)
 
 
-def _propagate(args, spec, profile, volume, frame, k: int, box, window) -> int:
-    """``--propagate``: the 3-D lesion through the one SegmentationService (profile judging)."""
+def _propagate(args, spec, profile, volume, frame, k: int, box, window, text: str | None = None) -> int:
+    """``--propagate``: the 3-D lesion through the one SegmentationService (profile judging), from
+    the box (LiteMedSAM) or from the text (the profile's text segmenter, SAM3)."""
     from app.cli.interrupt import cancel_on_sigint
     from app.pipeline.segmentation import SegmentationService, build_segmenter
-    from app.pipeline.segmentation.propagate import propagate_box
+    from app.pipeline.segmentation.propagate import propagate_box, propagate_text
     from app.pipeline.types import Cancelled, PipelineError, WeightsMissingError
     from app.pipeline.vocab import Role
 
     def progress(s) -> None:
         if not args.json:
             state = "in" if s.included else f"stop: {s.stop_reason.value}"
-            iou = "" if s.iou_pred is None else f", IoU head {s.iou_pred:.3f}"
+            head = "presence" if text is not None else "IoU head"  # SAM3's object score is its presence head
+            iou = "" if s.iou_pred is None else f", {head} {s.iou_pred:.3f}"
             print(f"  slice {s.index}: area {s.area_px} px, C={s.confidence:.3f}{iou} ({state})", file=sys.stderr)
 
     try:
         seg = build_segmenter(spec)
-        service = SegmentationService(lambda role: seg if Role(role) == Role.BOX_SEGMENTER else None,
+        serves = Role.SEGMENTER if text is not None else Role.BOX_SEGMENTER
+        service = SegmentationService(lambda role: seg if Role(role) == serves else None,
                                       tau=args.tau, profile=profile)
         with cancel_on_sigint() as stop:
-            lesion = propagate_box(service, volume, frame, k, box, window=window, progress=progress,
-                                   cancel=stop.is_set)
+            if text is not None:
+                lesion = propagate_text(service, volume, frame, k, text, window=window, progress=progress,
+                                        cancel=stop.is_set)
+            else:
+                lesion = propagate_box(service, volume, frame, k, box, window=window, progress=progress,
+                                       cancel=stop.is_set)
     except WeightsMissingError as exc:
         return _fail(str(exc), EXIT_WEIGHTS_MISSING)
     except Cancelled:
@@ -201,7 +208,10 @@ def _propagate(args, spec, profile, volume, frame, k: int, box, window) -> int:
     except PipelineError as exc:
         return _fail(str(exc), EXIT_USAGE)
     if not lesion.size.voxels:
-        return _fail(f"the box on slice {k} gave an empty mask: nothing to propagate, no mask was written", EXIT_USAGE)
+        what = f"the text {text!r}" if text is not None else "the box"
+        why = lesion.per_slice[0].stop_reason.value if len(lesion.per_slice) == 1 and lesion.per_slice[0].stop_reason \
+            else "empty mask"
+        return _fail(f"{what} on slice {k} gave no mask to propagate ({why}): no mask was written", EXIT_USAGE)
     out = Path(args.out)
     try:
         _write_labels(out, lesion.mask.astype("uint8"), volume)
@@ -210,7 +220,7 @@ def _propagate(args, spec, profile, volume, frame, k: int, box, window) -> int:
         return _fail(f"{out}: cannot write the mask ({reason}); no partial file was left", EXIT_USAGE)
     if args.json:
         payload = lesion.to_dict()
-        payload.update(out=str(out), box=list(box), model=asdict(seg.info),
+        payload.update(out=str(out), box=None if box is None else list(box), text=text, model=asdict(seg.info),
                        display_window=(window or volume.window).to_dict())
         print(json.dumps(payload, indent=2))
         return EXIT_OK

@@ -88,6 +88,13 @@ def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: 
                               + (f" ({'; '.join(selection.left_out)})" if selection.left_out else ""))
         else:
             notes.append("no SEG written: the run has no accepted mask left to export")
+    study = record.study
+    if ExportKind.SEG in kinds and study is not None and study.mask3d is not None:
+        # The record keeps the 3-D mask's figures and per-slice rows, not its voxels: the SEG holds
+        # the run's own (primary slice's) masks; the SR carries the 3-D figures.
+        notes.append(f"the SEG holds the masks of slice {record.input.slice_index + 1} only: the study's 3-D mask "
+                     f"(slices {study.mask3d.first + 1}\u2013{study.mask3d.last + 1}) is not kept voxel by voxel in "
+                     "the run record, so it is not exported as a segment; its figures are in the SR")
     out: dict[ExportKind, Dataset] = {}
     if seg is not None:
         out[ExportKind.SEG] = seg

@@ -29,6 +29,7 @@ from .provenance import NOT_RECORDED, model_lines, segmenter_info
 from .selection import MaskSelection
 from .seg import PROPERTY, tracking_uid
 from .source import RunSource, SourceInstance
+from .sr_study import study_groups, study_slices, study_texts
 from .text import clean, short
 
 SR_SERIES_NUMBER = 9702
@@ -88,7 +89,7 @@ def _algorithm(record: RunRecord, m) -> hd.sr.AlgorithmIdentification:
 
 
 def _groups(record: RunRecord, src: SourceInstance, selection: MaskSelection, seg: Dataset | None,
-            keep: Callable[[str], str], notes: list[str]) -> list:
+            keep: Callable[[str], str], notes: list[str], study: dict[int, Dataset]) -> list:
     """One group per mask of the run: its C, tau and verdict; the exported ones reference their
     SEG segment when the SEG is in the export (TID 1411), the others the source image (TID 1501)."""
     source_image = [hd.sr.SourceImageForMeasurementGroup.from_source_image(src.dataset)]
@@ -119,6 +120,7 @@ def _groups(record: RunRecord, src: SourceInstance, selection: MaskSelection, se
             groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=ref, **common))
         else:
             groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(source_images=source_image, **common))
+    groups += study_groups(record, study)
     if not groups:  # TID 1500 needs one group: the run itself, on its source image
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid(record, -1), identifier="no masks"),
@@ -142,6 +144,7 @@ def _run_items(run: RunSource, selection: MaskSelection, deidentify: bool, keep:
         when = "" if deidentify else f"{o.time}: "
         items.append(_text(C.OVERRIDE, clean(typed(when + override_sentence(o)), notes, "override")))
     items += [_text(C.LEFT_OUT, clean(keep(line), notes, "left-out mask")) for line in selection.left_out]
+    items += study_texts(r, lambda t: clean(keep(t), notes, "study answer"), _text)
     return items
 
 
@@ -157,16 +160,18 @@ def build_sr(run: RunSource, src: SourceInstance, selection: MaskSelection, seg:
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
             uid=generate_uid(entropy_srcs=["care-viewer", record.profile or "-"]), name=MANUFACTURER,
             manufacturer_name=MANUFACTURER, model_name=short(f"profile {record.profile or '-'}", 64)))
+    study = study_slices(record, src)  # slice index -> its instance's header (study-scope runs)
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
         procedure_reported=codes.SCT.ImagingProcedure,
-        imaging_measurements=_groups(record, src, selection, seg, keep, notes),
+        imaging_measurements=_groups(record, src, selection, seg, keep, notes, study),
         title=codes.cid7021.ImagingMeasurementReport,
     )
     container = hd.sr.ContainerContentItem(name=C.QUALITATIVE_EVALUATIONS, relationship_type="CONTAINS")
     container.ContentSequence = _run_items(run, selection, deidentify, keep, typed, notes)
     report[0].ContentSequence.append(container)
-    evidence = [src.dataset] + ([seg] if seg is not None else [])
+    evidence = [src.dataset] + [ds for ds in study.values() if ds.SOPInstanceUID != src.dataset.SOPInstanceUID]
+    evidence += [seg] if seg is not None else []
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence, content=report[0], series_instance_uid=generate_uid(), series_number=SR_SERIES_NUMBER,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=MANUFACTURER, is_complete=True,

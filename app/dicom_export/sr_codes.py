@@ -42,3 +42,27 @@ def scheme_identification() -> Dataset:
     item.CodingSchemeName = SCHEME_NAME
     item.CodingSchemeResponsibleOrganization = "CARE Viewer"
     return item
+
+# Study scope (a study-scope run's ``study`` section): one group for the 3-D lesion, one per evidence slice.
+LESION_3D = _care("LESION-3D", "3-D lesion propagated through the series")
+EVIDENCE_SLICE = _care("EVIDENCE-SLICE", "Evidence slice of a study-scope answer")
+VOXELS = _care("VOXELS", "Voxels in the 3-D mask")
+EXTENT_SLICES = _care("EXTENT-SLICES", "Lesion extent in slices")
+EXTENT_MM = _care("EXTENT-MM", "Lesion extent across slices")
+DIAMETER_PX = _care("DIAMETER-PX", "Largest axial diameter in pixels")
+FIRST_SLICE = _care("FIRST-SLICE", "First slice of the lesion (1-based)")
+LAST_SLICE = _care("LAST-SLICE", "Last slice of the lesion (1-based)")
+SEED_SLICE = _care("SEED-SLICE", "Slice the prompt was given on (1-based)")
+SLICE_C_MIN = _care("SLICE-C-MIN", "Lowest per-slice mask confidence C")
+SLICE_C_MEDIAN = _care("SLICE-C-MEDIAN", "Median per-slice mask confidence C")
+SLICE_C_MAX = _care("SLICE-C-MAX", "Highest per-slice mask confidence C")
+SLICE_NUMBER = _care("SLICE-NUMBER", "Slice number in the series (1-based)")
+SLICE_AREA = _care("SLICE-AREA", "Confident cross-section area")
+SLICE_C = _care("SLICE-C", "Mask confidence C of the slice's cross-section")
+COUNTED = _care("COUNTED", "Slice answer counted by the aggregation")
+GAVE_ANSWER = _care("GAVE-ANSWER", "Slice gave the study's answer")
+STUDY_SCOPE = _care("STUDY-SCOPE", "Study scope of the answer")
+STUDY_RULE = _care("STUDY-RULE", "Aggregation rule over the evidence slices")
+STUDY_RESULT = _care("STUDY-RESULT", "Aggregation result")
+STUDY_SLICE_ANSWER = _care("SLICE-ANSWER", "Answer on an evidence slice")
+LESION_STOPS = _care("LESION-STOPS", "Why the propagation stopped at each end")

@@ -16,6 +16,9 @@ COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 _TRACKING_IDENTIFIER = ("112039", "DCM")
 _MEASUREMENT_GROUP = ("125007", "DCM")
 _YES = ("373066001", "SCT")
+_FINDING = ("121071", "DCM")
+_VOLUME = ("118565006", "SCT")
+_DIAMETER = ("81827009", "SCT")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,47 @@ class CareSrEntity:
     discarded: bool
     segment_number: int | None  # the referenced SEG segment (None: not in a SEG of the export)
     seg_sop_instance_uid: str = ""
+
+
+@dataclass(frozen=True)
+class CareSrEvidenceSlice:
+    number: int  # 1-based, as the viewer's Im: k/n
+    sop_instance_uid: str  # the slice's source instance
+    area_px: float | None
+    confidence: float | None
+    counted: bool  # the aggregation counted its answer
+    gave_answer: bool
+
+
+@dataclass(frozen=True)
+class CareSrLesion3D:
+    """The 3-D lesion group; a figure the file had no spacing for is None (never invented mm)."""
+
+    volume_ml: float | None
+    voxels: float | None
+    extent_slices: float | None
+    extent_mm: float | None
+    largest_diameter_mm: float | None
+    largest_diameter_px: float | None
+    seed: float | None  # 1-based slice numbers
+    first: float | None
+    last: float | None
+    c_min: float | None
+    c_median: float | None
+    c_max: float | None
+    units: dict[str, str]  # concept value -> UCUM unit code, as written
+    sop_instance_uids: tuple[str, ...] = ()  # the instances of the slices it covers
+
+
+@dataclass(frozen=True)
+class CareSrStudy:
+    scope: str
+    rule: str
+    result: str
+    slice_answers: tuple[str, ...]  # "slice N: answer"
+    stops: str
+    slices: tuple[CareSrEvidenceSlice, ...] = ()
+    lesion: CareSrLesion3D | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +89,7 @@ class CareSrSummary:
     left_out: tuple[str, ...] = ()
     sop_instance_uid: str = ""
     study_uid: str = ""
+    study: CareSrStudy | None = None  # study-scope runs only
 
 
 def _code(item: Dataset) -> tuple[str, str]:
@@ -80,6 +125,55 @@ def _entity(group: Dataset) -> CareSrEntity | None:
         return None
     return CareSrEntity(name, conf, tau, flags[C.ACCEPTED.value], flags[C.CLINICIAN_ACCEPTED.value],
                         flags[C.DISCARDED.value], segment, seg_uid)
+
+
+def _finding(group: Dataset) -> tuple[str, str]:
+    item = next((i for i in _children(group) if _code(i) == _FINDING and str(i.get("ValueType", "")) == "CODE"),
+                None)
+    return _code_value(item) if item is not None else ("", "")
+
+
+def _nums(group: Dataset) -> tuple[dict[str, float], dict[str, str]]:
+    values, units = {}, {}
+    for item in _children(group):
+        if str(item.get("ValueType", "")) == "NUM" and item.get("MeasuredValueSequence"):
+            mv = item.MeasuredValueSequence[0]
+            key = _code(item)[0]
+            values[key] = float(mv.NumericValue)
+            unit = mv.get("MeasurementUnitsCodeSequence") or []
+            units[key] = str(unit[0].CodeValue) if unit else ""
+    return values, units
+
+
+def _images(group: Dataset) -> tuple[str, ...]:
+    return tuple(str(i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID) for i in _children(group)
+                 if str(i.get("ValueType", "")) == "IMAGE" and i.get("ReferencedSOPSequence"))
+
+
+def _study(ds: Dataset, texts: dict[str, list[str]]) -> CareSrStudy | None:
+    slices, lesion = [], None
+    for g in _groups(ds):
+        finding = _finding(g)
+        if finding == (C.EVIDENCE_SLICE.value, C.SCHEME):
+            v, _ = _nums(g)
+            flags = {_code(i)[0]: _code_value(i) == _YES for i in _children(g) if str(i.get("ValueType", "")) == "CODE"}
+            images = _images(g)
+            slices.append(CareSrEvidenceSlice(int(v.get(C.SLICE_NUMBER.value, 0)), images[0] if images else "",
+                                              v.get(C.SLICE_AREA.value), v.get(C.SLICE_C.value),
+                                              flags.get(C.COUNTED.value, False), flags.get(C.GAVE_ANSWER.value, False)))
+        elif finding == (C.LESION_3D.value, C.SCHEME):
+            v, units = _nums(g)
+            lesion = CareSrLesion3D(
+                v.get(_VOLUME[0]), v.get(C.VOXELS.value), v.get(C.EXTENT_SLICES.value), v.get(C.EXTENT_MM.value),
+                v.get(_DIAMETER[0]), v.get(C.DIAMETER_PX.value), v.get(C.SEED_SLICE.value),
+                v.get(C.FIRST_SLICE.value), v.get(C.LAST_SLICE.value), v.get(C.SLICE_C_MIN.value),
+                v.get(C.SLICE_C_MEDIAN.value), v.get(C.SLICE_C_MAX.value), units, _images(g))
+    scope = (texts.get(C.STUDY_SCOPE.value) or [""])[0]
+    if not scope and not slices and lesion is None:
+        return None
+    return CareSrStudy(scope, (texts.get(C.STUDY_RULE.value) or [""])[0], (texts.get(C.STUDY_RESULT.value) or [""])[0],
+                       tuple(texts.get(C.STUDY_SLICE_ANSWER.value, [])), (texts.get(C.LESION_STOPS.value) or [""])[0],
+                       tuple(slices), lesion)
 
 
 def _code_value(item: Dataset) -> tuple[str, str]:
@@ -123,5 +217,5 @@ def read_care_sr(ds: Dataset) -> CareSrSummary:
         evidence=one(C.EVIDENCE), decision=one(C.DECISION), entities=entities,
         models=tuple(texts.get(C.MODEL.value, [])), overrides=tuple(texts.get(C.OVERRIDE.value, [])),
         left_out=tuple(texts.get(C.LEFT_OUT.value, [])), sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-        study_uid=str(ds.get("StudyInstanceUID", "")),
+        study_uid=str(ds.get("StudyInstanceUID", "")), study=_study(ds, texts),
     )

@@ -234,6 +234,7 @@ class StopReason(_StrEnum):
     MAX_SLICES = "max slices"  # the rules' per-direction slice budget was spent
     EMPTY = "empty mask"
     LOW_IOU = "low predicted IoU"  # LiteMedSAM's IoU head
+    LOW_PRESENCE = "low presence score"  # SAM3's presence head below the profile's min_object_score
     LOW_CONFIDENCE = "low mask confidence"  # C = 1 - H/log 2
     AREA_DROP = "area dropped"
     AREA_GROWTH = "area grew"

@@ -163,8 +163,8 @@ def test_cli_propagate_needs_a_box_and_a_volume_out(ct_dicom_dir, tmp_path, caps
                    "--out", str(tmp_path / "m.png")) == 1
     assert "label volume" in capsys.readouterr().err
     assert segment(str(ct_dicom_dir), "--slice", "33", "--text", "tumour", "--propagate",
-                   "--out", str(tmp_path / "m.nii.gz")) == 1
-    assert "--box" in capsys.readouterr().err
+                   "--out", str(tmp_path / "m.png")) == 1  # the text route propagates too (test_propagate_text)
+    assert "label volume" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 
 

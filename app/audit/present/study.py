@@ -42,6 +42,32 @@ def study_scope_text(study: StudyScope, inp: InputInfo) -> str:
     return f"about the whole study (evidence from {nouns} {numbers_text(used)} of {study.num_slices})"
 
 
+def _per_slice_c(m) -> str:
+    """"; per-slice C 0.74-0.78 (median 0.77) over 3 slices": the kept slices' mask confidence."""
+    kept = sorted(float(p["confidence"]) for p in m.per_slice if p.get("included"))
+    if not kept:
+        return ""
+    mid = kept[len(kept) // 2] if len(kept) % 2 else (kept[len(kept) // 2 - 1] + kept[len(kept) // 2]) / 2
+    return (f"; per-slice C {kept[0]:.2f}\u2013{kept[-1]:.2f} (median {mid:.2f}) over {len(kept)} "
+            f"slice{'s' if len(kept) != 1 else ''}")
+
+
+def mask3d_rows(m) -> tuple[tuple[str, str], ...]:
+    """The 3-D lesion's figures, one (label, value) row each; mm only where the file has spacing."""
+    no_mm = " (the file has no spacing: mm unknown)"
+    vol = f"{m.volume_ml:.2f} mL ({m.voxels:,} voxels)" if m.volume_ml is not None else f"{m.voxels:,} voxels{no_mm}"
+    ext = (f"slices {m.first + 1}\u2013{m.last + 1}: {m.extent_slices} slice{'s' if m.extent_slices != 1 else ''}"
+           + (f", {m.extent_mm:.1f} mm" if m.extent_mm is not None else no_mm))
+    diam = (f"{m.largest_diameter_mm:.1f} mm" if m.largest_diameter_mm is not None
+            else f"{m.largest_diameter_px:.1f} px{no_mm}")
+    if m.diameter_slice is not None:
+        diam += f" on slice {m.diameter_slice + 1}"
+    conf = _per_slice_c(m).removeprefix("; per-slice C ") or "no slice kept"
+    return (("Volume", vol), ("Extent", ext), ("Largest axial diameter", diam), ("Per-slice mask confidence C", conf),
+            ("Propagation", f"{m.backend} ({m.rules} rules) from slice {m.seed_slice + 1}; stopped at the ends by: "
+                            f"{', '.join(m.stop_reasons) or '-'}"))
+
+
 def study_view(study: StudyScope, inp: InputInfo) -> StudyView:
     agg = study.aggregation
     counted = {v.index for v in agg.inputs} if agg else set()
@@ -82,7 +108,7 @@ def study_view(study: StudyScope, inp: InputInfo) -> StudyView:
         mask3d = (f"3-D mask ({m.backend}, from slice {m.seed_slice + 1}): {vol}; slices {m.first + 1}\u2013{m.last + 1} "
                   f"({m.extent_slices} slices{ext}); largest axial diameter {diam}"
                   + (f" on slice {m.diameter_slice + 1}" if m.diameter_slice is not None else "")
-                  + f"; stopped: {', '.join(m.stop_reasons)}.")
+                  + f"; stopped: {', '.join(m.stop_reasons)}" + _per_slice_c(m) + ".")
     looked = numbers_text([k + 1 for k in study.sampled_slices])
     looked_at = (f"Looked at {len(study.sampled_slices)} slice(s): {looked}; {study.embedded_slices} embedded "
                  f"for segmentation; {study.localisation_seconds:.1f} s." if study.sampled_slices else "")
@@ -101,4 +127,5 @@ def study_view(study: StudyScope, inp: InputInfo) -> StudyView:
                                                 if study.route else "The localisation did not finish."),
         looked_at_text=looked_at, selection_text=f"Evidence slices: {study.selection}.", rows=tuple(rows),
         rule_text=f"Aggregation rule: {rule}.", decided_text=decided, counts_text=f"Slices per answer: {counts}.",
-        mask3d_text=mask3d, primary_note=primary, terminal_lines=tuple(lines))
+        mask3d_text=mask3d, primary_note=primary, terminal_lines=tuple(lines),
+        mask3d_rows=mask3d_rows(m) if m is not None else ())

@@ -32,3 +32,5 @@ class StudyView:
     mask3d_text: str  # "" without a 3-D mask
     primary_note: str  # which slice the run's other sections show
     terminal_lines: tuple[str, ...]
+    # The 3-D mask's figures as (label, value) rows (the PDF's 3-D lesion table); () without one.
+    mask3d_rows: tuple[tuple[str, str], ...] = ()

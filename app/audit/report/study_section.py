@@ -12,12 +12,18 @@ THUMB_FRACTION = 0.22  # of the frame width
 
 
 def study_scope(ctx: Ctx) -> list[Any]:
+    from reportlab.platypus import Spacer
+
     view, study = ctx.pres.study, ctx.record.study
     if view is None or study is None:
         return []
     fw = ctx.frame_width
     tw = THUMB_FRACTION * fw
     out: list[Any] = [para(ctx, "Study scope: the evidence slices", "h2"), para(ctx, view.rests_on, "body")]
+    if view.mask3d_rows:  # the 3-D lesion's figures first: the answer's size claims rest on them
+        out.append(para(ctx, "3-D lesion", "h3"))
+        out.append(table(ctx, [["Figure", "Value"], *[list(r) for r in view.mask3d_rows]], [0.3 * fw, 0.7 * fw]))
+        out.append(Spacer(1, 6))
     images = {s.index: s.image for s in study.slices}
     rows: list[list[Any]] = [["Slice the models saw", "Evidence slice", "Answer on this slice"]]
     for r in view.rows:
@@ -29,7 +35,7 @@ def study_scope(ctx: Ctx) -> list[Any]:
                      para(ctx, r.answer_text + mark, "cell")])
     out.append(table(ctx, rows, [tw, 0.38 * fw, fw - tw - 0.38 * fw]))
     for text in (view.rule_text, view.decided_text, view.counts_text, view.route_text, view.looked_at_text,
-                 view.selection_text, view.mask3d_text, view.primary_note):
+                 view.selection_text, view.primary_note):
         if text:
             out.append(para(ctx, text, "small"))
     return out

@@ -1,4 +1,4 @@
-"""A 3-D lesion from one box: propagate a box prompt slice by slice through the volume.
+"""A 3-D lesion from one box (or one text prompt): propagate it slice by slice through the volume.
 
 The drawn slice is segmented from the clinician's box; each neighbour is then prompted with the
 previous slice's mask box grown by a margin, in both directions, until a stopping rule fires.
@@ -14,6 +14,9 @@ Costs: each slice is embedded once (cached under the engine's :func:`image_key`,
 or box on that slice reuses it) and only slices the lesion reaches, plus the one each end
 rejected, are embedded. ``progress`` is called after every slice; ``cancel`` is checked between
 slices (raises :class:`~app.pipeline.types.Cancelled`).
+
+:func:`propagate_text` does the same with the profile's text segmenter (SAM3): the prompt is the
+entity's name on every slice, so only the rules that read the mask apply, plus SAM3's presence gate.
 
 Boxes and per-slice masks are in the display frame (as ``segment --box``); the 3-D mask is in
 array layout ``[z, y, x]`` on the volume's own grid (``DisplayFrame.to_array`` per slice).
@@ -224,6 +227,39 @@ class _Segmenter:
         return result
 
 
+class _TextSegmenter:
+    """One slice -> the text segmenter's scored mask of ``entity`` (the service's text route and judging)."""
+
+    def __init__(self, service: SegmentationService, entity: str) -> None:
+        from app.pipeline.vocab import Role
+
+        self.backend = service.text_segmenter
+        if self.backend is None or not getattr(self.backend, "supports_text", False):
+            raise PipelineError("no text-prompted segmenter (SAM3) in this profile")
+        self.service, self.entity, self.role = service, entity, Role.SEGMENTER
+        self.min_presence = float(service.judging(Role.SEGMENTER).min_object_score)
+        self.keys: set[str] = set()
+
+    @property
+    def embedded(self) -> int:
+        return len(self.keys)
+
+    def __call__(self, image: np.ndarray, key: str, box: Box | None, refine: int = 0, margin_px: int = 0):
+        self.keys.add(key)
+        prompt = SegPrompt(text=self.entity)
+        maps = predict_maps(self.backend, image, key, [prompt])
+        (result,) = score_maps(self.backend, maps, [(self.entity, prompt)], self.service.judging(self.role))
+        return result, None
+
+
+def _seed_stop(seed, presence: float) -> StopReason | None:
+    if seed.area_px == 0:
+        return StopReason.EMPTY
+    if seed.object_score_kind == "presence" and presence > 0 and (seed.object_score or 0.0) < presence:
+        return StopReason.LOW_PRESENCE
+    return None
+
+
 def _values(frame: "DisplayFrame", k: int) -> np.ndarray:
     img = np.asarray(frame.image(k), dtype=np.float64)
     return img.mean(axis=2) if img.ndim == 3 else img
@@ -239,12 +275,16 @@ def _next_box(mask: np.ndarray, rules: PropagationRules) -> Box:
 
 
 def _stop(rules: PropagationRules, r, prev: np.ndarray, seed_mean: float, seed_sd: float,
-          mean: float) -> StopReason | None:
-    """The first rule the new mask ``r`` breaks, or None."""
+          mean: float, min_presence: float = 0.0) -> StopReason | None:
+    """The first rule the new mask ``r`` breaks, or None. ``min_presence``: the text segmenter's
+    presence gate (the profile's ``min_object_score``); the IoU rule reads an IoU head only."""
     if r.area_px == 0:
         return StopReason.EMPTY
-    if rules.min_iou_pred is not None and r.object_score is not None and r.object_score < rules.min_iou_pred:
+    iou_head = r.object_score is not None and r.object_score_kind != "presence"
+    if rules.min_iou_pred is not None and iou_head and r.object_score < rules.min_iou_pred:
         return StopReason.LOW_IOU
+    if r.object_score_kind == "presence" and min_presence > 0 and (r.object_score or 0.0) < min_presence:
+        return StopReason.LOW_PRESENCE
     if rules.min_confidence is not None and r.confidence < rules.min_confidence:
         return StopReason.LOW_CONFIDENCE
     ratio = r.area_px / max(int(prev.sum()), 1)
@@ -267,16 +307,37 @@ def propagate_box(service_or_segmenter: Any, volume: "Volume", frame: "DisplayFr
     ``service_or_segmenter``: the :class:`SegmentationService` (its box route and judging) or a
     box-prompted backend (default judging). ``window``: the model input's window (default the
     series'), as ``segment --window``."""
+    return _grow(_Segmenter(service_or_segmenter), volume, frame, slice_index, box, window=window,
+                 progress=progress, cancel=cancel, rules=rules)
+
+
+def propagate_text(service: SegmentationService, volume: "Volume", frame: "DisplayFrame", slice_index: int,
+                   entity: str, *, window: "Window | None" = None, progress: ProgressFn | None = None,
+                   cancel: Callable[[], bool] | None = None, rules: PropagationRules = PropagationRules()) -> Lesion3D:
+    """The 3-D lesion of a text prompt: the service's text segmenter (SAM3) segments ``entity`` on
+    ``slice_index``, then on each neighbour in both directions, with the same stopping rules where
+    they apply (the IoU-head rule and the box re-prompting do not: the prompt is the text on every
+    slice; SAM3's presence score must reach the profile's ``min_object_score``). ``box`` of each
+    :class:`SliceResult` is None: no box was the prompt."""
+    return _grow(_TextSegmenter(service, entity), volume, frame, slice_index, None, window=window,
+                 progress=progress, cancel=cancel, rules=replace(rules, refine=0, refine_seed=False))
+
+
+def _grow(seg: Any, volume: "Volume", frame: "DisplayFrame", slice_index: int, box: Box | None, *,
+          window: "Window | None", progress: ProgressFn | None, cancel: Callable[[], bool] | None,
+          rules: PropagationRules) -> Lesion3D:
+    """The propagation loop over one segmenter (``seg(image, key, box, refine, margin_px)`` ->
+    (scored mask, the box prompt or None))."""
     t0 = time.perf_counter()
     win = window or volume.window
-    seg = _Segmenter(service_or_segmenter)
+    presence = float(getattr(seg, "min_presence", 0.0))
     n = volume.num_slices
     if not 0 <= slice_index < n:
         raise PipelineError(f"slice {slice_index} out of range (0..{n - 1})")
 
-    def run(k: int, prompt: Box, refine: int):
-        return seg(slice_rgb(volume, k, win), image_key(frame.image(k), win), tuple(int(v) for v in prompt),
-                   refine, rules.margin_px)
+    def run(k: int, prompt: Box | None, refine: int):
+        return seg(slice_rgb(volume, k, win), image_key(frame.image(k), win),
+                   None if prompt is None else tuple(int(v) for v in prompt), refine, rules.margin_px)
 
     def check_cancel() -> None:
         if cancel is not None and cancel():
@@ -299,15 +360,15 @@ def propagate_box(service_or_segmenter: Any, volume: "Volume", frame: "DisplayFr
             return mask
         return mask & (np.abs(_values(frame, k) - median) <= rules.pixel_z * max(robust_sd, 1e-6))
 
-    if seed.area_px:
+    seed_stop = _seed_stop(seed, presence)
+    if seed_stop is None:
         masks[slice_index] = consistent(seed.mask, slice_index)
     seed_res = SliceResult(slice_index, float(seed.confidence), seed.object_score, seed.area_px,
-                           None if seed.area_px else StopReason.EMPTY, seed_mean, seed_box,
-                           int(masks[slice_index].sum()) if seed.area_px else 0)
+                           seed_stop, seed_mean, seed_box, int(masks[slice_index].sum()) if seed_stop is None else 0)
     report(seed_res)
     results = {slice_index: seed_res}
-    reasons = [StopReason.EMPTY, StopReason.EMPTY]
-    if seed.area_px:
+    reasons = [seed_stop or StopReason.EMPTY] * 2
+    if seed_stop is None:
         for side, step in ((0, -1), (1, +1)):
             prev, k, reason = seed.mask, slice_index + step, None
             while reason is None:
@@ -318,9 +379,9 @@ def propagate_box(service_or_segmenter: Any, volume: "Volume", frame: "DisplayFr
                     reason = StopReason.MAX_SLICES
                     break
                 check_cancel()
-                r, prompt = run(k, _next_box(prev, rules), rules.refine)
+                r, prompt = run(k, None if box is None else _next_box(prev, rules), rules.refine)
                 mean = float(_values(frame, k)[r.mask].mean()) if r.area_px else 0.0
-                reason = _stop(rules, r, prev, seed_mean, seed_sd, mean)
+                reason = _stop(rules, r, prev, seed_mean, seed_sd, mean, presence)
                 if reason is None:
                     masks[k] = consistent(r.mask, k)
                 res = SliceResult(k, float(r.confidence), r.object_score, r.area_px, reason, mean, prompt,
