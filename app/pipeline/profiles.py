@@ -54,17 +54,14 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 # Inside a PyInstaller bundle the manifest ships at <bundle data dir>/models/profiles.toml
 # (installer/care_viewer.spec puts it there); there is no checkout to find it in.
 _BUNDLE_DIR = Path(sys._MEIPASS) if getattr(sys, "_MEIPASS", None) else None  # type: ignore[attr-defined]
-MANIFEST_PATH = Path(
-    os.environ.get("CARE_MANIFEST", (_BUNDLE_DIR or _REPO_ROOT) / "models" / "profiles.toml")
-)
+# The shipped manifest. $CARE_MANIFEST is read at call time by manifest_path(), never here: a value
+# set when this module happened to be imported (a test's temporary manifest) must not outlive it.
+MANIFEST_PATH = (_BUNDLE_DIR or _REPO_ROOT) / "models" / "profiles.toml"
 
 
 def manifest_path() -> Path:
-    """The manifest in effect now: ``$CARE_MANIFEST`` read at call time, else ``MANIFEST_PATH``.
-
-    ``MANIFEST_PATH`` is fixed at import; this lets tests and the CLI point at another file
-    after import without reloading the module.
-    """
+    """The manifest in effect now: ``$CARE_MANIFEST`` read at call time, else ``MANIFEST_PATH``
+    (the shipped one), so tests and the CLI can point at another file at any time."""
     env = os.environ.get("CARE_MANIFEST")
     return Path(env).expanduser() if env else MANIFEST_PATH
 

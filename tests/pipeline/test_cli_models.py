@@ -209,7 +209,7 @@ def test_list_human_readable_mentions_gating_and_default(setup, capsys, monkeypa
      "profile demo.entity: unknown backend 'interlvl'; known: internvl, sam3, litemedsam, remote"),
     ('backend = "internvl"\nrepo_id = "acme/vlm"\nmax_patchs = 6\n',
      "profile demo.entity: unknown option 'max_patchs' for backend 'internvl'; known: allow_patterns, "
-     "crop_to_patches, device, dtype, gated, max_patches, min_patches, sizes, unpublished"),
+     "crop_to_patches, device, dtype, gated, max_patches, min_patches, share_prefix, sizes, unpublished"),
     ('backend = "internvl"\nrepo_id = "acme/vlm"\nsize_gb = "big"\n',
      "profile demo.entity: size_gb must be a number, not 'big'"),
 ])
