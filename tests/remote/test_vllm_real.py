@@ -100,9 +100,10 @@ def test_care_flow_end_to_end(vllm, ct_volume, ct_tumour):
     assert entity_call.role == "entity" and _parts(entity_call) == ["image_url", "text"]
     assert entity_call.raw_output and record.entities.final  # the clinician's box at least
     assert [a.evidence for a in record.answers] == [E.CROP, E.MASK, E.GLOBAL]
-    # Crop and mask evidence: two images per request, the evidence image after the text (prefix order).
+    # Crop and mask evidence: two images per request: slice, question, evidence image, evidence text
+    # (the shared prefix first, as the local template orders it).
     by_evidence = {c.evidence: c for c in record.calls[1:]}
-    assert _parts(by_evidence[E.CROP]) == _parts(by_evidence[E.MASK]) == ["image_url", "text", "image_url"]
+    assert _parts(by_evidence[E.CROP]) == _parts(by_evidence[E.MASK]) == ["image_url", "text", "image_url", "text"]
     assert _parts(by_evidence[E.GLOBAL]) == ["image_url", "text"]
     for call in record.calls:  # vLLM's per-token log-probs reached the record
         assert 0 < len(call.tokens) == len(call.token_logprobs) <= TOKENS
@@ -148,7 +149,17 @@ def _completed(srv: VllmServer) -> float:
 
 def test_cancel_stops_a_generation_in_flight_and_vllm_aborts_it(vllm):
     flag = threading.Event()
-    threading.Timer(1.0, flag.set).start()  # Cancel while vLLM is generating (up to 2000 tokens)
+
+    def cancel_once_generating() -> None:
+        # Cancel while vLLM is generating (up to 2000 tokens): as soon as its metrics show the request
+        # running, not after a fixed delay (on a quiet machine the tiny model finishes within a second).
+        deadline = time.monotonic() + 60
+        while _running(vllm) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.05)
+        flag.set()
+
+    threading.Thread(target=cancel_once_generating, daemon=True).start()
     backend = RemoteVLMBackend(_spec(vllm, "vqa"))
     backend.verify_served_model()
     completed = _completed(vllm)
