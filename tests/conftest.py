@@ -119,3 +119,17 @@ def closed_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+@pytest.fixture
+def main_window(qtbot):
+    """The real main window, shown (tests/ui and the PACS window tests)."""
+    from app.ui.main_window import MainWindow
+
+    w = MainWindow()
+    w.resize(1280, 800)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.cancel_loading()

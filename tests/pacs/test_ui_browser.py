@@ -23,16 +23,8 @@ def _node(pacs, protocol: PacsProtocol = PacsProtocol.DICOMWEB, name: str = "Tes
 
 
 @pytest.fixture
-def window(qtbot):
-    from app.ui.main_window import MainWindow
-
-    w = MainWindow()
-    w.resize(1280, 800)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.cancel_loading()
+def window(main_window):
+    return main_window  # tests/conftest.py
 
 
 def _search(qtbot, browser, **fields) -> int:

@@ -31,17 +31,7 @@ def view(qtbot):
     return v
 
 
-@pytest.fixture
-def main_window(qtbot):
-    from app.ui.main_window import MainWindow
-
-    w = MainWindow()
-    w.resize(1280, 800)
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.cancel_loading()
+# main_window: tests/conftest.py (the PACS window tests use it too).
 
 
 @pytest.fixture
