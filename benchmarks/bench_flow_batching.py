@@ -6,7 +6,9 @@ slice image, question) once (app/pipeline/backends/shared_prefix.py); this measu
 relative to a single request, and against the unshared path (every row prefilled on its own, the
 fallback), on a random-initialised InternVL of REALISTIC DEPTH: 28 Qwen2 decoder layers (as
 InternVL3-2B's Qwen2.5-1.5B) and 24 InternViT layers, 448 px tiles with 256 image tokens each, the
-real processor, tiling and chat template, but reduced widths so it runs on a CPU. Target: <= 1.5x.
+real processor, tiling and chat template, but reduced widths so it runs on a CPU. The <= 1.5x
+target is judged on the real 2B shape (bench_real_size.py): at these widths a decode step is not
+bound by reading the weights, so three rows cost more than one and the ratio here runs higher.
 
     python benchmarks/bench_flow_batching.py [--new-tokens 48] [--repeats 3] [--device cpu]
         [--text-layers 28] [--vision-layers 24]   # fewer layers: a quick smoke run (run_all.py --quick)
@@ -172,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         line("CARE-Flow, 3 batched, shared prefix", "b3")
         ratio = wall["b3"] / wall["g1"]
         verdict = "meets" if ratio <= TARGET_RATIO else "misses"
-        print(f"target <= {TARGET_RATIO}x a single pass: {verdict} (shared-prefix batch / single global, wall = "
+        print(f"target <= {TARGET_RATIO}x a single pass, at these reduced widths: {verdict} (the target is judged "
+              f"on the real 2B shape: bench_real_size.py; shared-prefix batch / single global, wall = "
               f"{ratio:.2f}x, CPU = {cpu['b3'] / cpu['g1']:.2f}x; unshared batch {wall['u3'] / wall['g1']:.2f}x; "
               f"shared / unshared {wall['b3'] / wall['u3']:.2f}x; vs single crop pass {wall['b3'] / wall['c1']:.2f}x)")
     return 0
