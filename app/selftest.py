@@ -218,6 +218,45 @@ def check_report(state: dict[str, Any], out_dir: Path) -> str:
     return f"{path} ({path.stat().st_size // 1024} KiB)"
 
 
+def check_dicom_export(state: dict[str, Any], out_dir: Path) -> str:
+    """The run as DICOM SEG + SR (highdicom needs its bundled standard tables for both) written and
+    read back, and the PACS libraries importable (pynetdicom reads its own version metadata on
+    import): what a bundle missing their data files would fail on."""
+    import pydicom
+
+    from app.dicom_export import ExportError, ExportKind
+    from app.dicom_export.bundle import build_from_source, write_bundle
+    from app.dicom_export.source import RunSource
+
+    import dicomweb_client  # noqa: F401 - DICOMweb client of app.pacs
+    import pynetdicom
+
+    from app.pipeline.record import Override
+    from app.pipeline.vocab import BackendKind, OverrideKind
+
+    record, vol = state["record"], state["volume"]
+    overrides = []
+    if not any(m.accepted for m in record.masks):
+        # Random tiny weights rarely pass tau; the SEG path must still run, so the self-test
+        # accepts the clinician-box mask under its own name (the objects say who accepted it).
+        i = next(i for i, m in enumerate(record.masks) if m.backend == BackendKind.LITEMEDSAM)
+        overrides.append(Override(time=record.finished or record.created, author="care-viewer --self-test",
+                                  target=f"masks[{i}]", old="rejected", new="accepted",
+                                  note="install check: SEG written regardless of tau", kind=OverrideKind.MASK_ACCEPT))
+    try:
+        bundle = build_from_source(RunSource(record, overrides, patient=vol.patient),
+                                   frozenset({ExportKind.SEG, ExportKind.SR}), deidentify=False)
+        paths = write_bundle(bundle, out_dir / "dicom", overwrite=True)
+    except ExportError as exc:
+        raise SelfTestFailure(f"DICOM export failed: {exc}") from exc
+    kinds = []
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        kinds.append(f"{bundle.kind_of(ds).value} ({ds.Modality})")
+    how = " (SEG of the clinician-box mask, accepted by the self-test: no mask passed tau)" if overrides else ""
+    return f"{', '.join(kinds)} in {out_dir / 'dicom'}{how}; pynetdicom {pynetdicom.__version__}"
+
+
 def check_qt() -> str:
     # Offscreen unless the caller chose a platform: IT may run this over SSH without a display.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -288,6 +327,7 @@ def run_self_test(
             _ensure_tiny_from_source(folder, say)
         if step("CARE pipeline (tiny profile)", lambda: check_pipeline(state, folder, max_new_tokens)):
             step("evidence report PDF", lambda: check_report(state, out_dir))
+            step("DICOM SEG + SR", lambda: check_dicom_export(state, out_dir))
     if qt:
         step("Qt (headless)", check_qt)
     result.record = state.get("record")

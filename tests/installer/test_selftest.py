@@ -28,7 +28,8 @@ def test_self_test_passes_end_to_end(passed):
     result, lines, out = passed
     assert result.ok and result.exit_code == 0, lines
     names = [c.name for c in result.checks]
-    assert names == ["environment", "sample study", "CARE pipeline (tiny profile)", "evidence report PDF", "Qt (headless)"]
+    assert names == ["environment", "sample study", "CARE pipeline (tiny profile)", "evidence report PDF",
+                     "DICOM SEG + SR", "Qt (headless)"]
     assert all(line.startswith("[ok] ") for line in lines), lines
     # The run really went through every stage on the bundled sample with both segmenters.
     record = result.record
@@ -37,6 +38,21 @@ def test_self_test_passes_end_to_end(passed):
     assert {m.backend for m in record.masks} == {"litemedsam", "sam3"}
     assert len(record.answers) == 3 and record.vote is not None
     assert record.models["vqa"].weights_sha256 and record.models["box_segmenter"].backend == "litemedsam"
+
+
+@pytest.mark.slow
+def test_self_test_writes_the_run_as_dicom_seg_and_sr_that_read_back(passed):
+    import pydicom
+
+    from app.dicom_export import read_care_sr
+
+    result, _, out = passed
+    files = sorted((out / "dicom").glob("*.dcm"))
+    assert [f.name.split("-")[-1] for f in files] == ["seg.dcm", "sr.dcm"]
+    seg, sr = (pydicom.dcmread(f) for f in files)
+    assert (seg.Modality, sr.Modality) == ("SEG", "SR")
+    assert seg.StudyInstanceUID == sr.StudyInstanceUID == result.record.input.study_uid
+    assert read_care_sr(sr).run_id == result.record.run_id
 
 
 @pytest.mark.slow
