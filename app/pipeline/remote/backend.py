@@ -88,6 +88,7 @@ class RemoteVLMBackend:
         self.temperature = float(opts.temperature)
         self.logprobs = bool(opts.logprobs)
         self.top_logprobs = int(opts.top_logprobs)
+        self.keep_special_tokens = bool(opts.keep_special_tokens)
         self.info = ModelInfo(
             role=str(spec.role),
             backend=BackendKind.REMOTE.value,
@@ -141,6 +142,7 @@ class RemoteVLMBackend:
             logprobs=self.logprobs,
             top_logprobs=self.top_logprobs,
             cancel=cancel,
+            skip_special_tokens=False if self.keep_special_tokens else None,
         )
         return result, time.monotonic() - start
 
