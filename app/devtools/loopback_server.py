@@ -10,7 +10,8 @@ reply is tokenized with InternVL3's added tokens (all of them special) as single
 log-prob list has every generated token, the stop token ``<|im_end|>`` included (vLLM reports the
 EOS it sampled); the text never has the stop token, and has no special token at all unless the
 request says ``skip_special_tokens: false`` (vLLM's default is true). A non-ASCII character is
-one token per UTF-8 byte, each reported as U+FFFD, as vLLM decodes a lone byte-level BPE token.
+one token per UTF-8 byte, each reported as "" (bytes []), as vLLM reports a byte-level BPE token
+holding part of a character (seen from the real server in tests/remote/test_vllm_real.py).
 ``LoopbackChatServer(honours_skip_special_tokens=False)`` is a server that ignores the field.
 """
 from __future__ import annotations
@@ -110,8 +111,8 @@ def last_text_part(req: dict[str, Any]) -> str:
 
 def generated_tokens(content: str) -> list[tuple[str, str]]:
     """(text, log-prob piece) per token of a reply, as vLLM reports them: a special token is
-    one token; a non-ASCII character one per UTF-8 byte, each piece U+FFFD, its text on the
-    last byte's token."""
+    one token; a non-ASCII character one per UTF-8 byte, each piece "", its text on the last
+    byte's token."""
     out: list[tuple[str, str]] = []
     for tok in _TOKEN.findall(content):
         if tok.isascii() or tok in SPECIAL_TOKENS:
@@ -126,7 +127,7 @@ def generated_tokens(content: str) -> list[tuple[str, str]]:
                 out.append((run, run))
                 run = ""
             n = len(ch.encode("utf-8"))
-            out.extend([("", "\ufffd")] * (n - 1) + [(ch, "\ufffd")])
+            out.extend([("", "")] * (n - 1) + [(ch, "")])
         if run:
             out.append((run, run))
     return out

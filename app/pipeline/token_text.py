@@ -6,8 +6,9 @@ text shifts every span after it. The local InternVL backend builds its pieces fr
 and leaves out :data:`CONTROL_TOKENS` from both. A remote server's text and its ``logprobs``
 list are separate answers that need not agree: vLLM's default ``skip_special_tokens=true``
 drops every added token (``<ref>``, ``<box>`` too) from the text but not from the log-probs, the
-stop token (``<|im_end|>``) is never in the text but is in the log-probs, and a character whose
-bytes span two tokens comes back as U+FFFD in each of them. :func:`align_tokens` reconciles the
+stop token (``<|im_end|>``) is never in the text but is in the log-probs, and a token holding
+part of a character's bytes comes back as "" (vLLM) or U+FFFD, while the text has the character
+(or U+FFFD where it was never completed). :func:`align_tokens` reconciles the
 two the local way, and where they cannot be reconciled returns no tokens rather than figures
 over tokens the text does not contain.
 """
@@ -73,8 +74,10 @@ def _options(piece: str, text: str, pos: int) -> list[tuple[int, bool]]:
     """(end, kept) choices for one token at ``pos``; kept False: the token is not in the text."""
     if piece in _CONTROL:
         return [(pos, False)]
-    if _REPLACEMENT in piece:
-        opts = [(e, True) for e in _ends(piece, text, pos)]
+    if _REPLACEMENT in piece or not piece:
+        # vLLM reports a token holding part of a character as "" (bytes []), others as U+FFFD:
+        # either way it stands for nothing, or the character (U+FFFD in the text if never completed).
+        opts = [(e, True) for e in _ends(piece or _REPLACEMENT, text, pos)]
     else:
         opts = [(pos + len(piece), True)] if text.startswith(piece, pos) else []
     if _ADDED_TOKEN.fullmatch(piece):
