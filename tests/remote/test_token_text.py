@@ -32,7 +32,7 @@ def _spec(srv: LoopbackChatServer, **opts) -> ModelSpec:
     return ModelSpec(role="vqa", backend="remote", repo_id=srv.model, options=options)
 
 
-def _raw_entries(srv: LoopbackChatServer, backend: RemoteVLMBackend) -> list[dict]:
+def _raw_entries(backend: RemoteVLMBackend) -> list[dict]:
     return backend.last_results[-1].raw["choices"][0]["logprobs"]["content"]
 
 
@@ -104,7 +104,7 @@ def test_backend_keeps_grounding_tokens_in_text_and_tokens(server):
     assert gen.text == GROUNDED  # <ref>/<box> reach the answer, as from the local backend
     assert "".join(gen.tokens) == gen.text and len(gen.tokens) == len(gen.token_logprobs)
     assert "<|im_end|>" not in gen.tokens
-    raw = _raw_entries(server, backend)
+    raw = _raw_entries(backend)
     assert len(gen.tokens) == len(raw) - 1  # everything but the stop token
     assert backend.last_results[-1].token_note == ""
 
@@ -116,7 +116,7 @@ def test_server_ignoring_the_field_gives_tokens_of_its_text_only():
         srv.set_default(Behaviour("content", content=GROUNDED))
         backend = RemoteVLMBackend(_spec(srv))
         (gen,) = backend.generate([VLMRequest([], "Where is the nodule?")], max_new_tokens=64)
-        raw = _raw_entries(srv, backend)
+        raw = _raw_entries(backend)
     assert gen.text == SKIPPED and "".join(gen.tokens) == gen.text
     assert not {"<ref>", "</ref>", "<box>", "</box>", "<|im_end|>"} & set(gen.tokens)
     assert len(gen.tokens) == len(raw) - 5
@@ -142,7 +142,7 @@ def test_non_ascii_reply_and_truncation_keep_tokens_joined(server):
     (gen,) = backend.generate([VLMRequest([], "q")], max_new_tokens=64)
     assert gen.text == "<think>Ödem, Ø 12 mm</think><answer>ja</answer>"
     assert "".join(gen.tokens) == gen.text and "" in gen.tokens  # Ö's first byte: "" (vLLM's piece)
-    assert len(gen.token_logprobs) == len(_raw_entries(server, backend)) - 1
+    assert len(gen.token_logprobs) == len(_raw_entries(backend)) - 1
     (cut,) = backend.generate([VLMRequest([], "q")], max_new_tokens=3)  # hit max_tokens: no stop token
     assert backend.last_results[-1].truncated and "".join(cut.tokens) == cut.text and len(cut.tokens) == 3
 
