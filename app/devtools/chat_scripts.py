@@ -7,12 +7,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.devtools.loopback_server import Behaviour
+from app.devtools.loopback_server import Behaviour, last_text_part
+from app.pipeline.prompts import evidence_named
 
 
 @dataclass
 class ExpertScript:
-    """What the expert (entity + VQA) server answers, by the evidence named in the prompt."""
+    """What the expert (entity + VQA) server answers, by the evidence each request was built for
+    (``prompts.evidence_named``: exact, whatever words the question holds)."""
 
     entity_reply: str = ""
     answers: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # evidence -> (think, answer, logprob)
@@ -23,7 +25,8 @@ class ExpertScript:
     def __call__(self, prompt: str, n_images: int, req: dict[str, Any]):
         if "Do not answer the question" in prompt:
             return self.entity_reply
-        kind = "crop" if "zoom-in crop" in prompt else "mask" if "binary mask" in prompt else "global"
+        named = evidence_named(last_text_part(req))
+        kind = named.value if named is not None else "global"
         self.seen[kind] = self.seen.get(kind, 0) + 1
         key = f"{kind}_{self.seen[kind]}"
         think, answer, lp = self.later.get(key) or self.answers.get(kind) or ("I look.", kind, -0.05)

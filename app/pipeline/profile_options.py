@@ -87,6 +87,9 @@ class RemoteOptions:
     temperature: float = 0.0
     logprobs: bool = True
     top_logprobs: int = 0
+    # Send skip_special_tokens = false (vLLM, SGLang): the text keeps InternVL's content tokens
+    # (<ref>, <box>) as the local backend's does; false: not sent (an API refusing unknown fields).
+    keep_special_tokens: bool = True
     # Largest reply accepted (bytes): a bigger one is refused without being read into memory.
     max_response_bytes: int = 8 * 1024 * 1024
 

@@ -55,13 +55,22 @@ def entity_prompt(question: str, with_boxes: bool = True) -> str:
         else ""
     )
     return (
-        "Image-1 is a medical image. A radiologist asks the question below about it.\n"
+        f"{MEDICAL_IMAGE_OPENING} A radiologist asks the question below about it.\n"
         f"Question: {literal(question.strip())}\n"
         "Do not answer the question. Instead, list the 1 to 5 anatomical structures or lesions in "
         "Image-1 that must be examined to answer it, most important first, separated by commas, using "
         "short anatomical names (e.g. left lung, liver, lung nodule)." + grounding + "\n" + FORMAT_INSTRUCTION
     )
 
+
+# The fixed openings of the texts below: what ``evidence_named`` reads a turn's evidence from.
+MEDICAL_IMAGE_OPENING = "Image-1 is a medical image."
+_CROP_OPENING = "Image-2 is a zoom-in crop of the region of Image-1 containing "
+_MASK_OPENING = "Image-2 is a binary mask of "
+ANSWER_INSTRUCTION = (
+    "Answer the question concisely: a single word or short phrase (yes or no for a yes/no question). "
+    + FORMAT_INSTRUCTION
+)
 
 ONES_MASK_SENTENCE = (
     "Image-2 is an all-white mask covering the whole of Image-1: no region is singled out, "
@@ -75,12 +84,12 @@ def _evidence_sentence(evidence: EvidenceType, entities: Sequence[str], ones_mas
         return ONES_MASK_SENTENCE
     if evidence is EvidenceType.CROP:
         return (
-            f"Image-2 is a zoom-in crop of the region of Image-1 containing {what}, "
+            f"{_CROP_OPENING}{what}, "
             "taken from the same image at higher magnification."
         )
     if evidence is EvidenceType.MASK:
         return (
-            f"Image-2 is a binary mask of {what} on Image-1: white pixels belong to the structure, "
+            f"{_MASK_OPENING}{what} on Image-1: white pixels belong to the structure, "
             "black pixels are background, and it is aligned pixel for pixel with Image-1."
         )
     return ""
@@ -88,7 +97,7 @@ def _evidence_sentence(evidence: EvidenceType, entities: Sequence[str], ones_mas
 
 def vqa_lead(question: str) -> str:
     """Stage 3, the part every evidence pass shares (right after Image-1): the question."""
-    return f"Image-1 is a medical image.\nQuestion: {literal(question.strip())}\n"
+    return f"{MEDICAL_IMAGE_OPENING}\nQuestion: {literal(question.strip())}\n"
 
 
 def vqa_prompt(evidence: EvidenceType | str, entities: Sequence[str] = (), ones_mask: bool = False) -> str:
@@ -101,11 +110,29 @@ def vqa_prompt(evidence: EvidenceType | str, entities: Sequence[str] = (), ones_
         lines.append(sentence + " Use it as evidence, but answer about Image-1.")
     elif entities:
         lines.append(f"Pay attention to {_entity_list(entities)}.")
-    lines.append(
-        "Answer the question concisely: a single word or short phrase (yes or no for a yes/no question). "
-        + FORMAT_INSTRUCTION
-    )
+    lines.append(ANSWER_INSTRUCTION)
     return "\n".join(lines)
+
+
+def evidence_named(turn_text: str) -> EvidenceType | None:
+    """The evidence type a stage-3 chat turn was built for, from its last text part; None for
+    any other text (the entity prompt, a hand-written one).
+
+    Exact, not a keyword guess: that part is ``vqa_prompt``'s whole text (after Image-2), or
+    ``vqa_lead`` + ``vqa_prompt(GLOBAL)`` (a one-image global turn, whose one text part follows
+    Image-1), so its opening is one of the fixed openings above. The question sits in the lead
+    (its own part before Image-2, or after the fixed opening) and entity names inside the
+    sentence: neither is where the opening is read, whatever words they contain.
+    """
+    if not turn_text.endswith(ANSWER_INSTRUCTION):
+        return None
+    if turn_text.startswith(_CROP_OPENING):
+        return EvidenceType.CROP
+    if turn_text.startswith(_MASK_OPENING):
+        return EvidenceType.MASK
+    if turn_text.startswith(ONES_MASK_SENTENCE) or turn_text.startswith(MEDICAL_IMAGE_OPENING + "\nQuestion: "):
+        return EvidenceType.GLOBAL
+    return None
 
 
 def evidence_image_count(evidence: EvidenceType | str, ones_mask: bool = False) -> int:

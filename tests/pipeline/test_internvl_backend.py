@@ -106,7 +106,7 @@ def test_control_tokens_never_reach_the_text(backend: InternVLBackend, images):
         (gen,) = backend.generate([VLMRequest([images["slice"]], "What is shown?")], max_new_tokens=3)
     finally:
         handle.remove()
-    assert "<|vision_pad|>" in internvl._CONTROL_TOKENS
+    assert "<|vision_pad|>" in internvl.CONTROL_TOKENS
     assert gen.text == "" and gen.tokens == [] and gen.token_logprobs == []
 
 

@@ -34,14 +34,28 @@ def test_loopback_hosts_without_dns():
 
 
 def test_parse_content_parts_reasoning_and_logprobs():
+    pieces = ["<think>", "left", " lobe", "</think>", "<answer>", "B", "</answer>", "<|im_end|>"]
     body = _body(
         {"content": [{"type": "text", "text": "<answer>"}, {"type": "text", "text": "B</answer>"}], "reasoning_content": "left lobe"},
         finish_reason="stop",
-        logprobs={"content": [{"token": "<answer>", "logprob": -0.1}, {"token": "B", "logprob": -0.7}]},
+        logprobs={"content": [{"token": t, "logprob": -0.1 * i} for i, t in enumerate(pieces)]},
     )
     reply = parse_chat_completion(body, "http://h/v1")
     assert reply.text == "<think>left lobe</think><answer>B</answer>"
-    assert reply.tokens == ["<answer>", "B"] and reply.token_logprobs == [-0.1, -0.7]
+    # The stop token is in vLLM's log-probs but not in the text: left out of both.
+    assert reply.tokens == pieces[:-1] and reply.token_logprobs == [-0.1 * i for i in range(7)]
+    assert "".join(reply.tokens) == reply.text and reply.token_note == ""
+
+
+def test_tokens_that_do_not_make_up_the_text_are_not_kept():
+    """A log-prob list covering part of the reply (here: not the reasoning) cannot be placed on
+    the text: no token is kept, rather than figures over characters they do not stand for."""
+    body = _body({"content": "<answer>B</answer>", "reasoning_content": "left lobe"},
+                 logprobs={"content": [{"token": "<answer>", "logprob": -0.1}, {"token": "B", "logprob": -0.7}]})
+    reply = parse_chat_completion(body, "http://h/v1")
+    assert reply.text == "<think>left lobe</think><answer>B</answer>"
+    assert reply.tokens == [] and reply.token_logprobs == []
+    assert "do not make up its text" in reply.token_note
 
 
 @pytest.mark.parametrize(

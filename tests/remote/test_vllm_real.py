@@ -28,6 +28,7 @@ from app.pipeline.remote.consent import ConsentStore
 from app.pipeline.remote.errors import RemoteCancelled, RemoteError
 from app.pipeline.remote.health import check_endpoint
 from app.pipeline.strategies import strategy_for
+from app.pipeline.token_text import CONTROL_TOKENS
 from app.pipeline.types import EvidenceType as E
 from app.pipeline.types import Stage, VLMRequest
 from app.pipeline.vocab import CoordEventKind, DecisionSource, Mode, RunStatus
@@ -105,9 +106,10 @@ def test_care_flow_end_to_end(vllm, ct_volume, ct_tumour):
     by_evidence = {c.evidence: c for c in record.calls[1:]}
     assert _parts(by_evidence[E.CROP]) == _parts(by_evidence[E.MASK]) == ["image_url", "text", "image_url", "text"]
     assert _parts(by_evidence[E.GLOBAL]) == ["image_url", "text"]
-    for call in record.calls:  # vLLM's per-token log-probs reached the record
+    for call in record.calls:  # vLLM's per-token log-probs reached the record, and make up its text
         assert 0 < len(call.tokens) == len(call.token_logprobs) <= TOKENS
         assert all(lp <= 0.0 for lp in call.token_logprobs)
+        assert "".join(call.tokens) == call.raw_output
     assert record.models["vqa"].backend == "remote" and record.models["vqa"].repo_id == vllm.model
     assert record.vote is not None
 
@@ -128,6 +130,26 @@ def test_care_coord_ends_in_a_coordinator_decision(vllm, ct_volume, ct_tumour):
     for call in (c for c in record.calls if c.role == "coordinator"):
         json.loads(call.raw_output, strict=False)  # one JSON object, not cut off
     assert record.models["coordinator"].backend == "remote"
+
+
+def test_reply_tokens_join_to_the_reply_text(vllm):
+    """vLLM's text and its log-prob tokens, reconciled as the local backend's are: the audit's
+    token list joins to exactly the answer shown. The random-weight model emits special tokens
+    (InternVL's 31 of a 1.2k vocabulary) and stray bytes often, so several replies exercise both."""
+    backend = RemoteVLMBackend(_spec(vllm, "vqa"))
+    prompts = ["Is there a nodule?", "Describe the lungs.", "Where is the mass?", "Any effusion?"]
+    for prompt in prompts:
+        (gen,) = backend.generate([VLMRequest([], prompt)], max_new_tokens=48)
+        result = backend.last_results[-1]
+        raw = result.raw["choices"][0]
+        entries = raw["logprobs"]["content"]
+        assert "".join(gen.tokens) == gen.text, (raw["message"]["content"], [e["token"] for e in entries])
+        assert result.token_note == "" and len(gen.tokens) == len(gen.token_logprobs) > 0
+        # Only control tokens are left out: skip_special_tokens=false was heard, any other special
+        # token the model emitted (<ref>, <|object_ref_start|>, ...) is in the text and the tokens.
+        assert len(gen.tokens) == len(entries) - sum(e["token"] in CONTROL_TOKENS for e in entries)
+        if raw["finish_reason"] == "stop":  # vLLM lists the sampled stop token; the text never has it
+            assert entries[-1]["token"] == "<|im_end|>" and gen.tokens[-1:] != ["<|im_end|>"]
 
 
 def _metric(srv: VllmServer, name: str, labels: str = "") -> float:

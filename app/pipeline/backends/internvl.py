@@ -31,6 +31,7 @@ from app.pipeline.backends.logprobs import ChosenTokenLogprobs
 from app.pipeline.backends.provenance import folder_revision
 from app.pipeline.backends import shared_prefix
 from app.pipeline.profiles import ModelSpec, models_dir
+from app.pipeline.token_text import CONTROL_TOKENS
 from app.pipeline.types import Generation, ModelInfo, PipelineError, VLMRequest, WeightsMissingError
 from app.pipeline.vocab import BackendKind
 
@@ -38,16 +39,6 @@ log = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 SHA_SIDECAR = ".care-weights-sha256.json"
-
-# Tokens that carry no answer content: chat control, padding and image placeholders. Grounding
-# tokens (<ref>, <box>, <quad>) are special in the tokenizer too but ARE content: keep them.
-# Qwen2.5's vision/FIM placeholders are never content either (InternVL does not use them; a
-# poorly trained checkpoint can still emit them, and they must not reach the vote or a report).
-_CONTROL_TOKENS = (
-    "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>",
-    "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-    "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
-)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- weights
@@ -256,7 +247,7 @@ class InternVLBackend:
             )
         tok = processor.tokenizer
         tok.padding_side = "left"  # decoder-only batching: prompts must end at the same column
-        ids = {t: tok.convert_tokens_to_ids(t) for t in _CONTROL_TOKENS}
+        ids = {t: tok.convert_tokens_to_ids(t) for t in CONTROL_TOKENS}
         self._strip_ids = {i for i in ids.values() if isinstance(i, int) and i != tok.unk_token_id}
         if tok.pad_token_id is not None:
             self._strip_ids.add(tok.pad_token_id)
@@ -306,7 +297,7 @@ class InternVLBackend:
     def _structure_tokens(self) -> list[str]:
         """The tokenizer's added tokens that shape a chat: roles, image slots, padding."""
         tok = self._processor.tokenizer
-        return [t for t in (*_CONTROL_TOKENS, self._processor.image_token, tok.eos_token, tok.pad_token)
+        return [t for t in (*CONTROL_TOKENS, self._processor.image_token, tok.eos_token, tok.pad_token)
                 if t and tok.convert_tokens_to_ids(t) not in (None, tok.unk_token_id)]
 
     def generate(

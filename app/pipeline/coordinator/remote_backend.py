@@ -91,7 +91,7 @@ class RemoteCoordinatorBackend:
         return ChatResult(text=parsed.text, tokens=parsed.tokens, token_logprobs=parsed.token_logprobs,
                           model=parsed.model or client.model, finish_reason=parsed.finish_reason, raw=parsed.raw,
                           seconds=time.monotonic() - start, attempts=resp.attempts, waits=resp.waits,
-                          refusal=parsed.refusal)
+                          refusal=parsed.refusal, token_note=parsed.token_note)
 
     def ask(
         self,

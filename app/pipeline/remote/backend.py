@@ -7,6 +7,7 @@ backend receives ``VLMRequest`` objects, which carry no DICOM header fields.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -25,6 +26,8 @@ from app.pipeline.remote.http_client import ChatClient, model_matches
 from app.pipeline.remote.secrets import ApiKeyRef
 from app.pipeline.types import Generation, ModelInfo, PipelineError, VLMRequest
 from app.pipeline.vocab import BackendKind
+
+log = logging.getLogger(__name__)
 
 
 def request_messages(req: VLMRequest, image_urls: dict[int, str] | None = None) -> list[Message]:
@@ -88,6 +91,7 @@ class RemoteVLMBackend:
         self.temperature = float(opts.temperature)
         self.logprobs = bool(opts.logprobs)
         self.top_logprobs = int(opts.top_logprobs)
+        self.keep_special_tokens = bool(opts.keep_special_tokens)
         self.info = ModelInfo(
             role=str(spec.role),
             backend=BackendKind.REMOTE.value,
@@ -141,6 +145,7 @@ class RemoteVLMBackend:
             logprobs=self.logprobs,
             top_logprobs=self.top_logprobs,
             cancel=cancel,
+            skip_special_tokens=False if self.keep_special_tokens else None,
         )
         return result, time.monotonic() - start
 
@@ -185,6 +190,9 @@ class RemoteVLMBackend:
                     raise next((e for e in errors if not _stopped_by_sibling(e, user_cancel)), errors[0])
                 outcomes = [f.result() for f in futures]
         self.last_results = [r for r, _ in outcomes]
+        for r in self.last_results:  # the record then has no token list for this reply: say why
+            if r.token_note and not r.tokens:
+                log.warning("remote endpoint %s: %s", self.client.url, r.token_note)
         return [
             Generation(
                 text=result.text,

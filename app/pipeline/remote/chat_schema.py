@@ -12,6 +12,7 @@ import numpy as np
 
 from app.pipeline.remote.errors import RemoteError
 from app.pipeline.remote.images import describe_data_url, png_data_url
+from app.pipeline.token_text import align_tokens
 
 Message = dict[str, Any]
 
@@ -30,6 +31,9 @@ class ChatResult:
     attempts: int = 1
     waits: list[float] = field(default_factory=list)  # back-off sleeps between attempts (s)
     refusal: bool = False  # the model declined (OpenAI ``message.refusal``)
+    # How the server's log-prob tokens were matched to its text (token_text.align_tokens):
+    # special tokens it left out of the text, or why no token could be kept.
+    token_note: str = ""
 
     @property
     def truncated(self) -> bool:
@@ -105,6 +109,7 @@ class ParsedReply:
     finish_reason: str
     refusal: bool
     raw: dict[str, Any]
+    token_note: str = ""
 
 
 def _content_text(content: Any) -> str:
@@ -171,14 +176,20 @@ def parse_chat_completion(body: bytes, endpoint: str) -> ParsedReply:
             except (TypeError, ValueError):
                 raise bad("non-numeric logprob") from None
             tokens.append(str(item["token"]))
+    # The text and the tokens are two answers of the server; the record keeps one reply whose
+    # tokens join to its text, control tokens stripped from both (as the local backend does).
+    aligned = align_tokens(text, tokens, logprobs)
+    note = aligned.problem or (
+        f"left out of the tokens, not in the text: {' '.join(aligned.left_out)}" if aligned.left_out else "")
     return ParsedReply(
-        text=text,
-        tokens=tokens,
-        token_logprobs=logprobs,
+        text=aligned.text,
+        tokens=aligned.tokens,
+        token_logprobs=aligned.logprobs,
         model=str(data.get("model") or ""),
         finish_reason=str(choice.get("finish_reason") or ""),
         refusal=refusal,
         raw=data,
+        token_note=note,
     )
 
 

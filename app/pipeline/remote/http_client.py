@@ -175,8 +175,14 @@ class ChatClient:
         top_logprobs: int = 0,
         response_format: dict[str, Any] | None = None,
         cancel: CancelFn | None = None,
+        skip_special_tokens: bool | None = None,
     ) -> ChatResult:
-        """One chat completion. Raises RemoteError (RemoteCancelled when ``cancel`` turned true)."""
+        """One chat completion. Raises RemoteError (RemoteCancelled when ``cancel`` turned true).
+
+        ``skip_special_tokens``: vLLM's and SGLang's request field (their default: true, which
+        drops InternVL's <ref>/<box> from the text); None: not sent, for an API that refuses
+        unknown fields. Whatever the server does with it, the reply's tokens are matched to its
+        text (token_text.align_tokens)."""
         if has_images(messages):
             self.consent.require(self.endpoint.url)  # before any socket is opened
         payload: dict[str, Any] = {
@@ -192,6 +198,8 @@ class ChatClient:
                 payload["top_logprobs"] = int(top_logprobs)
         if response_format is not None:
             payload["response_format"] = response_format
+        if skip_special_tokens is not None:
+            payload["skip_special_tokens"] = bool(skip_special_tokens)
         start = time.monotonic()
         resp = self._call("POST", self.endpoint.path("chat/completions"), payload, cancel)
         parsed = parse_chat_completion(resp.body, self.endpoint.url)
@@ -212,6 +220,7 @@ class ChatClient:
             attempts=resp.attempts,
             waits=resp.waits,
             refusal=parsed.refusal,
+            token_note=parsed.token_note,
         )
 
     def chat_json(
