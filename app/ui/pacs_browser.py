@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QGridLayou
 from app.pacs.models import QueryFilter, SeriesMatch, StudyMatch
 from app.pacs.nodes import PacsNode, load_nodes
 
-from .pacs_thumbnails import THUMB, thumb_pixmap, thumbnail_array
+from .pacs_thumbnails import THUMB, is_document, thumb_pixmap, thumbnail_array
 from .workers import Worker
 
 if TYPE_CHECKING:
@@ -294,6 +294,9 @@ class PacsBrowser(QDialog):
             for s in series:  # thumbnails one by one: each shows as soon as it is here
                 if ctx.cancelled():
                     break
+                if is_document(s.modality):  # a placeholder, no pixels: nothing to fetch (a PDF can be large)
+                    ctx.partial(("thumb", s.series_uid, None))
+                    continue
                 try:
                     ctx.partial(("thumb", s.series_uid, thumbnail_array(client.first_instance(study.study_uid, s.series_uid))))
                 except Exception as exc:  # noqa: BLE001 - one missing thumbnail must not stop the others
@@ -321,10 +324,11 @@ class PacsBrowser(QDialog):
             self.series_listed.emit(len(self.series))
         elif kind == "thumb":
             _, series_uid, img = payload
+            modality = next((s.modality for s in self.series if s.series_uid == series_uid), "")
             for i in range(self.series_list.count()):
                 item = self.series_list.item(i)
                 if item.data(Qt.ItemDataRole.UserRole) == series_uid:
-                    item.setIcon(QIcon(thumb_pixmap(img)))
+                    item.setIcon(QIcon(thumb_pixmap(img, modality)))
                     item.setData(Qt.ItemDataRole.UserRole + 1, img is not None)
                     self.thumbnail_arrived.emit(series_uid)
 

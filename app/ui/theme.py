@@ -64,10 +64,24 @@ def dark_palette() -> QPalette:
     return pal
 
 
+ICONS_TOKEN = "@ICONS@"  # in dark.qss: stands for the absolute resources/icons folder
+
+
+def theme_stylesheet() -> str:
+    """resources/styles/dark.qss with ``@ICONS@`` replaced by the absolute icons folder ("" when
+    missing). A relative url() in a style sheet resolves against the working directory, so the
+    check box tick would vanish when the app starts elsewhere or from the PyInstaller bundle."""
+    qss = resources_dir() / "styles" / "dark.qss"
+    if not qss.is_file():
+        return ""
+    icons = (resources_dir() / "icons").resolve().as_posix()  # forward slashes: Qt's url() on Windows too
+    return qss.read_text(encoding="utf-8").replace(ICONS_TOKEN, icons)
+
+
 def apply_theme(app: QApplication) -> None:
     """Fusion + dark palette + resources/styles/dark.qss (missing qss: palette only)."""
     app.setStyle("Fusion")
     app.setPalette(dark_palette())
-    qss = resources_dir() / "styles" / "dark.qss"
-    if qss.is_file():
-        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    qss = theme_stylesheet()
+    if qss:
+        app.setStyleSheet(qss)

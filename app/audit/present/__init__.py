@@ -5,7 +5,7 @@ from .build import ANSWER_CHARS, NAME_CHARS, build_presentation, mask_row, mode_
 from .overrides import override_rows, override_sentence
 from .formatting import (
     breakable, elide, elide_name, fmt_dicom_date, fmt_local_minute, fmt_person_name, fmt_prob, fmt_prob3, fmt_time,
-    sentence, tail,
+    sentence, short_hash, short_hashes, tail,
 )
 from .model import (
     AnswerRow, Coordinator, Entities, EntityRow, EvidenceRow, Header, MaskRow, ModelRow, OverrideRow,
@@ -17,7 +17,7 @@ __all__ = [
     "ANSWER_CHARS", "NAME_CHARS", "build_presentation", "mask_row", "mode_label", "scope_text", "override_rows",
     "override_sentence",
     "breakable", "elide", "elide_name", "fmt_dicom_date", "fmt_local_minute", "fmt_person_name", "fmt_prob",
-    "fmt_prob3", "fmt_time", "sentence", "tail",
+    "fmt_prob3", "fmt_time", "sentence", "short_hash", "short_hashes", "tail",
     "AnswerRow", "Coordinator", "Entities", "EntityRow", "EvidenceRow", "Header", "MaskRow", "ModelRow",
     "OverrideRow", "RunPresentation", "TimelineRow", "TimingRow", "VoteRow", "VoteSummary",
     "DEIDENTIFIED", "DISCLAIMER", "EVIDENCE_LABELS", "EVIDENCE_TITLES", "REPORT_TITLE",

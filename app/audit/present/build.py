@@ -10,7 +10,7 @@ from app.pipeline.record import InputInfo, MaskRecord, Override, RunRecord
 from app.pipeline.types import EvidenceType, Stage
 from app.pipeline.vocab import ConfidenceGate, DecisionSource, EntitySource, Mode, RunStatus, TieBreak
 
-from .formatting import elide, elide_name, fmt_prob, fmt_prob3, fmt_time, sentence
+from .formatting import elide, elide_name, fmt_prob, fmt_prob3, fmt_time, sentence, short_hash
 from .model import (
     AnswerRow, Entities, EntityRow, EvidenceRow, Header, MaskRow, ModelRow, RunPresentation,
     TimingRow, VoteRow, VoteSummary,
@@ -300,8 +300,9 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
     inp, win = r.input, r.input.window
     total = sum(t.seconds for t in r.timings)
     models = tuple(ModelRow(
-        role=role, backend=m.backend, repo_id=m.repo_id, revision_short=m.revision[:10] if m.revision else "local",
-        revision=(m.revision or "-")[:12], sha_short=m.weights_sha256[:12], device=m.device, dtype=m.dtype,
+        role=role, backend=m.backend, repo_id=m.repo_id, revision_short=short_hash(m.revision) or "local",
+        revision=(m.revision or "-")[:12], sha_short=short_hash(m.weights_sha256), device=m.device, dtype=m.dtype,
+        sha256=m.weights_sha256,
     ) for role, m in r.models.items())
     timings = tuple(TimingRow(
         stage=t.stage.value if isinstance(t.stage, Stage) else str(t.stage), started=fmt_time(t.started),
@@ -327,7 +328,7 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
         header=_header(r), disclaimer=DISCLAIMER,
         input_text=(f"{inp.modality} slice {inp.slice_index + 1}/{inp.num_slices}, "
                     f"{inp.image_size[0]}\u00d7{inp.image_size[1]} px, window "
-                    f"C {win.get('center', 0):g} / W {win.get('width', 0):g}, pixels sha256 {inp.pixel_sha256[:16]}"),
+                    f"C {win.get('center', 0):g} / W {win.get('width', 0):g}, pixels sha256 {short_hash(inp.pixel_sha256) or '-'}"),
         window_text=window, entities=_entities(r), masks=tuple(mask_row(i, m) for i, m in enumerate(r.masks)),
         mask_note=mask_note(r),
         evidence=_evidence(r), answers=_answers(r), vote=_vote(r), coordinator=coordinator(r), models=models,
@@ -335,6 +336,7 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
         timings=timings, timings_text=timings_text, total_seconds=total, warnings=tuple(r.warnings),
         errors=tuple(r.errors), overrides=override_rows(list(r.overrides) + list(overrides)), terminal_head=head,
         weights_text=weights_text, study=study_view(r.study, r.input) if r.study is not None else None,
+        pixel_sha256=inp.pixel_sha256,
     )
 
 

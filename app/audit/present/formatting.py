@@ -19,11 +19,37 @@ def fmt_time(iso: str) -> str:
 
 
 def fmt_local_minute(iso: str) -> str:
-    """The time in this computer's zone to the minute, for a table of runs (unparseable: as is)."""
+    """'2026-12-02T06:40:12.345+00:00' -> '2026-12-02 06:40': the value's own clock to the minute,
+    for rows of runs. Its zone follows ('2026-12-02 06:40 UTC', '... UTC+05:30') only when it is not
+    this computer's zone at that instant, so a time from another site is never read as local; a
+    naive time names no zone and none is shown (never one invented). Empty: '-'; unparseable: as is."""
+    if not iso:
+        return "-"
     try:
-        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
+        t = datetime.fromisoformat(iso)
+    except (ValueError, TypeError):
         return iso
+    text = f"{t:%Y-%m-%d %H:%M}"
+    if t.utcoffset() is None or t.utcoffset() == t.astimezone().utcoffset():
+        return text
+    return f"{text} {t.tzname() or t.strftime('%z')}"
+
+
+# A sha256 (64 hex) or git revision (40 hex) in running text: shown short, never in full on screen.
+_HEX_RUN = re.compile(r"\b[0-9a-fA-F]{32,}\b")
+HASH_CHARS = 12
+
+
+def short_hash(value: str, n: int = HASH_CHARS) -> str:
+    """A hash cut to its first ``n`` characters and an ellipsis ('' stays '', a short value as is):
+    enough to compare by eye; the full value belongs in a tooltip or the report."""
+    v = (value or "").strip()
+    return v if len(v) <= n else v[:n] + "\u2026"
+
+
+def short_hashes(text: str) -> str:
+    """``text`` with every run of 32 or more hex digits (a sha256, a revision) shortened by :func:`short_hash`."""
+    return _HEX_RUN.sub(lambda m: short_hash(m.group(0)), text or "")
 
 
 def fmt_prob(p: float | None) -> str:

@@ -167,11 +167,12 @@ class ModelRow:
     role: str
     backend: str
     repo_id: str
-    revision_short: str  # panel (10 chars or "local")
+    revision_short: str  # panel (short_hash: 12 chars and an ellipsis, or "local")
     revision: str  # report (12 chars or "-")
-    sha_short: str  # 12 hex chars ("" when unknown)
+    sha_short: str  # short_hash of the weights sha256 ("" when unknown)
     device: str
     dtype: str
+    sha256: str = ""  # the full weights sha256 (the panel's tooltip)
 
 
 @dataclass(frozen=True)
@@ -223,3 +224,4 @@ class RunPresentation:
     # (app.pipeline.disclosure); "... weights: not recorded" for a record older than the field.
     weights_text: str = ""
     study: StudyView | None = None  # study-scope runs only (app.audit.present.study)
+    pixel_sha256: str = ""  # in full (input_text shows it short; the panel's tooltip in full)

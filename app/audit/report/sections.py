@@ -229,7 +229,7 @@ def models(ctx: Ctx) -> list[Any]:
     rows: list[list[Any]] = [["Role", "Backend", "Repository", "Revision", "Weights sha256", "Device / dtype"]]
     for m in ctx.pres.models:
         rows.append([m.role, m.backend, m.repo_id or "-", m.revision,
-                     (m.sha_short + "…") if m.sha_short else "-", f"{m.device} / {m.dtype}"])
+                     m.sha_short or "-", f"{m.device} / {m.dtype}"])
     return out + [table(ctx, rows, [0.14 * fw, 0.12 * fw, 0.30 * fw, 0.12 * fw, 0.16 * fw, 0.16 * fw])]
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFrame, QVBoxLayout, QWidget
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFrame, QLabel, QMenu, QVBoxLayout, QWidget
 
-from app.audit.present import breakable
+from app.audit.present import breakable, fmt_local_minute, short_hashes
 
 from ..workers import Worker
 from .widgets import DIM, esc, label
@@ -53,7 +54,8 @@ def summary_html(s: "CareSrSummary") -> str:
 
     answer = s.answer if len(s.answer) <= ANSWER_CHARS else s.answer[: ANSWER_CHARS - 1] + "\u2026"
     lines = [f"<b>Q:</b> {esc(breakable(s.question))}", f"<b>A:</b> {esc(breakable(answer)) or '(no answer)'}"]
-    meta = " \u00b7 ".join(x for x in (s.mode, s.created, f"run {s.run_id[:8]}") if x)
+    # Readable time and short hashes on screen; summary_text (tooltip, Copy) has them whole.
+    meta = " \u00b7 ".join(x for x in (s.mode, s.created and fmt_local_minute(s.created), f"run {s.run_id[:8]}") if x)
     lines.append(f"<span style='color:{DIM}'>{esc(meta)}</span>")
     if s.entities:
         lines.append("Entities: " + "; ".join(conf(e) for e in s.entities))
@@ -64,10 +66,38 @@ def summary_html(s: "CareSrSummary") -> str:
     if s.overrides:
         lines.append("Clinician overrides: " + "; ".join(esc(o) for o in s.overrides))
     if s.models:
-        lines.append(f"<span style='color:{DIM}'>Models: {esc('; '.join(s.models))}</span>")
+        lines.append(f"<span style='color:{DIM}'>Models: {esc(breakable(short_hashes('; '.join(s.models))))}</span>")
     lines.append(f"<span style='color:{DIM}'>From DICOM SR {esc(s.sop_instance_uid)}; not in this workstation's "
                  "audit trail</span>")
     return "<br>".join(lines)
+
+
+def summary_text(s: "CareSrSummary") -> str:
+    """The run's identity in full (time as the SR states it, whole hashes): the row's tooltip and
+    what its "Copy" puts on the clipboard, so a shortened value can always be checked."""
+    lines = [f"Run {s.run_id}", f"Started {s.created or '(not stated: de-identified)'}"]
+    if len(s.answer) > ANSWER_CHARS:
+        lines.append(f"Answer: {s.answer}")
+    lines += [f"Model {m}" for m in s.models]
+    lines.append(f"DICOM SR {s.sop_instance_uid}")
+    return "\n".join(lines)
+
+
+def _row(s: "CareSrSummary") -> QLabel:
+    row = label(summary_html(s), rich=True)
+    row.setToolTip(summary_text(s))
+    row.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+
+    def menu(pos) -> None:
+        m = QMenu(row)
+        if row.hasSelectedText():
+            m.addAction("Copy selection", lambda: QGuiApplication.clipboard().setText(row.selectedText()))
+        m.addAction("Copy run details (full time and hashes)",
+                    lambda: QGuiApplication.clipboard().setText(summary_text(s)))
+        m.exec(row.mapToGlobal(pos))
+
+    row.customContextMenuRequested.connect(menu)
+    return row
 
 
 class PacsRunsBox(QFrame):
@@ -94,9 +124,7 @@ class PacsRunsBox(QFrame):
         self.title.setText(f"<b>{n} past run{'s' if n != 1 else ''} from PACS</b> (CARE structured report"
                            f"{'s' if n != 1 else ''} in this study)")
         for s in self.summaries:
-            row = label(summary_html(s), rich=True)
-            if len(s.answer) > ANSWER_CHARS:
-                row.setToolTip(s.answer)
+            row = _row(s)
             self.layout_.addWidget(row)
             self.rows.append(row)
         self.setVisible(bool(n))
@@ -145,4 +173,4 @@ class PacsRunsReader(QObject):
         self.box.set_summaries(summaries)
 
 
-__all__ = ["PacsRunsBox", "PacsRunsReader", "read_care_srs", "summary_html"]
+__all__ = ["PacsRunsBox", "PacsRunsReader", "read_care_srs", "summary_html", "summary_text"]

@@ -19,7 +19,12 @@ def fill_provenance(sec: Section, p: RunPresentation) -> None:
     rows.append(f"<b>Versions</b>: {esc(p.versions_text)}")
     if p.timings_text:
         rows.append(f"<b>Timings</b>: {p.timings_text}")
-    sec.add(label("<br>".join(rows), rich=True))
+    lab = label("<br>".join(rows), rich=True)
+    # The hashes are shown short; the tooltip has them whole, to compare with a model card or file.
+    full = [f"{m.role} weights sha256 {m.sha256}" for m in p.models if m.sha256]
+    full += [f"input pixels sha256 {p.pixel_sha256}"] if p.pixel_sha256 else []
+    lab.setToolTip("\n".join(full))
+    sec.add(lab)
     if p.warnings:
         sec.add(label("<b>Warnings</b><br>" + "<br>".join(f"\u2022 {esc(breakable(w))}" for w in p.warnings),
                       rich=True, color=WARN))
