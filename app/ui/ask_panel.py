@@ -70,6 +70,12 @@ class AskPanel(QWidget):
         self.view_note.hide()
         top.addWidget(self.view_note)
         outer.addLayout(top)
+        # A hairline where the scrolling part begins: a row scrolled half out reads as scrolled.
+        edge = QFrame(self)
+        edge.setFrameShape(QFrame.Shape.HLine)
+        edge.setFrameShadow(QFrame.Shadow.Plain)
+        edge.setStyleSheet("color:#2f3740;")
+        outer.addWidget(edge)
 
         # The rest scrolls inside the dock: a long message (the install command, the audit
         # trail's reason) grows the panel instead of being cut at the dock's height.
