@@ -32,10 +32,14 @@ def _question_top(care) -> int:
     return care.ask.question.mapTo(care.ask_dock, QPoint(0, 0)).y()
 
 
-def _ask(qtbot, care, question=QUESTION):
+def _ask(qtbot, care, question=QUESTION, *, enter: bool = False):
+    """Ask with a click on Ask, or with Enter in the question field."""
     care.ask.set_question(question)
     with qtbot.waitSignal(care.run_finished, timeout=120_000) as sig:
-        qtbot.mouseClick(care.ask.run_button, Qt.MouseButton.LeftButton)
+        if enter:
+            qtbot.keyClick(care.ask.question.lineEdit(), Qt.Key.Key_Return)
+        else:
+            qtbot.mouseClick(care.ask.run_button, Qt.MouseButton.LeftButton)
     qtbot.wait(100)  # the deferred layout and any scroll it triggers
     return sig.args[0]
 
@@ -73,9 +77,11 @@ def test_a_finished_cpu_run_keeps_the_question_in_view(qtbot, care):
     assert _whole_in_view(panel.question, care.ask_dock)
     assert _whole_in_view(panel.run_button, care.ask_dock)
 
-    # Asking again is one Enter away: the field takes the focus without any scrolling.
-    panel.question.setFocus()
-    qtbot.wait(50)
+    # Asking again is one Enter away: the focus went from Ask to Cancel while it ran (not down the
+    # tab chain, which scrolled the panel) and back to the question when it ended.
+    assert panel.question.lineEdit().hasFocus()
+    again = _ask(qtbot, care, "Is there a pleural effusion?", enter=True)
+    assert again.record is not None and again.record.status == "completed"
     assert _whole_in_view(panel.question, care.ask_dock) and _question_top(care) == top
 
 
@@ -106,3 +112,29 @@ def test_a_cancelled_run_keeps_the_question_in_view(qtbot, care):
     assert outcome.record is not None and outcome.record.status == "cancelled"
     assert panel.status.text().startswith("Cancelled after ")
     assert _whole_in_view(panel.question, care.ask_dock) and _question_top(care) == top
+
+
+def test_a_run_started_while_a_choice_has_the_focus_hands_it_to_cancel_and_keeps_the_panel_still(qtbot, care):
+    """Mode and models are disabled while a run goes: the focus on one of them goes to Cancel, not
+    down the tab chain (the scroll area would scroll to whichever widget took it)."""
+    _short_ask_dock(qtbot, care)
+    panel = care.ask
+    bar = panel.scroll_area.verticalScrollBar()
+    assert bar.maximum() > 0  # the dock is short enough to scroll
+    bar.setValue(0)
+    panel.set_question(QUESTION)
+    panel.profile.setFocus()
+    qtbot.waitUntil(panel.profile.hasFocus, timeout=2_000)
+    at_start: list[tuple[bool, int]] = []
+    seen: list[int] = []
+
+    def started(handle) -> None:
+        at_start.append((panel.cancel_button.hasFocus(), bar.value()))
+        handle.signals.partial.connect(lambda _p: seen.append(bar.value()))
+
+    care.run_started.connect(started)
+    with qtbot.waitSignal(care.run_finished, timeout=120_000):
+        care.start_run(QUESTION, "tiny")  # as Re-ask in the Audit panel does: the focus stays where it was
+    assert at_start == [(True, 0)]
+    assert seen and set(seen) == {0}
+    assert panel.question.hasFocus()  # back to the question when the run ended
