@@ -104,8 +104,9 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
         if tags is not None:
             w.tabifyDockWidget(self.audit_dock, tags)
         self.audit_dock.raise_()
-        # The Ask panel holds the question, mode, models, the weights line, the target, the
-        # stage strip and a message: 300 px shows them all without scrolling.
+        # The Ask panel holds the question, the target with Ask/Cancel (these two rows never
+        # scroll), mode, models, the weights line, the stage strip and the status: 300 px shows
+        # them all; a run's message scrolls the lower part a little to come into view.
         w.resizeDocks([self.ask_dock, self.audit_dock], [300, 600], Qt.Orientation.Vertical)
 
     def _build_actions(self) -> None:

@@ -21,12 +21,12 @@ def isolate_settings(monkeypatch, tmp_path) -> None:
     """Audit store, consent and the panel's QSettings under tmp_path (never the user's)."""
     from PySide6.QtCore import QSettings
 
-    import app.ui.ask_panel as ask_panel
+    import app.ui.ask_form as ask_form
 
     monkeypatch.setenv("CARE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("CARE_CONFIG_DIR", str(tmp_path / "config"))
     ini = str(tmp_path / "settings.ini")
-    monkeypatch.setattr(ask_panel, "settings", lambda: QSettings(ini, QSettings.Format.IniFormat))
+    monkeypatch.setattr(ask_form, "settings", lambda: QSettings(ini, QSettings.Format.IniFormat))
 
 
 def open_ct(qtbot, window, ct_dicom_dir) -> None:
