@@ -51,11 +51,12 @@ def _summary(created: str) -> CareSrSummary:
                          models=tuple(model_lines(_record(created))), sop_instance_uid="1.2.826.0.1.3680043.10.1")
 
 
-def test_time_to_the_minute_with_a_zone_only_when_not_local(berlin):
-    assert fmt_local_minute("2026-12-02T06:40:12.345+01:00") == "2026-12-02 06:40"  # local: no zone
-    assert fmt_local_minute("2026-12-02T06:40:12.345+00:00") == "2026-12-02 06:40 UTC"  # as stated, labelled
-    assert fmt_local_minute("2026-12-02T06:40:12+05:30") == "2026-12-02 06:40 UTC+05:30"
-    assert fmt_local_minute("2026-12-02T06:40:12") == "2026-12-02 06:40"  # naive: no zone invented
+def test_time_to_the_minute_on_this_computers_clock(berlin):
+    assert fmt_local_minute("2026-12-02T06:40:12.345+01:00") == "2026-12-02 06:40"  # already local
+    assert fmt_local_minute("2026-12-02T06:40:12.345+00:00") == "2026-12-02 07:40"  # UTC, on Berlin's clock
+    assert fmt_local_minute("2026-12-02T06:40:12+05:30") == "2026-12-02 02:10"
+    assert fmt_local_minute("2026-07-01T06:40:12+00:00") == "2026-07-01 08:40"  # summer time that day
+    assert fmt_local_minute("2026-12-02T06:40:12") == "2026-12-02 06:40"  # naive: as written, never shifted
     assert fmt_local_minute("") == "-" and fmt_local_minute("yesterday") == "yesterday"
 
 
@@ -75,7 +76,7 @@ def test_pacs_runs_box_shows_readable_time_and_short_hashes(qtbot, berlin):
     shown = box.title.text() + row.text()
     assert not RAW_ISO.search(shown), shown
     assert not LONG_HEX.search(shown), shown
-    assert "2026-12-02 05:40 UTC" in shown  # a UTC time on a Berlin computer says so
+    assert "2026-12-02 06:40" in shown  # the UTC time on the Berlin computer's clock
     assert SHA[:12] + "\u2026" in shown and REVISION[:12] + "\u2026" in shown
     # The whole values: in the tooltip, and the row's text can be selected and copied.
     tip = row.toolTip()

@@ -19,20 +19,17 @@ def fmt_time(iso: str) -> str:
 
 
 def fmt_local_minute(iso: str) -> str:
-    """'2026-12-02T06:40:12.345+00:00' -> '2026-12-02 06:40': the value's own clock to the minute,
-    for rows of runs. Its zone follows ('2026-12-02 06:40 UTC', '... UTC+05:30') only when it is not
-    this computer's zone at that instant, so a time from another site is never read as local; a
-    naive time names no zone and none is shown (never one invented). Empty: '-'; unparseable: as is."""
+    """'2026-12-02T06:40:12.345+00:00' -> '2026-12-02 07:40' on a UTC+01:00 computer: the same
+    instant on this computer's clock, to the minute, for rows of runs (what the reader's own clock
+    said then). A naive time names no zone: it is shown as written, never shifted by a zone
+    guessed for it. Empty: '-'; unparseable: as is."""
     if not iso:
         return "-"
     try:
         t = datetime.fromisoformat(iso)
     except (ValueError, TypeError):
         return iso
-    text = f"{t:%Y-%m-%d %H:%M}"
-    if t.utcoffset() is None or t.utcoffset() == t.astimezone().utcoffset():
-        return text
-    return f"{text} {t.tzname() or t.strftime('%z')}"
+    return f"{(t.astimezone() if t.utcoffset() is not None else t):%Y-%m-%d %H:%M}"
 
 
 # A sha256 (64 hex) or git revision (40 hex) in running text: shown short, never in full on screen.
