@@ -33,16 +33,17 @@ def _caption_starts(record: RunRecord) -> tuple[str, ...]:
 NOTES = ("Proposed by the entity model", "Merged as duplicates", "Kept but without a mask", "Counts:")
 
 
-def _record(masks: int, question_words: int = 0, answer_words: int = 0, base: RunRecord | None = None) -> RunRecord:
+def _record(masks: int, question_words: int = 0, answer_words: int | None = None,
+            base: RunRecord | None = None) -> RunRecord:
     """``base`` (the synthetic run by default) with ``masks`` masks (its own, repeated under new
-    names) and a question and answer lengthened by so many words."""
+    names), its question lengthened by so many words and its answer replaced by "Yes" and so many."""
     r = copy.deepcopy(base) if base is not None else synthetic_record(3)
     own = list(r.masks)
     r.masks = [dataclasses.replace(own[i % len(own)], entity=f"finding {i} {own[i % len(own)].entity}")
                for i in range(masks)]
     r.question = r.question + " left lower lobe" * question_words
-    if answer_words:
-        r.final_answer = (r.final_answer or "") + " probably a mass" * answer_words
+    if answer_words is not None:
+        r.final_answer = "Yes" + " probably a mass" * answer_words
     return r
 
 
@@ -150,8 +151,9 @@ def test_a_real_runs_figure_keeps_its_legend(real_run, tmp_path):
 
 def test_a_tables_notes_share_the_page_of_its_last_rows(tmp_path):
     # More masks and longer answers end the entity table at different heights, some at a page foot.
-    for masks, answer in [(3, a) for a in (54, 57, 60)] + [(6, a) for a in range(24, 40, 3)] + [(10, a) for a in
-                                                                                                  range(0, 30, 6)]:
+    cases = ([(3, a) for a in (18, 54, 57, 60)] + [(6, a) for a in range(24, 40, 3)] + [(10, a) for a in range(0, 30, 6)]
+             + [(14, a) for a in (51, 54, 57)] + [(20, 27)])
+    for masks, answer in cases:
         record = _record(masks, 0, answer)
         pdf = build_report(record, tmp_path / f"notes-{masks}-{answer}.pdf", patient=FAKE_PATIENT)
         pages = [" ".join((p.extract_text() or "").split()) for p in PdfReader(str(pdf)).pages]
