@@ -26,7 +26,7 @@ from . import sections as sec
 from .figure import figure
 from .flowables import Ctx, Scrubber, styles
 from .fonts import fonts
-from .keep import FRAME_PADDING
+from .keep import FRAME_PADDING, heading_group_class
 from .measurements_section import measurements
 from .page import canvas_class, no_ascii85
 from .study_section import study_scope
@@ -149,6 +149,7 @@ def _layout(ctx: Ctx, overrides: Sequence[Any], patient: PatientInfo | None, ima
         bottomMargin=_BOTTOM, title=ctx.scrub(f"CARE evidence report {record.run_id}"), author="CARE Viewer",
         subject="Decision-support evidence report", keywords="",
         creator=ctx.scrub(f"CARE Viewer {record.app_version}".strip()), pageCompression=1,
+        keepTogetherClass=heading_group_class(),
     )
     with _BUILD_LOCK, no_ascii85():
         doc.build(story, canvasmaker=canvas_class(ctx.fonts, record.run_id, generated))

@@ -60,7 +60,8 @@ def with_tail(body: Any, tail: Sequence[Any]) -> Any:
 
         def wrap(self, aw: float, ah: float) -> tuple[float, float]:
             self._aw = aw  # the notes are drawn at the width they were measured at
-            w, self._body_h = self.body.wrapOn(self.canv, aw, ah)
+            # No canvas when measured from outside a frame (a group deciding where to split).
+            w, self._body_h = self.body.wrapOn(getattr(self, "canv", None), aw, ah)
             self._tail_h = gap(self.body, self.tail[0]) + stack_height(self.tail, aw)
             self.width, self.height = max(w, aw), self._body_h + self._tail_h
             return self.width, self.height
@@ -95,3 +96,27 @@ def with_tail(body: Any, tail: Sequence[Any]) -> Any:
 
     tail = list(tail)
     return WithTail(body, tail) if tail else body
+
+
+def heading_group_class() -> type:
+    """The group reportlab makes of a heading (``keepWithNext``) and what follows it: moved to
+    the next page whole, as KeepTogether does, unless the heading and the *first lines* of a long
+    paragraph or table fit here; then they start here (the heading never ends a page alone, and
+    a long chain of thought no longer leaves the rest of a page blank before it)."""
+    from reportlab.platypus import KeepTogether
+    from reportlab.platypus.doctemplate import _FrameBreak
+
+    class HeadingGroup(KeepTogether):
+        def split(self, aw: float, ah: float) -> list[Any]:
+            out = super().split(aw, ah)
+            if not out or not isinstance(out[0], _FrameBreak) or len(self._content) < 2:
+                return out
+            *heads, last = self._content
+            room = ah - stack_height(heads, aw) - max(heads[-1].getSpaceAfter(), last.getSpaceBefore())
+            # A paragraph splits into two parts only when at least two of its lines fit
+            # (allowOrphans 0); a table only with its header and a first row.
+            if room > 0 and len(last.split(aw, room)) >= 2:
+                return out[1:]
+            return out
+
+    return HeadingGroup
