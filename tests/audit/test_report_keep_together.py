@@ -164,3 +164,36 @@ def test_a_tables_notes_share_the_page_of_its_last_rows(tmp_path):
         assert f"finding {masks - 1} " in pages[k] and "litemedsam (box)" in pages[k], what  # the table's last row
         (v,) = [i for i, t in enumerate(pages) if "Counts:" in t]
         assert "global image" in pages[v], what  # the vote table's last row
+
+
+FOOTER_TOP = 60.0  # points: the disclaimer and page line lie below (app.audit.report.page)
+BODY_BOTTOM = 20 * 72 / 25.4 + 6  # the bottom margin and the frame's padding
+
+
+def _lowest_body_line(page: object) -> tuple[float, str]:
+    """(bottom, text) of the lowest line of body text on a PDFium page (above the page footer)."""
+    tp = page.get_textpage()
+    bottoms = [b for b in (tp.get_charbox(i)[1] for i in range(tp.count_chars())) if b > FOOTER_TOP]
+    low = min(bottoms)
+    return low - BODY_BOTTOM, tp.get_text_bounded(0, low - 1, page.get_width(), low + 6).strip()
+
+
+def test_a_long_reasoning_starts_under_its_evidence_block(tmp_path):
+    import pypdfium2
+
+    think = "The right upper lobe shows a rounded hyperdense lesion with smooth margins. " * 40
+    base = synthetic_record(3, think=think)
+    moved = 0
+    for question in range(0, 72, 6):
+        record = _record(6, question, 16, base=base)
+        pdf = build_report(record, tmp_path / f"think-{question}.pdf", patient=FAKE_PATIENT)
+        firsts = [(p.extract_text() or "").strip().splitlines()[0] for p in PdfReader(str(pdf)).pages]
+        doc = pypdfium2.PdfDocument(str(pdf))
+        for n in range(len(doc) - 1):
+            free, last = _lowest_body_line(doc[n])
+            assert "Reasoning (<think>)" not in last, f"question +{question}: page {n + 1} ends with the label"
+            if firsts[n + 1].startswith("Reasoning (<think>)"):  # moved on whole: only for want of room
+                moved += 1
+                assert free < 12 + 2 * 10.6 + 8, f"question +{question}: {free:.0f} pt left blank on page {n + 1}"
+        doc.close()
+    assert moved  # some did move on, so the room was measured
