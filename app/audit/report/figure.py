@@ -1,6 +1,6 @@
 """The report's main figure: the composited slice with its orientation markers and scale bar
 (vector text and lines around the image, never drawn into its pixels), the zoom-in crop beside
-it, and the legend below (a table of its own, so any number of masks flows over pages)."""
+it, and the legend below, all on one page (a legend longer than a page flows on from it)."""
 from __future__ import annotations
 
 import io

@@ -1,10 +1,10 @@
 """Layout groups that must share a page (reportlab platypus): a table with the notes under it,
-a caption or lead line with the table it introduces, and the height arithmetic the figure uses
-to fit itself and its legend on one page.
+a lead line with the table it introduces, a heading with the start of what follows it, and the
+height arithmetic the figure uses to fit itself and its legend on one page.
 
-``keepWithNext`` (the heading styles) covers a heading and the one flowable after it; these cover
-what it cannot: a note *after* a table (keepWithNext would pull the whole table onto the next
-page with it, or leave the note alone at the top of one when the table splits)."""
+``keepWithNext`` (the heading styles, :func:`lead`) covers a flowable and the one after it; a note
+*after* a table needs :func:`with_tail` (keepWithNext would pull the whole table onto the next page
+with it, or leave the note alone at the top of one when the table splits)."""
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
