@@ -26,6 +26,7 @@ from . import sections as sec
 from .figure import figure
 from .flowables import Ctx, Scrubber, styles
 from .fonts import fonts
+from .keep import FRAME_PADDING, heading_group_class
 from .measurements_section import measurements
 from .page import canvas_class, no_ascii85
 from .study_section import study_scope
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # the traceback is for a configured log, never a terminal
 
 _BUILD_LOCK = threading.Lock()  # rl_config is process-global (see page.no_ascii85)
+_TOP, _BOTTOM = 16 * 72 / 25.4, 20 * 72 / 25.4  # page margins in points (16 mm, 20 mm)
 
 
 def build_report(
@@ -99,6 +101,7 @@ def _render(record: RunRecord, overrides: Sequence[Any], pagesize: Any, deidenti
 
     f = fonts()
     margin = 18 * mm
+    frame_height = pagesize[1] - _TOP - _BOTTOM - 2 * FRAME_PADDING
     inp = record.input
     scrub = Scrubber(patient, deidentify, (inp.study_uid, inp.series_uid, inp.source_path))
     pres = build_presentation(record, overrides)
@@ -107,7 +110,8 @@ def _render(record: RunRecord, overrides: Sequence[Any], pagesize: Any, deidenti
     # they hold (one pass when nothing on page 1 had to be cut).
     pages: dict[str, int] = {}
     for _ in range(4):
-        ctx = Ctx(record, pres, f, styles(f), scrub, deidentify, pagesize[0] - 2 * margin, pages=pages)
+        ctx = Ctx(record, pres, f, styles(f), scrub, deidentify, pagesize[0] - 2 * margin, frame_height,
+                  pages=pages)
         pdf = _layout(ctx, overrides, patient, image, note, pagesize, margin, generated)
         if not ctx.continuations or ctx.marks == pages:
             break
@@ -117,7 +121,6 @@ def _render(record: RunRecord, overrides: Sequence[Any], pagesize: Any, deidenti
 
 def _layout(ctx: Ctx, overrides: Sequence[Any], patient: PatientInfo | None, image: np.ndarray | None, note: str, pagesize: Any,
             margin: float, generated: str) -> io.BytesIO:
-    from reportlab.lib.units import mm
     from reportlab.platypus import SimpleDocTemplate
 
     record = ctx.record
@@ -142,10 +145,11 @@ def _layout(ctx: Ctx, overrides: Sequence[Any], patient: PatientInfo | None, ima
     pdf = io.BytesIO()
     # The document info carries no patient data (the run id and the app only), scrubbed all the same.
     doc = SimpleDocTemplate(
-        pdf, pagesize=pagesize, leftMargin=margin, rightMargin=margin, topMargin=16 * mm,
-        bottomMargin=20 * mm, title=ctx.scrub(f"CARE evidence report {record.run_id}"), author="CARE Viewer",
+        pdf, pagesize=pagesize, leftMargin=margin, rightMargin=margin, topMargin=_TOP,
+        bottomMargin=_BOTTOM, title=ctx.scrub(f"CARE evidence report {record.run_id}"), author="CARE Viewer",
         subject="Decision-support evidence report", keywords="",
         creator=ctx.scrub(f"CARE Viewer {record.app_version}".strip()), pageCompression=1,
+        keepTogetherClass=heading_group_class(),
     )
     with _BUILD_LOCK, no_ascii85():
         doc.build(story, canvasmaker=canvas_class(ctx.fonts, record.run_id, generated))

@@ -1,6 +1,6 @@
 """The report's main figure: the composited slice with its orientation markers and scale bar
 (vector text and lines around the image, never drawn into its pixels), the zoom-in crop beside
-it, and the legend below (a table of its own, so any number of masks flows over pages)."""
+it, and the legend below, all on one page (a legend longer than a page flows on from it)."""
 from __future__ import annotations
 
 import io
@@ -16,6 +16,7 @@ from app.pipeline.vocab import EntitySource
 from ..artifacts import encode_png
 from .composite import LegendEntry, composite
 from .flowables import Ctx, clip, image, para, rgb, table
+from .keep import largest_fitting, stack_height
 
 CLINICIAN_BOX = "clinician box"
 
@@ -23,6 +24,7 @@ EDGES = ("left", "right", "top", "bottom")
 _NICE_MM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 _PAD = 13.0  # points around the image for the edge letters
 _BAR_ROW = 12.0  # points below the bottom letter for the scale bar
+MIN_SCALE = 0.5  # the smallest the figure is drawn (of its full size) to keep its legend on its page
 
 
 def edge_markers(labels: Any) -> dict[str, str]:
@@ -138,29 +140,53 @@ def _frame_caption(markers: dict[str, str], cal: tuple[float, float] | None, px:
 
 
 def figure(ctx: Ctx, slice_image: np.ndarray | None, note: str) -> list[Any]:
-    from reportlab.platypus import KeepTogether, Spacer, Table, TableStyle
+    """The heading, the figure and its legend as one group that never breaks over a page: when
+    the three are taller than a page the images are scaled down until they fit (no further than
+    MIN_SCALE); a legend too long even then flows on over pages, its first row still on the
+    figure's page."""
+    from reportlab.platypus import KeepTogether, Spacer
 
     r = ctx.record
-    out: list[Any] = [para(ctx, "Slice, masks and evidence", "h2")]
+    heading = para(ctx, "Slice, masks and evidence", "h2")
     if slice_image is None:
-        return out + [para(ctx, f"The slice image is not available: {note or 'not recorded'}.", "body")]
+        return [heading, para(ctx, f"The slice image is not available: {note or 'not recorded'}.", "body")]
     # The drawn boxes are input: from the record's input when the run stopped before stage 1.
     drawn = [Entity(CLINICIAN_BOX, tuple(b), EntitySource.CLINICIAN) for b in r.input.clinician_boxes]
     img, legend = composite(slice_image, r.masks, r.evidence, list(r.entities.final) + drawn)
     fw = ctx.frame_width
-    left_w = 0.56 * fw
+    png, px = encode_png(img), (img.shape[1], img.shape[0])
+    crop = next((e for e in r.evidence if e.type == EvidenceType.CROP and not e.fallback and len(e.images) > 1), None)
+    crop_png = None if crop is None else encode_png(crop.images[1])
+    legend_rows = _legend(ctx, legend, fw)
+
+    def group(scale: float, rows: Any = legend_rows) -> list[Any]:
+        return [heading, _figure_row(ctx, png, px, crop, crop_png, scale), Spacer(1, 3), rows]
+
+    limit = ctx.frame_height - 1  # a point's slack: the frame's own arithmetic rounds too
+    scale = largest_fitting(lambda s: stack_height(group(s), fw), limit, MIN_SCALE)
+    if scale is None:  # the legend alone is too long: the figure and the legend's first row
+        first = _legend(ctx, legend[:1], fw)
+        scale = largest_fitting(lambda s: stack_height(group(s, first), fw), limit, 0.05) or 0.05
+    return [KeepTogether(group(scale))]
+
+
+def _figure_row(ctx: Ctx, png: bytes, px: tuple[int, int], crop: Any, crop_png: bytes | None, scale: float) -> Any:
+    """The slice (with its edge letters, scale bar and caption) beside the zoom-in crop (with its
+    caption): one table row, so each image keeps its caption; ``scale`` of the full size."""
+    from reportlab.platypus import Table, TableStyle
+
+    r = ctx.record
+    fw = ctx.frame_width
+    left_w, right_w = 0.56 * fw, 0.44 * fw
     markers, cal = edge_markers(r.input.edge_labels), calibration(r.input.pixel_spacing)
-    px = (img.shape[1], img.shape[0])
-    left = [marked_image(encode_png(img), px, left_w - 8, left_w - 2 * _PAD, markers, cal,
-                        ctx.fonts.regular, ctx.fonts.bold),
+    left = [marked_image(png, px, left_w - 8, scale * (left_w - 2 * _PAD), markers, cal,
+                         ctx.fonts.regular, ctx.fonts.bold),
             para(ctx, f"Slice {r.input.slice_index + 1}/{r.input.num_slices} as the models saw it, "
                       "with mask overlays and the zoom-in crop. " + _frame_caption(markers, cal, px), "caption")]
-    crop = next((e for e in r.evidence if e.type == EvidenceType.CROP and not e.fallback and len(e.images) > 1), None)
-    right_w = fw - left_w
-    if crop is not None:
+    if crop is not None and crop_png is not None:
         x0, y0, x1, y1 = crop.crop_rect or (0, 0, 0, 0)
         ents = clip(", ".join(crop.entities), 200)
-        right = [image(encode_png(crop.images[1]), right_w - 8, max_height=right_w),
+        right = [image(crop_png, right_w - 8, max_height=scale * right_w),
                  para(ctx, f"Zoom-in crop evidence: slice pixels x {x0}–{x1}, y {y0}–{y1}, resampled to "
                            f"{crop.images[1].shape[1]}×{crop.images[1].shape[0]} from the original intensities"
                            + (f" (entities: {ents})" if ents else "") + ".", "caption")]
@@ -170,5 +196,4 @@ def figure(ctx: Ctx, slice_image: np.ndarray | None, note: str) -> list[Any]:
                       "caption")]
     t = Table([[left, right]], colWidths=[left_w, right_w], hAlign="LEFT")
     t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
-    # Images and short captions only: the one-row table stays shorter than a page.
-    return [KeepTogether(out + [t]), Spacer(1, 3), _legend(ctx, legend, fw)]  # the heading stays with it
+    return t

@@ -26,6 +26,8 @@ class Ctx:
     scrub: Scrubber
     deidentify: bool
     frame_width: float
+    # What one page's frame holds, in points: a group kept together must fit it (figure + legend).
+    frame_height: float
     # Text too long for its place on page 1, laid out in full further on; ``pages`` holds where
     # each continuation landed in the previous layout pass, ``marks`` where it lands in this one.
     continuations: list["Continuation"] = field(default_factory=list)

@@ -9,6 +9,7 @@ from app.pipeline.record import Override
 
 from ..present.measurements import measurement_rows
 from .flowables import Ctx, para, table
+from .keep import lead
 
 
 def measurements(ctx: Ctx, overrides: Sequence[Override]) -> list[Any]:
@@ -20,5 +21,5 @@ def measurements(ctx: Ctx, overrides: Sequence[Override]) -> list[Any]:
     rows += [[str(r.number), r.tool, r.value, r.where, r.who or "-"] for r in rows_in]
     note = ("Measured in the viewer on the run's series; ROI statistics over the pixels whose centres "
             "lie inside the shape, in modality units (SD: population).")
-    return [para(ctx, "Measurements", "h2"), para(ctx, note, "small"),
+    return [para(ctx, "Measurements", "h2"), lead(para(ctx, note, "small")),  # the note introduces the table
             table(ctx, rows, [0.05 * fw, 0.15 * fw, 0.48 * fw, 0.18 * fw, 0.14 * fw])]

@@ -13,6 +13,7 @@ from ..present.build import tau_text
 from ..present.formatting import sentence
 from .composite import mask_colour
 from .flowables import Ctx, anchored, clip, fitted, image, para, rgb, table
+from .keep import lead, with_tail
 
 FACT_CHARS = 400  # a value in an evidence pass's fact table
 VOTE_CHARS = 160  # an answer in the vote table
@@ -125,10 +126,10 @@ def entities(ctx: Ctx) -> list[Any]:
             rows.append(["", m.entity, f"{m.backend} ({m.prompt_type})", m.confidence_text, m.decision,
                          m.area_text, m.bbox_text])
             extra.append(("BACKGROUND", (0, i + 1), (0, i + 1), rgb(mask_colour(m.colour_index))))
-        out.append(table(ctx, rows, [10, 0.24 * fw, 0.17 * fw, 0.13 * fw, 0.17 * fw, 0.10 * fw, 0.19 * fw - 10],
-                         extra=extra))
-    else:
-        out.append(para(ctx, "No masks were produced.", "body"))
+        t = table(ctx, rows, [10, 0.24 * fw, 0.17 * fw, 0.13 * fw, 0.17 * fw, 0.10 * fw, 0.19 * fw - 10], extra=extra)
+        # The notes (proposed, merged, kept) read with the table: on the page of its last rows.
+        return out + [with_tail(t, [para(ctx, n, "small") for n in ctx.pres.entities.notes])]
+    out.append(para(ctx, "No masks were produced.", "body"))
     out.extend(para(ctx, n, "small") for n in ctx.pres.entities.notes)
     return out
 
@@ -185,13 +186,13 @@ def vote(ctx: Ctx) -> list[Any]:
         if x.normalized and x.normalized != (x.raw_answer or "").strip().lower():
             answer += f" → “{clip(x.normalized, VOTE_CHARS // 2)}”"
         rows.append([x.evidence_label, answer, x.prob2, x.counted_text or ("yes" if x.winner else "no")])
-    out.append(table(ctx, rows, [0.16 * fw, 0.58 * fw, 0.10 * fw, 0.16 * fw]))
     # Counts are keyed by whole answers (long model output): clipped; the detail (tie rule,
-    # independent passes) is what the vote rested on, so it is given in full.
-    out.append(para(ctx, clip(v.counts_text or v.counts_line, 700), "small"))
+    # independent passes) is what the vote rested on, so it is given in full. Both stay on the
+    # page of the table's last rows.
+    notes = [para(ctx, clip(v.counts_text or v.counts_line, 700), "small")]
     if v.counts_text and v.detail:
-        out.append(para(ctx, clip(sentence(v.detail), 1500), "small"))
-    return out
+        notes.append(para(ctx, clip(sentence(v.detail), 1500), "small"))
+    return out + [with_tail(table(ctx, rows, [0.16 * fw, 0.58 * fw, 0.10 * fw, 0.16 * fw]), notes)]
 
 
 def coordinator(ctx: Ctx) -> list[Any]:
@@ -200,10 +201,11 @@ def coordinator(ctx: Ctx) -> list[Any]:
     if not c.rows:
         return out + [para(ctx, c.empty_text, "body")]
     fw = ctx.frame_width
+    # The lines above the table introduce it: kept on the page where it starts.
     if c.options_text:
-        out.append(para(ctx, c.options_text, "small"))
+        out.append(lead(para(ctx, c.options_text, "small")))
     if c.finding:
-        out.append(para(ctx, f"Review finding: {c.finding}", "small"))
+        out.append(lead(para(ctx, f"Review finding: {c.finding}", "small")))
     rows: list[list[Any]] = [["Time", "Step", "Detail"]]
     rows += [[e.time, e.kind, e.detail_json] for e in c.rows]
     return out + [table(ctx, rows, [0.22 * fw, 0.14 * fw, 0.64 * fw])]
@@ -222,9 +224,11 @@ def overrides(ctx: Ctx) -> list[Any]:
 
 
 def models(ctx: Ctx) -> list[Any]:
-    out: list[Any] = [para(ctx, "Models", "h2"), para(ctx, ctx.pres.weights_text, "body")]
+    weights = para(ctx, ctx.pres.weights_text, "body")
+    out: list[Any] = [para(ctx, "Models", "h2"), weights]
     if not ctx.pres.models:
         return out + [para(ctx, "No model was loaded in this run.", "body")]
+    lead(weights)  # it introduces the table
     fw = ctx.frame_width
     rows: list[list[Any]] = [["Role", "Backend", "Repository", "Revision", "Weights sha256", "Device / dtype"]]
     for m in ctx.pres.models:
@@ -240,6 +244,7 @@ def timings(ctx: Ctx) -> list[Any]:
                       para(ctx, f"Asked {p.header.created}; finished {p.header.finished}; "
                                 f"{p.total_seconds:.2f} s in the pipeline stages.", "body")]
     if p.timings:
+        lead(out[-1])  # it introduces the table
         rows: list[list[Any]] = [["Stage", "Started", "Wall (s)", "In models (s)", "Overhead (s)"]]
         rows += [[t.stage, t.started, t.seconds, t.model_seconds, t.overhead] for t in p.timings]
         out.append(table(ctx, rows, [0.18 * fw, 0.34 * fw, 0.16 * fw, 0.16 * fw, 0.16 * fw]))

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..artifacts import encode_png
 from .flowables import Ctx, image, para, table
+from .keep import with_tail
 
 THUMB_FRACTION = 0.22  # of the frame width
 
@@ -33,9 +34,8 @@ def study_scope(ctx: Ctx) -> list[Any]:
         mark = " \u2014 gave the study's answer" if r.winner else ("" if r.counted else " \u2014 not counted")
         rows.append([thumb, [para(ctx, r.title, "cellb"), para(ctx, r.score_text, "cell")],
                      para(ctx, r.answer_text + mark, "cell")])
-    out.append(table(ctx, rows, [tw, 0.38 * fw, fw - tw - 0.38 * fw]))
-    for text in (view.rule_text, view.decided_text, view.counts_text, view.route_text, view.looked_at_text,
-                 view.selection_text, view.primary_note):
-        if text:
-            out.append(para(ctx, text, "small"))
-    return out
+    # The rule, the decision and the counts read with the table: on the page of its last rows.
+    notes = [para(ctx, text, "small") for text in (view.rule_text, view.decided_text, view.counts_text,
+                                                    view.route_text, view.looked_at_text, view.selection_text,
+                                                    view.primary_note) if text]
+    return out + [with_tail(table(ctx, rows, [tw, 0.38 * fw, fw - tw - 0.38 * fw]), notes)]
