@@ -468,7 +468,7 @@ def _call(stage: Stage, role: Role, req: VLMRequest, gen: Generation, files: lis
         stage=stage, role=role, prompt=req.lead + req.prompt, system=req.system, prompt_text=gen.prompt_text,
         image_files=list(files), evidence=evidence, raw_output=gen.text, tokens=list(gen.tokens),
         token_logprobs=[float(x) for x in gen.token_logprobs], seconds=float(gen.seconds),
-        shared_prefix_tokens=gen.shared_prefix_tokens,
+        shared_prefix_tokens=gen.shared_prefix_tokens, tokens_note=gen.tokens_note,
     )
 
 

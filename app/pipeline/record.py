@@ -113,6 +113,9 @@ class ModelCall:
     # once for the whole batch and shared with its other calls; 0, this call's prompt was prefilled
     # on its own; None, the backend does not say (remote, or a record from before it was kept).
     shared_prefix_tokens: int | None = None
+    # Why ``tokens`` do not cover ``raw_output`` (remote replies whose tokens could not be matched
+    # to their text, or specials a server left out of the text): "" when they do.
+    tokens_note: str = ""
 
 
 @dataclass

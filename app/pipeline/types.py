@@ -68,6 +68,9 @@ class Generation:
     # Prompt tokens prefilled once for the whole batch and shared with its other requests
     # (system, slice image, question); 0: prefilled on its own; None: the backend cannot say.
     shared_prefix_tokens: int | None = None
+    # Why the token list is shorter than the text, or empty (a server's tokens that could not be
+    # matched to its text): the per-token figures are then absent, and the record says why.
+    tokens_note: str = ""
 
 
 @runtime_checkable

@@ -303,3 +303,23 @@ def test_overrides_read_in_plain_words_in_panel_and_report(real_run, tmp_path, q
         assert _alnum(r.sentence) in report
     assert "mask_discard" not in shown and "masks[0]" not in shown and "box_added" not in shown
     panel.deleteLater()
+
+
+def test_a_reply_without_matched_tokens_says_why_its_probability_is_missing(real_run):
+    """A remote reply whose tokens could not be matched to its text keeps no per-token figures;
+    the answer's facts say why instead of leaving a bare '-'."""
+    original, _ = real_run
+    record = copy.deepcopy(original)
+    answer = record.answers[0]
+    call = record.calls[answer.call_index]
+    call.tokens, call.token_logprobs = [], []
+    call.tokens_note = "its tokens do not make up its text (server reply): no token figures kept"
+    answer.mean_answer_prob = None
+    facts = dict(build_presentation(record).answers[0].facts)
+    assert facts["Mean answer-token probability"] == fmt_prob(None)
+    assert facts["Token probabilities"] == call.tokens_note
+    assert "Token probabilities" not in dict(build_presentation(original).answers[0].facts)
+    # The note survives the run record's JSON round trip.
+    from app.pipeline.record import RunRecord
+
+    assert RunRecord.from_dict(record.to_dict()).calls[answer.call_index].tokens_note == call.tokens_note

@@ -121,6 +121,7 @@ def test_server_ignoring_the_field_gives_tokens_of_its_text_only():
     assert not {"<ref>", "</ref>", "<box>", "</box>", "<|im_end|>"} & set(gen.tokens)
     assert len(gen.tokens) == len(raw) - 5
     assert backend.last_results[-1].token_note == "left out of the tokens, not in the text: <ref> </ref> <box> </box>"
+    assert gen.tokens_note == backend.last_results[-1].token_note  # reaches the run record's call
     # The answer span's log-probs: exactly the entries of the tokens between <answer> and </answer>.
     inside = [e["logprob"] for e in raw[raw.index(next(e for e in raw if e["token"] == "<answer>")) + 1:]
               if e["token"] not in ("<ref>", "</ref>", "<box>", "</box>", "</answer>", "<|im_end|>")]

@@ -236,6 +236,8 @@ def _answers(r: RunRecord) -> tuple[AnswerRow, ...]:
             facts.append(("Built from", ", ".join(item.entities)))
         if a.format_violations:
             facts.append(("Format", "; ".join(a.format_violations)))
+        if call is not None and call.tokens_note:
+            facts.append(("Token probabilities", call.tokens_note))
         if call is not None:
             facts.append(("Model time", f"{call.seconds:.2f} s (batched call)"))
         raw = call.raw_output.strip() if a.format_violations and call is not None else ""

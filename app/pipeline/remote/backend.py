@@ -200,6 +200,7 @@ class RemoteVLMBackend:
                 token_logprobs=result.token_logprobs,
                 prompt_text=json.dumps(redact_images(messages), ensure_ascii=False),
                 seconds=seconds,
+                tokens_note=result.token_note,
             )
             for (result, seconds), messages in zip(outcomes, all_messages)
         ]
