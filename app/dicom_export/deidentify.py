@@ -20,7 +20,7 @@ Scrubber (app/audit/report/deid.py), the same that de-identifies the PDF inside;
 from __future__ import annotations
 
 import secrets
-from typing import Callable
+from typing import Callable, Iterable
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -152,12 +152,32 @@ def deidentify_dataset(ds: Dataset, uids: UidMap, scrub: Callable[[str], str] | 
         ds.LongitudinalTemporalInformationModified = "REMOVED"
 
 
-def deidentify_bundle(datasets: list[Dataset], scrub: Callable[[str], str] | None = None) -> UidMap:
-    """All objects of one export through one UID map (references between them stay consistent)."""
-    uids = UidMap()
+def deidentify_bundle(datasets: list[Dataset], scrub: Callable[[str], str] | None = None,
+                      uids: UidMap | None = None) -> UidMap:
+    """All objects of one export through one UID map (references between them stay consistent);
+    ``uids`` continues a map other objects of the same store already went through."""
+    if uids is None:  # not `uids or ...`: an unused map is empty, so falsy
+        uids = UidMap()
     for ds in datasets:
         deidentify_dataset(ds, uids, scrub)
     return uids
 
 
-__all__ = ["UidMap", "deidentify_bundle", "deidentify_dataset", "patient_of"]
+def deidentify_file_copy(ds: Dataset, uids: UidMap, extra: Iterable[str] = ()) -> None:
+    """A DICOM file read into memory (``ds``), de-identified through ``uids``: the file on disk
+    is never written. Free text loses the identifiers of this file's own header (and ``extra``,
+    e.g. its path), as the run's objects lose those of their source.
+
+    Raises:
+        ValueError: the pixels may show identifiers (BurnedInAnnotation YES), which this
+            profile cannot remove.
+    """
+    from app.audit.report.deid import Scrubber
+
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        raise ValueError("BurnedInAnnotation is YES: its pixels may show identifiers, which de-identification "
+                         "of the header cannot remove")
+    deidentify_dataset(ds, uids, Scrubber(patient_of(ds), True, list(extra)))
+
+
+__all__ = ["UidMap", "deidentify_bundle", "deidentify_dataset", "deidentify_file_copy", "patient_of"]
