@@ -6,8 +6,9 @@ against the file's real content, where the format allows) before any pixel buffe
 
 The cap is in pixels (voxels), per image or volume. By default it follows the machine: a
 quarter of its physical memory at 4 bytes per voxel (``RAM / 16`` voxels), never below
-200 megapixels. A quarter because the loader peaks at ~1.05x the volume and the app keeps
-the volume, a display copy and masks beside it; 4 bytes covers a float32 volume. So a 24 GiB
+200 megapixels. The loader peaks at ~1.05x the volume; a quarter leaves the rest of RAM to
+what the app holds beside it (models, display images, masks) and to the rest of the machine;
+4 bytes covers a float32 volume (int16 CT takes half). So a 24 GiB
 workstation opens up to ~1,610 megapixels (a 2,000-slice 512x512 CT is 524), while a tiny
 file declaring billions of voxels is still refused. ``CARE_MAX_PIXELS`` overrides it (a plain
 integer, or with a K/M/G suffix, e.g. ``500M``).
