@@ -67,7 +67,7 @@ def max_pixels() -> int:
     return default_max_pixels() if value is None else value
 
 
-def _mp(n: int) -> str:
+def megapixels(n: int) -> str:
     value = n / 1e6
     return f"{value:.4g} megapixels" if value < 1000 else f"{value:,.0f} megapixels"
 
@@ -87,12 +87,12 @@ def over_cap(dims: tuple[int, ...], what: str = "declares") -> str | None:
         return None
     size = " x ".join(str(int(d)) for d in dims)
     if _from_env() is not None:
-        return f"{what} {size} = {_mp(count)}, over the {_mp(cap)} limit set by {MAX_PIXELS_ENV} (a larger value raises it)"
+        return f"{what} {size} = {megapixels(count)}, over the {megapixels(cap)} limit set by {MAX_PIXELS_ENV} (a larger value raises it)"
     ram = physical_memory()
     source = (f"a quarter of this machine's {_gib(ram)} RAM at {BYTES_PER_VOXEL} bytes per voxel"
               if ram and cap > MIN_MAX_PIXELS else "the minimum default")
-    return f"{what} {size} = {_mp(count)}, over the {_mp(cap)} limit ({source}; {MAX_PIXELS_ENV}=<n>M raises it)"
+    return f"{what} {size} = {megapixels(count)}, over the {megapixels(cap)} limit ({source}; {MAX_PIXELS_ENV}=<n>M raises it)"
 
 
 __all__ = ["BYTES_PER_VOXEL", "MAX_PIXELS_ENV", "MIN_MAX_PIXELS", "RAM_FRACTION",
-           "default_max_pixels", "max_pixels", "over_cap", "physical_memory"]
+           "default_max_pixels", "max_pixels", "megapixels", "over_cap", "physical_memory"]

@@ -18,7 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from app.study.limits import default_max_pixels
+from app.study.limits import default_max_pixels, megapixels
 from tests.hostile.conftest import assert_one_line_error, run_cli
 
 # Far below what decoding the hostile sizes would take (6-10 GB), far above a normal run.
@@ -92,7 +92,7 @@ def test_frame_bomb_is_refused_by_the_pixel_cap(frame_bomb):
     # declared are over it on any machine below 6.5 TB.
     res = run_cli(["info", frame_bomb], env={"CARE_MAX_PIXELS": ""})
     assert res.rc == 2
-    cap = f"{default_max_pixels() / 1e6:,.0f} megapixels limit"
+    cap = f"{megapixels(default_max_pixels())} limit"
     line = assert_one_line_error(res, str(frame_bomb), "100000000 = 409,600 megapixels", cap,
                                  "RAM at 4 bytes per voxel", "CARE_MAX_PIXELS=<n>M raises it")
     assert "limit" in line
