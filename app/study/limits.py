@@ -86,12 +86,13 @@ def over_cap(dims: tuple[int, ...], what: str = "declares") -> str | None:
     if count <= cap:
         return None
     size = " x ".join(str(int(d)) for d in dims)
+    head = f"{what} {size} = {megapixels(count)}, over the {megapixels(cap)} limit"
     if _from_env() is not None:
-        return f"{what} {size} = {megapixels(count)}, over the {megapixels(cap)} limit set by {MAX_PIXELS_ENV} (a larger value raises it)"
+        return f"{head} set by {MAX_PIXELS_ENV} (a larger value raises it)"
     ram = physical_memory()
     source = (f"a quarter of this machine's {_gib(ram)} RAM at {BYTES_PER_VOXEL} bytes per voxel"
               if ram and cap > MIN_MAX_PIXELS else "the minimum default")
-    return f"{what} {size} = {megapixels(count)}, over the {megapixels(cap)} limit ({source}; {MAX_PIXELS_ENV}=<n>M raises it)"
+    return f"{head} ({source}; {MAX_PIXELS_ENV}=<n>M raises it)"
 
 
 __all__ = ["BYTES_PER_VOXEL", "MAX_PIXELS_ENV", "MIN_MAX_PIXELS", "RAM_FRACTION",
