@@ -59,8 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="send this DICOM file as it is (repeatable; instead of, or besides, RUN)")
     store.add_argument("--deidentify", action="store_true",
                        help="send de-identified copies (DICOM PS3.15 Basic Profile: new UIDs through one map for "
-                            "the whole call, so references stay consistent; no patient identifiers); the files and "
-                            "the run on disk are not changed")
+                            "the whole call, so references stay consistent; no patient identifiers; of a --file only "
+                            "the attributes needed to view the image are kept, no dates, names or free text); the "
+                            "files and the run on disk are not changed")
 
 
 def _fail(message: str, code: int) -> int:
@@ -198,7 +199,7 @@ def _store(args: argparse.Namespace, node) -> int:
         if uids is not None:
             patients.add(str(ds.get("PatientID", "")))
             try:
-                deidentify_file_copy(ds, uids, extra=[str(path)])
+                deidentify_file_copy(ds, uids)
             except ValueError as exc:
                 return _fail(f"{path}: not sent de-identified: {exc}", EXIT_UNREADABLE)
         datasets.append(ds)
@@ -222,7 +223,9 @@ def _store(args: argparse.Namespace, node) -> int:
     result = client_for(node).store(datasets)
     for uid, reason in result.failed:
         print(f"error: PACS node {node.label}: not stored {uid}: {reason}", file=sys.stderr)
-    deid = (f" (de-identified: PS3.15 Basic Profile, new UIDs, patient {uids.dummies['PatientID']}; "
+    files = (", of each --file only the attributes needed to view it (no dates, names, free text, private tags "
+             "or overlays; pixels unchanged)" if args.file else "")
+    deid = (f" (de-identified: PS3.15 Basic Profile, new UIDs, patient {uids.dummies['PatientID']}{files}; "
             "the files on disk are unchanged)" if uids is not None else "")
     print(f"stored {len(result.stored)} of {len(datasets)} object(s) on {node.label}{deid}")
     return EXIT_OK if not result.failed else EXIT_PACS
