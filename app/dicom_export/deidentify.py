@@ -33,6 +33,8 @@ from pydicom.uid import generate_uid
 
 from app.study.volume import PatientInfo
 
+from .retain import DATE_DUMMY, clean_file_meta, embedded_overlay, retain_only
+
 # LO is 64 characters: one value per profile / option (VM 1-n).
 METHOD = ("DICOM PS3.15 Basic Application Confidentiality Profile", "Clean Structured Content Option",
           "Clean Descriptors Option")
@@ -179,6 +181,14 @@ def deidentify_bundle(datasets: list[Dataset], scrub: Callable[[str], str] | Non
     return uids
 
 
+SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def _sop_name(ds: Dataset) -> str:
+    sop = ds.get("SOPClassUID")
+    return sop.name if sop else "no SOP class"
+
+
 def deidentify_file_copy(ds: Dataset, uids: UidMap) -> None:
     """A scanner's DICOM file read into memory (``ds``), de-identified through ``uids`` by the
     retain list of retain.py (only attributes needed to view the image are kept, UIDs remapped;
@@ -186,11 +196,15 @@ def deidentify_file_copy(ds: Dataset, uids: UidMap) -> None:
     General Study attributes as pseudonym / dummies. The file on disk is never written.
 
     Raises:
-        ValueError: the pixels may show identifiers (BurnedInAnnotation YES, or an overlay in the
-            pixel data's unused bits), which de-identification of the header cannot remove.
+        ValueError: not an image (no pixel data, or a SEG), or the pixels may show identifiers
+            (BurnedInAnnotation YES, or an overlay in the pixel data's unused bits), which
+            de-identification of the header cannot remove.
     """
-    from .retain import DATE_DUMMY, clean_file_meta, embedded_overlay, retain_only
-
+    if not any(kw in ds for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")) or \
+            str(ds.get("SOPClassUID", "")) == SEGMENTATION:
+        # The retain list keeps what an image needs: a report, document or SEG would lose its content.
+        raise ValueError(f"not an image ({_sop_name(ds)}): --deidentify keeps only the attributes an image needs; "
+                         "send a run's objects as RUN")
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
         raise ValueError("BurnedInAnnotation is YES: its pixels may show identifiers, which de-identification "
                          "of the header cannot remove")
@@ -199,7 +213,7 @@ def deidentify_file_copy(ds: Dataset, uids: UidMap) -> None:
                          "which de-identification of the header cannot remove")
     # Same study dates as the run's objects built from this file get (a dummy where it had one).
     dated = {kw: bool(ds.get(kw)) for kw in ("StudyDate", "StudyTime")}
-    retain_only(ds, uids)
+    retain_only(ds, uids, KEEP_UID)
     clean_file_meta(ds)
     ds.PatientName, ds.PatientID = uids.dummies["PatientName"], uids.dummies["PatientID"]
     ds.PatientBirthDate = ds.PatientSex = ds.ReferringPhysicianName = ds.AccessionNumber = ""

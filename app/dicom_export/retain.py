@@ -15,6 +15,8 @@ come back as dummies (type 1: a fixed value; type 2: empty), only where the sour
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -123,12 +125,12 @@ def _keep_code_item(item: Dataset) -> bool:
     return bool(scheme) and not scheme.startswith("99")
 
 
-def retain_only(ds: Dataset, uids, in_code_sequence: bool = False) -> None:
+def retain_only(ds: Dataset, uids: Callable[[str], str], keep_uid: frozenset[str],
+                in_code_sequence: bool = False) -> None:
     """Drop, in place and in every nested item, each element outside RETAIN (code items only in
-    code sequences of standard schemes); UIDs kept are remapped through ``uids``; the type-1/2
-    attributes of EMPTY_IF_PRESENT / DUMMY_IF_PRESENT are emptied / replaced instead."""
-    from .deidentify import KEEP_UID
-
+    code sequences of published schemes); UIDs kept are remapped through ``uids`` (the UidMap),
+    except those ``keep_uid`` names (SOP classes and the like); the type-1/2 attributes of
+    EMPTY_IF_PRESENT / DUMMY_IF_PRESENT are emptied / replaced instead."""
     for elem in list(ds):
         kw = elem.keyword
         if elem.tag.is_private or not kw:
@@ -138,9 +140,9 @@ def retain_only(ds: Dataset, uids, in_code_sequence: bool = False) -> None:
                 code_seq = kw.endswith("CodeSequence") or kw == "AnatomicRegionSequence"
                 items = [i for i in (elem.value or []) if not code_seq or _keep_code_item(i)]
                 for item in items:
-                    retain_only(item, uids, code_seq)
+                    retain_only(item, uids, keep_uid, code_seq)
                 elem.value = Sequence(items)
-            elif elem.VR == "UI" and kw not in KEEP_UID and elem.value:
+            elif elem.VR == "UI" and kw not in keep_uid and elem.value:
                 elem.value = [uids(u) for u in elem.value] if elem.VM > 1 else uids(elem.value)
         elif kw in EMPTY_IF_PRESENT:
             elem.value = Sequence() if elem.VR == "SQ" else None

@@ -228,3 +228,11 @@ def test_an_overlay_in_the_pixel_data_bits_is_refused(tmp_path):
     ds.add_new(0x60000102, "US", 12)
     with pytest.raises(ValueError, match="overlay 6000 lies in the pixel data's unused bits"):
         deidentify_file_copy(ds, UidMap())
+
+
+@pytest.mark.parametrize("name", ["liver.dcm", "test-SR.dcm"])
+def test_a_file_that_is_not_an_image_is_refused(name):
+    """The retain list is an image's: a SEG or SR sent through it would lose its segments or content."""
+    ds = pydicom.dcmread(_pydicom_file(name))
+    with pytest.raises(ValueError, match=r"not an image \(.*\): --deidentify keeps only the attributes an image"):
+        deidentify_file_copy(ds, UidMap())
