@@ -223,8 +223,8 @@ def _store(args: argparse.Namespace, node) -> int:
     result = client_for(node).store(datasets)
     for uid, reason in result.failed:
         print(f"error: PACS node {node.label}: not stored {uid}: {reason}", file=sys.stderr)
-    files = (", of each --file only the attributes needed to view it (no dates, names, free text, private tags "
-             "or overlays; pixels unchanged)" if args.file else "")
+    files = ("; each --file kept only the attributes needed to view it: no dates, names, IDs, free text, private "
+             "tags or overlays, pixels unchanged" if args.file else "")
     deid = (f" (de-identified: PS3.15 Basic Profile, new UIDs, patient {uids.dummies['PatientID']}{files}; "
             "the files on disk are unchanged)" if uids is not None else "")
     print(f"stored {len(result.stored)} of {len(datasets)} object(s) on {node.label}{deid}")

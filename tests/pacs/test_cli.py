@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from app.cli.main import main
@@ -154,7 +155,7 @@ def test_store_deidentify_sends_consistent_copies_and_leaves_the_files_alone(ort
         out = capsys.readouterr().out
         held = _new_instances(orthanc, before)
         assert f"stored 3 of 3 object(s) on {orthanc.server.dicomweb_url} (de-identified" in out
-        assert "of each --file only the attributes needed to view it" in out
+        assert "; each --file kept only the attributes needed to view it: no dates, names, IDs, free text" in out
         assert len(held) == 3
     finally:
         for study in {str(ds.StudyInstanceUID) for ds in held.values()}:
@@ -193,4 +194,8 @@ def test_store_deidentify_refuses_mixed_patients_and_burned_in_text(orthanc, sma
     burned.save_as(path, enforce_file_format=True)
     assert main(["pacs", "store", *node, "--file", str(path)]) == 2
     assert f"{path}: not sent de-identified: BurnedInAnnotation is YES" in capsys.readouterr().err
+    seg = get_testdata_file("liver.dcm")  # a SEG: the image retain list would strip its segments
+    if seg is not None:
+        assert main(["pacs", "store", *node, "--file", seg]) == 2
+        assert f"{seg}: not sent de-identified: not an image (Segmentation Storage)" in capsys.readouterr().err
     assert orthanc.server.instances() == before
