@@ -33,7 +33,7 @@ from pydicom.uid import generate_uid
 
 from app.study.volume import PatientInfo
 
-from .retain import DATE_DUMMY, clean_file_meta, embedded_overlay, retain_only
+from .retain import DATE_DUMMY, clean_file_meta, complete_equipment, embedded_overlay, retain_only
 
 # LO is 64 characters: one value per profile / option (VM 1-n).
 METHOD = ("DICOM PS3.15 Basic Application Confidentiality Profile", "Clean Structured Content Option",
@@ -214,6 +214,7 @@ def deidentify_file_copy(ds: Dataset, uids: UidMap) -> None:
     # Same study dates as the run's objects built from this file get (a dummy where it had one).
     dated = {kw: bool(ds.get(kw)) for kw in ("StudyDate", "StudyTime")}
     retain_only(ds, uids, KEEP_UID)
+    complete_equipment(ds)
     clean_file_meta(ds)
     ds.PatientName, ds.PatientID = uids.dummies["PatientName"], uids.dummies["PatientID"]
     ds.PatientBirthDate = ds.PatientSex = ds.ReferringPhysicianName = ds.AccessionNumber = ""

@@ -152,6 +152,14 @@ def retain_only(ds: Dataset, uids: Callable[[str], str], keep_uid: frozenset[str
             del ds[elem.tag]
 
 
+def complete_equipment(ds: Dataset) -> None:
+    """A dummied equipment attribute keeps the General Equipment module present, whose
+    Manufacturer is type 2 (type 1 in Enhanced General Equipment): it gets the dummy too."""
+    if "Manufacturer" not in ds and any(kw in ds for kw in ("ManufacturerModelName", "DeviceSerialNumber",
+                                                             "SoftwareVersions")):
+        ds.Manufacturer = TEXT_DUMMY
+
+
 def clean_file_meta(ds: Dataset) -> None:
     meta = getattr(ds, "file_meta", None)
     if meta is None:
@@ -172,5 +180,5 @@ def embedded_overlay(ds: Dataset) -> int | None:
     return None
 
 
-__all__ = ["DATE_DUMMY", "EMPTY_IF_PRESENT", "DUMMY_IF_PRESENT", "RETAIN", "STUDY_KEYS", "clean_file_meta",
-           "embedded_overlay", "retain_only"]
+__all__ = ["DATE_DUMMY", "EMPTY_IF_PRESENT", "DUMMY_IF_PRESENT", "RETAIN", "STUDY_KEYS", "TEXT_DUMMY",
+           "clean_file_meta", "complete_equipment", "embedded_overlay", "retain_only"]
