@@ -11,9 +11,10 @@ affects every reader alike):
   header thread, no provisional image: the loader before issue 18) in the same run; full load
   vs that serial loader (target <= 1.0x: no slower) and vs SimpleITK;
 - peak traced memory (tracemalloc, a separate run) vs the volume's bytes, on the shared series
-  (target <= 1.5x) and on a ``--memory-slices`` series (default 2000, target <= 1.1x). A
-  512x512x2000 series is over the default pixel cap (200 megapixels), so that run raises
-  CARE_MAX_PIXELS to the series' size for itself and says so.
+  (target <= 1.5x) and on a ``--memory-slices`` series (default 2000, target <= 1.1x). Where
+  the series is over the pixel cap in force (the RAM-based default admits a 512x512x2000 series
+  from 8 GiB of RAM, see app/study/limits.py), that run raises CARE_MAX_PIXELS to the series'
+  size for itself and says so.
 
     .venv/bin/python benchmarks/bench_loading.py [SERIES_DIR] [--repeat N] [--slices N] [--memory-slices N]
 """

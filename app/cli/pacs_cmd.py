@@ -1,4 +1,5 @@
-"""``care-viewer pacs echo|query|retrieve|store``: talk to a PACS over DICOMweb or DIMSE."""
+"""``care-viewer pacs echo|query|retrieve|store``: talk to a PACS over DICOMweb or DIMSE
+(``store --deidentify`` sends de-identified copies, as ``care-viewer export --deidentify`` writes)."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     store.add_argument("--pdf", action="store_true", help="the evidence report as Encapsulated PDF")
     store.add_argument("--file", action="append", type=Path, default=[], metavar="FILE.dcm",
                        help="send this DICOM file as it is (repeatable; instead of, or besides, RUN)")
+    store.add_argument("--deidentify", action="store_true",
+                       help="send de-identified copies (DICOM PS3.15 Basic Profile: new UIDs through one map for "
+                            "the whole call, so references stay consistent; no patient identifiers; of a --file only "
+                            "the attributes needed to view the image are kept, no dates, names or free text); the "
+                            "files and the run on disk are not changed")
 
 
 def _fail(message: str, code: int) -> int:
@@ -180,19 +186,33 @@ def _store(args: argparse.Namespace, node) -> int:
 
     from app.pacs.client import client_for
 
-    datasets = []
+    from app.dicom_export.deidentify import UidMap, deidentify_file_copy
+
+    # One map per call: a file and the run's SEG that references it get the same new UIDs.
+    uids = UidMap() if args.deidentify else None
+    datasets, patients = [], set()
     for path in args.file:
         try:
-            datasets.append(pydicom.dcmread(path))
+            ds = pydicom.dcmread(path)  # in memory: with --deidentify only this copy changes
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             return _fail(f"{path}: not a readable DICOM file ({exc})", EXIT_UNREADABLE)
+        if uids is not None:
+            patients.add(str(ds.get("PatientID", "")))
+            try:
+                deidentify_file_copy(ds, uids)
+            except ValueError as exc:
+                return _fail(f"{path}: not sent de-identified: {exc}", EXIT_UNREADABLE)
+        datasets.append(ds)
+    if len(patients) > 1:  # one pseudonym per call would merge them into one patient on the node
+        return _fail(f"--deidentify: the files belong to {len(patients)} patients; store each patient's files "
+                     "in a call of its own", EXIT_USAGE)
     if args.run:
         from app.dicom_export import ExportError, ExportKind, build_run_objects
 
         wanted = {ExportKind.SEG: args.seg, ExportKind.SR: args.sr, ExportKind.PDF: args.pdf}
         kinds = frozenset(k for k, on in wanted.items() if on) or frozenset(ExportKind)
         try:
-            bundle = build_run_objects(args.run, kinds=kinds)
+            bundle = build_run_objects(args.run, kinds=kinds, deidentify=args.deidentify, uids=uids)
         except ExportError as exc:
             return _fail(str(exc), EXIT_UNREADABLE)
         for note in bundle.warnings:
@@ -203,5 +223,9 @@ def _store(args: argparse.Namespace, node) -> int:
     result = client_for(node).store(datasets)
     for uid, reason in result.failed:
         print(f"error: PACS node {node.label}: not stored {uid}: {reason}", file=sys.stderr)
-    print(f"stored {len(result.stored)} of {len(datasets)} object(s) on {node.label}")
+    files = ("; each --file kept only the attributes needed to view it: no dates, names, IDs, free text, private "
+             "tags or overlays, pixels unchanged" if args.file else "")
+    deid = (f" (de-identified: PS3.15 Basic Profile, new UIDs, patient {uids.dummies['PatientID']}{files}; "
+            "the files on disk are unchanged)" if uids is not None else "")
+    print(f"stored {len(result.stored)} of {len(datasets)} object(s) on {node.label}{deid}")
     return EXIT_OK if not result.failed else EXIT_PACS

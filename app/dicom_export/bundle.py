@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from app.pipeline.vocab import RunStatus
 
+from .deidentify import UidMap, deidentify_bundle
 from .errors import ALL_KINDS, ExportError, ExportKind
 from .selection import select_masks
 from .source import RunSource, load_run_source, source_instance
@@ -54,18 +55,20 @@ def _kinds(kinds: Iterable[ExportKind | str]) -> frozenset[ExportKind]:
 
 
 def build_run_objects(run_dir: Path | str, kinds: Iterable[ExportKind | str] = ALL_KINDS,
-                      deidentify: bool = False) -> ExportBundle:
+                      deidentify: bool = False, uids: UidMap | None = None) -> ExportBundle:
     """The run's SEG / SR / Encapsulated PDF as pydicom datasets (``run_dir``: a run folder,
-    its run.json, or a run id / unique prefix from the audit trail).
+    its run.json, or a run id / unique prefix from the audit trail). ``uids``: the UID map to
+    de-identify through when other objects of the same store share it (default: a new one).
 
     Raises:
         ExportError: the run cannot be exported as asked (one line naming the run and why).
     """
     run = load_run_source(run_dir)
-    return build_from_source(run, _kinds(kinds), deidentify)
+    return build_from_source(run, _kinds(kinds), deidentify, uids)
 
 
-def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: bool) -> ExportBundle:
+def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: bool,
+                      uids: UidMap | None = None) -> ExportBundle:
     record = run.record
     rid = record.run_id
     if record.status != RunStatus.COMPLETED:
@@ -113,9 +116,7 @@ def build_from_source(run: RunSource, kinds: frozenset[ExportKind], deidentify: 
                          "`care-viewer report --deidentify` does; the patient's identifiers and study date are removed")
     bundle.datasets = [out[k] for k in _ORDER if k in out]
     if deidentify:
-        from .deidentify import deidentify_bundle
-
-        deidentify_bundle(bundle.datasets, scrub)
+        deidentify_bundle(bundle.datasets, scrub, uids)
     return bundle
 
 

@@ -16,6 +16,10 @@ Scrubber (app/audit/report/deid.py), the same that de-identifies the PDF inside;
 - PatientIdentityRemoved = YES, DeidentificationMethod and its code sequence (DCM 113100,
   113104, 113105); LongitudinalTemporalInformationModified = REMOVED on the SEG and SR (whose
   run times are left out too), not on the PDF, whose report keeps the run's own times.
+
+A scanner's file (``pacs store --file --deidentify``) is not one of our objects: its modules can
+hold any identifier of PS3.15 Table E.1-1, so deidentify_file_copy keeps only what retain.py
+lists instead, and says so in DeidentificationMethod (no option claimed).
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from app.study.volume import PatientInfo
+
+from .retain import DATE_DUMMY, clean_file_meta, complete_equipment, embedded_overlay, retain_only
 
 # LO is 64 characters: one value per profile / option (VM 1-n).
 METHOD = ("DICOM PS3.15 Basic Application Confidentiality Profile", "Clean Structured Content Option",
@@ -67,6 +73,14 @@ KEEP_UID = frozenset({
     "ReferencedSOPClassUIDInFile", "ReferencedTransferSyntaxUIDInFile", "RelatedGeneralSOPClassUID",
     "OriginalSpecializedSOPClassUID", "SOPClassesInStudy", "CodingSchemeRegistry",
 })
+# Scanner files (--file): the Basic Profile by a retain list, said as it is. No option is
+# claimed: nothing is cleaned (what is not listed is removed) and the pixels are as they were.
+FILE_METHOD = ("DICOM PS3.15 Basic Application Confidentiality Profile",
+               "Retain list: only attributes needed to view the image kept",
+               "All names, IDs, free text, private tags, overlays removed",
+               "Dates and times removed or dummy; UIDs replaced",
+               "Pixel data not cleaned")
+FILE_METHOD_CODES = (codes.DCM.BasicApplicationConfidentialityProfile,)
 DUMMY = {"DA": "19000101", "TM": "000000", "DT": "19000101000000"}
 _CODE_TEXT = frozenset({"CodeValue", "CodingSchemeDesignator", "CodingSchemeVersion", "CodeMeaning",
                         "LongCodeValue", "URNCodeValue", "CodingSchemeName"})
@@ -133,31 +147,82 @@ def _clean(ds: Dataset, uids: UidMap, scrub: Callable[[str], str] | None) -> Non
                 elem.value = scrub(elem.value)
 
 
+def _mark(ds: Dataset, method: tuple[str, ...], method_codes: tuple) -> None:
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = list(method)
+    seq = []
+    for code in method_codes:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, code.scheme_designator, code.meaning
+        seq.append(item)
+    ds.DeidentificationMethodCodeSequence = Sequence(seq)
+
+
 def deidentify_dataset(ds: Dataset, uids: UidMap, scrub: Callable[[str], str] | None = None) -> None:
     _clean(ds, uids, scrub)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "MediaStorageSOPInstanceUID" in meta:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = list(METHOD)
-    seq = []
-    for code in METHOD_CODES:
-        item = Dataset()
-        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code.value, code.scheme_designator, code.meaning
-        seq.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(seq)
+    _mark(ds, METHOD, METHOD_CODES)
     # The PDF inside keeps the run's own times (asked / finished / generated), as the report's
     # de-identified variant does: "REMOVED" would not be true of it, so it says nothing.
     if "EncapsulatedDocument" not in ds:
         ds.LongitudinalTemporalInformationModified = "REMOVED"
 
 
-def deidentify_bundle(datasets: list[Dataset], scrub: Callable[[str], str] | None = None) -> UidMap:
-    """All objects of one export through one UID map (references between them stay consistent)."""
-    uids = UidMap()
+def deidentify_bundle(datasets: list[Dataset], scrub: Callable[[str], str] | None = None,
+                      uids: UidMap | None = None) -> UidMap:
+    """All objects of one export through one UID map (references between them stay consistent);
+    ``uids`` continues a map other objects of the same store already went through."""
+    if uids is None:  # not `uids or ...`: an unused map is empty, so falsy
+        uids = UidMap()
     for ds in datasets:
         deidentify_dataset(ds, uids, scrub)
     return uids
 
 
-__all__ = ["UidMap", "deidentify_bundle", "deidentify_dataset", "patient_of"]
+SEGMENTATION = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def _sop_name(ds: Dataset) -> str:
+    sop = ds.get("SOPClassUID")
+    return sop.name if sop else "no SOP class"
+
+
+def deidentify_file_copy(ds: Dataset, uids: UidMap) -> None:
+    """A scanner's DICOM file read into memory (``ds``), de-identified through ``uids`` by the
+    retain list of retain.py (only attributes needed to view the image are kept, UIDs remapped;
+    every date, name, ID, free text, private tag, overlay and curve goes), then the Patient and
+    General Study attributes as pseudonym / dummies. The file on disk is never written.
+
+    Raises:
+        ValueError: not an image (no pixel data, or a SEG), or the pixels may show identifiers
+            (BurnedInAnnotation YES, or an overlay in the pixel data's unused bits), which
+            de-identification of the header cannot remove.
+    """
+    if not any(kw in ds for kw in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")) or \
+            str(ds.get("SOPClassUID", "")) == SEGMENTATION:
+        # The retain list keeps what an image needs: a report, document or SEG would lose its content.
+        raise ValueError(f"not an image ({_sop_name(ds)}): --deidentify keeps only the attributes an image needs; "
+                         "send a run's objects as RUN")
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES":
+        raise ValueError("BurnedInAnnotation is YES: its pixels may show identifiers, which de-identification "
+                         "of the header cannot remove")
+    if (group := embedded_overlay(ds)) is not None:
+        raise ValueError(f"overlay {group:04X} lies in the pixel data's unused bits: it may show identifiers, "
+                         "which de-identification of the header cannot remove")
+    # Same study dates as the run's objects built from this file get (a dummy where it had one).
+    dated = {kw: bool(ds.get(kw)) for kw in ("StudyDate", "StudyTime")}
+    retain_only(ds, uids, KEEP_UID)
+    complete_equipment(ds)
+    clean_file_meta(ds)
+    ds.PatientName, ds.PatientID = uids.dummies["PatientName"], uids.dummies["PatientID"]
+    ds.PatientBirthDate = ds.PatientSex = ds.ReferringPhysicianName = ds.AccessionNumber = ""
+    ds.StudyDate = DATE_DUMMY["DA"] if dated["StudyDate"] else ""
+    ds.StudyTime = DATE_DUMMY["TM"] if dated["StudyTime"] else ""
+    ds.StudyID = uids.dummies["StudyID"]
+    _mark(ds, FILE_METHOD, FILE_METHOD_CODES)
+    ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+
+__all__ = ["UidMap", "deidentify_bundle", "deidentify_dataset", "deidentify_file_copy", "patient_of"]

@@ -18,6 +18,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from app.study.limits import default_max_pixels, megapixels
 from tests.hostile.conftest import assert_one_line_error, run_cli
 
 # Far below what decoding the hostile sizes would take (6-10 GB), far above a normal run.
@@ -87,9 +88,13 @@ def frame_bomb(tmp_path) -> Path:
 
 
 def test_frame_bomb_is_refused_by_the_pixel_cap(frame_bomb):
-    res = run_cli(["info", frame_bomb])
+    # The default cap follows this machine's RAM (app/study/limits.py): 409,600 megapixels
+    # declared are over it on any machine below 6.5 TB.
+    res = run_cli(["info", frame_bomb], env={"CARE_MAX_PIXELS": ""})
     assert res.rc == 2
-    line = assert_one_line_error(res, str(frame_bomb), "100000000", "200 megapixels")
+    cap = f"{megapixels(default_max_pixels())} limit"
+    line = assert_one_line_error(res, str(frame_bomb), "100000000 = 409,600 megapixels", cap,
+                                 "RAM at 4 bytes per voxel", "CARE_MAX_PIXELS=<n>M raises it")
     assert "limit" in line
     assert res.peak_rss_mb < MEMORY_CEILING_MB
 
@@ -125,9 +130,26 @@ def png_bomb(tmp_path) -> Path:
 
 
 def test_png_declaring_400_megapixels_is_refused_before_decoding(png_bomb):
-    res = run_cli(["info", png_bomb])
+    # 400 MP fit the RAM-based default of a >= 6.4 GB machine; under the old 200 MP cap
+    # (set explicitly) they must be refused before a pixel is decoded.
+    res = run_cli(["info", png_bomb], env={"CARE_MAX_PIXELS": "200M"})
     assert res.rc == 2
-    assert_one_line_error(res, str(png_bomb), "20000 x 20000", "400 megapixels", "200 megapixels")
+    assert_one_line_error(res, str(png_bomb), "20000 x 20000", "400 megapixels", "200 megapixels",
+                          "set by CARE_MAX_PIXELS")
+    assert res.peak_rss_mb < MEMORY_CEILING_MB
+
+
+def test_tiny_png_declaring_billions_of_pixels_is_refused_under_the_default_cap(tmp_path):
+    # A 45-byte PNG whose header declares 2^31-1 x 2^31-1 pixels: over any RAM-based cap.
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 2**31 - 1, 2**31 - 1, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    path = tmp_path / "tiny.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    res = run_cli(["info", path], env={"CARE_MAX_PIXELS": ""})
+    assert res.rc == 2
+    assert_one_line_error(res, str(path), "2147483647 x 2147483647", "megapixels limit", "CARE_MAX_PIXELS")
     assert res.peak_rss_mb < MEMORY_CEILING_MB
 
 
@@ -344,8 +366,9 @@ def gui_window(qtbot):
     w.cancel_loading()
 
 
-def test_gui_shows_the_same_one_line_reasons_and_assumptions(qtbot, gui_window, mr_copy, png_bomb):
+def test_gui_shows_the_same_one_line_reasons_and_assumptions(qtbot, gui_window, mr_copy, png_bomb, monkeypatch):
     w = gui_window
+    monkeypatch.setenv("CARE_MAX_PIXELS", "200M")  # the 400 MP bomb is under the RAM-based default
     _edit(mr_copy / "IM0003.dcm", RescaleSlope="NaN")
     for f in sorted(mr_copy.iterdir()):
         if f.name != "IM0003.dcm":

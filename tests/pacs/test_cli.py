@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from app.cli.main import main
@@ -112,3 +113,89 @@ def test_store_files(orthanc, ct_dicom_dir, tmp_path, capsys):
         orthanc.server.delete_study(study)
     assert main(["pacs", "store", "--dimse", orthanc.server.dimse_arg]) == 1
     assert "nothing to store" in capsys.readouterr().err
+
+
+def _text_values(ds: pydicom.Dataset) -> list[str]:
+    """Every string value in ``ds`` and its sequences (what a PACS would show or index)."""
+    out = []
+    for elem in ds.iterall():
+        if elem.VR in ("PN", "LO", "SH", "ST", "LT", "UT", "CS", "DA", "UI", "AE", "DS", "IS"):
+            values = elem.value if elem.VM > 1 else [elem.value]
+            out.extend(str(v) for v in values if v is not None)
+    return out
+
+
+def _new_instances(orthanc, before: list[str]) -> dict[str, pydicom.Dataset]:
+    """SOP UID -> the object Orthanc holds, for each instance not on the node ``before``."""
+    import io
+
+    new = sorted(set(orthanc.server.instances()) - set(before))
+    return {uid: pydicom.dcmread(io.BytesIO(orthanc.server.instance_file(uid))) for uid in new}
+
+
+def test_store_deidentify_sends_consistent_copies_and_leaves_the_files_alone(orthanc, small_files, tmp_path,
+                                                                             capsys):
+    first = pydicom.dcmread(small_files[0])
+    derived = pydicom.dcmread(small_files[1])  # an instance referencing the first, as a key image would
+    ref = pydicom.Dataset()
+    ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = first.SOPClassUID, first.SOPInstanceUID
+    derived.ReferencedImageSequence = [ref]
+    derived.ImageComments = "compare with OTHER1^TEST's prior"  # removed (X)
+    derived.SeriesDescription = "follow-up of OTHER1"  # free text: not on the retain list of a --file
+    derived_path = tmp_path / "derived.dcm"
+    derived.save_as(derived_path, enforce_file_format=True)
+    paths = [small_files[0], derived_path, small_files[2]]
+    originals = {p: p.read_bytes() for p in paths}
+    sources = [pydicom.dcmread(p) for p in paths]
+    before = orthanc.server.instances()
+    held: dict[str, pydicom.Dataset] = {}
+    try:
+        args = ["pacs", "store", "--dicomweb", orthanc.server.dicomweb_url, "--deidentify"]
+        assert main(args + [a for p in paths for a in ("--file", str(p))]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        held = _new_instances(orthanc, before)
+        assert f"stored 3 of 3 object(s) on {orthanc.server.dicomweb_url} (de-identified" in out
+        assert "; each --file kept only the attributes needed to view it: no dates, names, IDs, free text" in out
+        assert len(held) == 3
+    finally:
+        for study in {str(ds.StudyInstanceUID) for ds in held.values()}:
+            orthanc.server.delete_study(study)
+    assert {p: p.read_bytes() for p in paths} == originals  # the user's files are byte-unchanged
+    source_uids = {str(v) for ds in sources for v in _text_values(ds) if v.startswith("1.")}
+    by_number = {int(ds.InstanceNumber): ds for ds in held.values()}
+    for ds in held.values():
+        texts = _text_values(ds)
+        for ident in ("OTHER1", "ACC-42", "20210615", str(first.PatientName)):
+            assert not any(ident in t for t in texts), (ident, [t for t in texts if ident in t])
+        assert ds.PatientIdentityRemoved == "YES" and ds.PatientID.startswith("DEID-")
+        assert str(ds.SOPInstanceUID) not in source_uids and str(ds.StudyInstanceUID) not in source_uids
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    # One map for the call: one new study, series and frame of reference, one pseudonym; the
+    # reference follows the referenced instance to its new UID.
+    for kw in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "PatientID"):
+        assert len({str(ds.get(kw)) for ds in held.values()}) == 1, kw
+    new_first = by_number[int(first.InstanceNumber)]
+    new_derived = by_number[int(derived.InstanceNumber)]
+    assert new_derived.ReferencedImageSequence[0].ReferencedSOPInstanceUID == new_first.SOPInstanceUID
+    assert "ImageComments" not in new_derived and "SeriesDescription" not in new_derived
+    assert new_first.PatientID in out
+
+
+def test_store_deidentify_refuses_mixed_patients_and_burned_in_text(orthanc, small_files, ct_dicom_dir,
+                                                                     tmp_path, capsys):
+    before = orthanc.server.instances()
+    node = ["--dimse", orthanc.server.dimse_arg, "--deidentify"]
+    ct = sorted(ct_dicom_dir.glob("*.dcm"))[0]
+    assert main(["pacs", "store", *node, "--file", str(small_files[0]), "--file", str(ct)]) == 1
+    assert "the files belong to 2 patients" in capsys.readouterr().err
+    burned = pydicom.dcmread(small_files[0])
+    burned.BurnedInAnnotation = "YES"
+    path = tmp_path / "burned.dcm"
+    burned.save_as(path, enforce_file_format=True)
+    assert main(["pacs", "store", *node, "--file", str(path)]) == 2
+    assert f"{path}: not sent de-identified: BurnedInAnnotation is YES" in capsys.readouterr().err
+    seg = get_testdata_file("liver.dcm")  # a SEG: the image retain list would strip its segments
+    if seg is not None:
+        assert main(["pacs", "store", *node, "--file", seg]) == 2
+        assert f"{seg}: not sent de-identified: not an image (Segmentation Storage)" in capsys.readouterr().err
+    assert orthanc.server.instances() == before

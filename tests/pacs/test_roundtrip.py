@@ -117,3 +117,42 @@ def test_store_run_over_both_protocols(orthanc, ct_run, tmp_path, capsys):
     finally:
         for ds in _stored_objects(orthanc).values():
             orthanc.server.delete_instance(str(ds.SOPInstanceUID))
+
+
+def test_store_run_deidentified_with_its_source_slice(orthanc, ct_run, tmp_path, capsys):
+    """`pacs store RUN --file SOURCE --deidentify`: one UID map for the call, so the SEG still
+    references the (de-identified) slice it was drawn on; no patient identifier reaches Orthanc
+    and nothing on disk changes."""
+    folder, record = ct_run
+    source_path = Path(record.input.source_path)
+    source = pydicom.dcmread(source_path)
+    on_disk = {p: p.read_bytes() for p in [source_path, *sorted(folder.rglob("*")) ] if p.is_file()}
+    before = set(orthanc.server.instances())
+    held: dict[str, pydicom.Dataset] = {}
+    try:
+        assert main(["pacs", "store", str(folder), "--file", str(source_path), "--deidentify",
+                     "--dimse", orthanc.server.dimse_arg]) == 0, capsys.readouterr().err
+        out = capsys.readouterr().out
+        assert "stored 4 of 4 object(s)" in out and "(de-identified" in out
+        for uid in sorted(set(orthanc.server.instances()) - before):
+            ds = pydicom.dcmread(io.BytesIO(orthanc.server.instance_file(uid)))
+            held[str(ds.SOPClassUID)] = ds
+    finally:
+        for ds in held.values():
+            orthanc.server.delete_study(str(ds.StudyInstanceUID))
+    assert {p: p.read_bytes() for p in on_disk} == on_disk
+    assert set(held) == {SEG, SR, PDF, str(source.SOPClassUID)}
+    image = held[str(source.SOPClassUID)]
+    for ds in held.values():
+        assert ds.PatientIdentityRemoved == "YES"
+        assert (ds.PatientID, str(ds.StudyInstanceUID)) == (image.PatientID, str(image.StudyInstanceUID))
+        assert ds.StudyInstanceUID != source.StudyInstanceUID and ds.PatientID != source.PatientID
+        texts = [str(e.value) for e in ds.iterall() if e.VR in ("PN", "LO", "SH", "ST", "LT", "UT", "UI")]
+        for ident in (str(source.PatientID), str(source.PatientName), str(source.SOPInstanceUID)):
+            assert not any(ident in t for t in texts), ident
+    assert image.SOPInstanceUID != source.SOPInstanceUID
+    np.testing.assert_array_equal(image.pixel_array, source.pixel_array)
+    seg = hd.seg.Segmentation.from_dataset(held[SEG])
+    (ref,) = seg.get_source_image_uids()
+    assert ref[2] == image.SOPInstanceUID  # the SEG references the slice as it now is on the node
+    assert held[SEG].FrameOfReferenceUID == image.FrameOfReferenceUID

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.study.image_header import image_size
-from app.study.limits import DEFAULT_MAX_PIXELS, max_pixels, over_cap
+from app.study.limits import default_max_pixels, max_pixels, over_cap
 
 
 @pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".tif"])
@@ -23,9 +23,9 @@ def test_unknown_or_damaged_header_gives_none():
 
 def test_cap_from_the_environment(monkeypatch):
     monkeypatch.delenv("CARE_MAX_PIXELS", raising=False)
-    assert max_pixels() == DEFAULT_MAX_PIXELS
+    assert max_pixels() == default_max_pixels()
     monkeypatch.setenv("CARE_MAX_PIXELS", "5M")
     assert max_pixels() == 5_000_000 and over_cap((2000, 2000)) is None
     assert "3000 x 2000 = 6 megapixels, over the 5 megapixels limit" in over_cap((3000, 2000))
     monkeypatch.setenv("CARE_MAX_PIXELS", "nonsense")
-    assert max_pixels() == DEFAULT_MAX_PIXELS
+    assert max_pixels() == default_max_pixels()
