@@ -109,7 +109,11 @@ def edits_text(entries: Sequence[MaskEntry]) -> str:
         parts.append(f"{n_disc} mask{'s' if n_disc > 1 else ''} discarded")
     if n_new:
         parts.append(f"{n_new} new box{'es' if n_new > 1 else ''}")
-    return "Edited evidence: " + ", ".join(parts) + " \u2014 re-ask to use it" if parts else ""
+    if not parts:
+        return ""
+    # A new question on the run's slice takes the new boxes too (not the discards: it starts afresh).
+    use = "re-ask to use it" + (" (a new question on this slice uses the new boxes too)" if n_new else "")
+    return "Edited evidence: " + ", ".join(parts) + " \u2014 " + use
 
 
 def masks_title(entries: Sequence[MaskEntry]) -> str:

@@ -188,7 +188,7 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
             text += f" \u00b7 W {win.width:.0f} L {win.center:.0f}"
         if self.view.plane != plane:
             text += f" \u2014 the view shows {plane_name(v, self.view.plane).lower()}; CARE reads the {name} slice"
-        n = len(self.pending.get((v.series_uid, k), []))
+        n = len(self.unused_boxes(v, k))
         if n:
             text += f" \u00b7 {n} drawn box{'es' if n > 1 else ''} included"
         self.ask.set_target(text, True)

@@ -65,6 +65,8 @@ class ClinicianEditsMixin:
         self._append_override(self.current_run_id if self.current_persisted else None,
                               "mask_discard" if discarded else "mask_restore",
                               {"target": target, "old": old, "new": new, "note": f"{m.entity} (C={m.confidence:.3f})"})
+        if entry.index is None:  # a drawn box in or out of the next question on this slice
+            self._update_target()
 
     # ===================================================================== boxes ==
     def set_draw_mode(self: "AskAuditController", on: bool) -> None:
@@ -130,11 +132,23 @@ class ClinicianEditsMixin:
                 "target": m.entity, "old": "", "new": list(out.box),
                 "note": f"{m.backend} mask on slice {out.slice_index + 1}: C={m.confidence:.3f} ({verdict}), "
                         f"{m.area_px} px"})
+            self._update_target()
         else:
             self.pending.setdefault((volume.series_uid, out.slice_index), []).append((out.box, m))
             self._redraw_pending()
             self._update_target()
         self.box_segmented.emit(out)
+
+    def unused_boxes(self: "AskAuditController", volume: Volume, slice_index: int) -> list[Box]:
+        """Boxes drawn on this slice that no run has used yet: the pending ones, and those drawn
+        over the shown run of this slice (a new question there uses them as Re-ask would: the
+        radiologist drew them to be looked at, and must not lose them by typing a new question)."""
+        boxes = [b for b, _ in self.pending.get((volume.series_uid, slice_index), [])]
+        rec = self.audit.record
+        if (rec is not None and rec.input.slice_index == slice_index
+                and (not rec.input.series_uid or rec.input.series_uid == volume.series_uid)):
+            boxes += [b for b in self.audit.drawn_boxes() if b not in boxes]
+        return boxes
 
     def _redraw_pending(self: "AskAuditController") -> None:
         ov = self.view.overlays

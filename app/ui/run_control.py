@@ -50,7 +50,7 @@ class RunControlMixin:
             self.ask.show_message("Type a question first.", "warning")
             return None
         if boxes is None:
-            boxes = [b for b, _ in self.pending.get((volume.series_uid, k), [])]
+            boxes = self.unused_boxes(volume, k)
         # What the radiologist sees now is what the models get, however long the open takes.
         req = RunRequest(volume, k, question, profile, mode, window or (None if volume.is_rgb else self.view.window),
                          list(boxes), set(discarded or ()), parent_run_id,

@@ -214,3 +214,27 @@ def _texts(section) -> str:
     from PySide6.QtWidgets import QLabel
 
     return "\n".join(lab.text() for lab in section.findChildren(QLabel))
+
+
+def test_a_box_drawn_over_a_run_joins_a_new_question_on_that_slice(qtbot, care):
+    """Drawing a box over the shown run, then asking a new question (Ask, not Re-ask), must not
+    lose the box: the new run gets it as a clinician entity, and the target line says so."""
+    first = ask(qtbot, care).record
+    assert first.status == "completed"
+    out = draw_box(qtbot, care, TUMOUR_BOX)
+    assert out.mask is not None
+    care.act_draw.setChecked(False)
+    assert "1 drawn box included" in care.ask.target.text()
+    assert "new question on this slice uses the new boxes" in care.audit.edits_label.text()
+    # Discarded, it stays out; restored, it is back in.
+    row = care.audit.mask_rows[-1]
+    row.discard.click()
+    assert "drawn box" not in care.ask.target.text()
+    row.discard.click()
+    assert "1 drawn box included" in care.ask.target.text()
+    second = ask(qtbot, care, "Is the mass larger than 3 cm?").record
+    assert second.status == "completed" and second.question == "Is the mass larger than 3 cm?"
+    assert [e.box for e in second.entities.final if e.source == "clinician"] == [out.box]
+    assert any(m.backend == "litemedsam" for m in second.masks)
+    # Used now: the box is in the new run, and a third question no longer counts it as drawn.
+    assert "drawn box" not in care.ask.target.text()

@@ -182,6 +182,10 @@ class AuditPanel(QWidget):
             boxes = [tuple(int(round(c)) for c in frame.box_from_array(b)) for b in boxes[:n]] + boxes[n:]
         return boxes, discarded
 
+    def drawn_boxes(self) -> list[tuple[int, int, int, int]]:
+        """Boxes drawn (and kept) since the shown run, in the display frame: no run used them yet."""
+        return [e.drawn_box for e in self.entries if e.index is None and not e.discarded and e.drawn_box]
+
     def has_edits(self) -> bool:
         return vm.has_edits(self.entries)
 
