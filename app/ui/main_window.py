@@ -165,6 +165,8 @@ class MainWindow(StudyOpeningMixin, MainActionsMixin, QMainWindow):
         if volume is self._current:
             return
         self._current = volume
+        # The readout described a pixel of the image that was under the mouse: not of this one.
+        self.status.set_cursor(None)
         self.view.set_volume(volume)
         self._sync_presets()
         title = APP_NAME if volume is None else f"{volume.description or volume.modality} — {APP_NAME}"

@@ -49,6 +49,22 @@ def test_background_load_shows_first_image_before_finishing(qtbot, main_window, 
     assert w.status.position.text().startswith("LPS (")
 
 
+def test_cursor_readout_does_not_outlive_its_image(qtbot, main_window, ct_dicom_dir, mr_dicom_dir):
+    """Seen in a walk: after a box was drawn on a radiograph (the draw tool reports the readout
+    itself) and a colour ultrasound was opened, the status bar still showed the radiograph's
+    voxel [1200, 1401, 0] and value, outside the new 320x240 image."""
+    w = main_window
+    w.open_paths([ct_dicom_dir])
+    _wait_loaded(qtbot, w)
+    # As the draw tool does (app/ui/override_tools.py): a readout with no hover position kept.
+    w.view.cursor_moved.emit(w.view.cursor_info_at(QPointF(focus_voxel(w.view, 150, 256))))
+    assert w.status.value.isVisibleTo(w.status) and w.status.voxel.text() == "[150, 256, 24]"
+    w.open_paths([mr_dicom_dir])
+    _wait_loaded(qtbot, w)
+    assert w.current_volume.modality == "MR"
+    assert not w.status.value.isVisibleTo(w.status) and not w.status.voxel.isVisibleTo(w.status)
+
+
 def test_tag_browser_follows_slice_and_filters(qtbot, main_window, ct_dicom_dir):
     w = main_window
     w.open_paths([str(ct_dicom_dir)])
