@@ -105,9 +105,10 @@ class AskAuditController(RunControlMixin, ClinicianEditsMixin, RunHistoryMixin, 
             w.tabifyDockWidget(self.audit_dock, tags)
         self.audit_dock.raise_()
         # The Ask panel holds the question, the target with Ask/Cancel (these two rows never
-        # scroll), mode, models, the weights line, the stage strip and the status: 300 px shows
-        # them all; a run's message scrolls the lower part a little to come into view.
-        w.resizeDocks([self.ask_dock, self.audit_dock], [300, 600], Qt.Orientation.Vertical)
+        # scroll), mode, models, the weights line, the stage strip, the status and a run's
+        # message (on a CPU, the "No GPU" warning after every run): 360 px shows them all, so
+        # the mode and models stay in sight after a run (at 300 the warning scrolled them away).
+        w.resizeDocks([self.ask_dock, self.audit_dock], [360, 540], Qt.Orientation.Vertical)
 
     def _build_actions(self) -> None:
         w = self.window

@@ -323,3 +323,20 @@ def test_a_reply_without_matched_tokens_says_why_its_probability_is_missing(real
     from app.pipeline.record import RunRecord
 
     assert RunRecord.from_dict(record.to_dict()).calls[answer.call_index].tokens_note == call.tokens_note
+
+
+def test_mask_note_names_the_tau_each_mask_was_judged_by(real_run):
+    """The run-level tau is the 0.70 default; a LiteMedSAM mask is judged by its profile's 0.77.
+    The note must name the latter, and say nothing about a threshold when no mask was made."""
+    from app.audit.present.build import mask_note
+
+    original, _ = real_run
+    record = copy.deepcopy(original)
+    assert record.masks
+    for m in record.masks:
+        m.tau = 0.77
+    note = mask_note(record)
+    assert "0.77" in note and "0.70" not in note
+    record.masks = []
+    note = mask_note(record)
+    assert "No mask was made" in note and "0.70" not in note and "\u03c4 =" not in note

@@ -57,3 +57,15 @@ def mask_centre(mask: np.ndarray) -> tuple[int, int]:
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
     y, x = np.unravel_index(int(dist.argmax()), dist.shape)
     return int(x), int(y)
+
+
+def without_weights(care, tmp_path, monkeypatch) -> None:
+    """The models folder empty (a fresh install): the tiny profile's next run fails for weights."""
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    monkeypatch.setenv("CARE_MODELS_DIR", str(empty))
+    from app.ui.run_worker import PipelineCache
+
+    care.pipelines = PipelineCache()
+    care.ask.reload_profiles()
+    care.ask.set_profile("tiny")

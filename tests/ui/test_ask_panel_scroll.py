@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
 
-from tests.ui.care_session import QUESTION
+from tests.ui.care_session import QUESTION, without_weights
 
 pytestmark = pytest.mark.slow
 
@@ -86,14 +86,7 @@ def test_a_finished_cpu_run_keeps_the_question_in_view(qtbot, care):
 
 
 def test_a_failed_run_keeps_the_question_in_view(qtbot, care, tmp_path, monkeypatch):
-    empty = tmp_path / "no-models"
-    empty.mkdir()
-    monkeypatch.setenv("CARE_MODELS_DIR", str(empty))
-    from app.ui.run_worker import PipelineCache
-
-    care.pipelines = PipelineCache()
-    care.ask.reload_profiles()
-    care.ask.set_profile("tiny")
+    without_weights(care, tmp_path, monkeypatch)
     _short_ask_dock(qtbot, care)
     outcome = _ask(qtbot, care, "Is there a pleural effusion?")
     assert outcome.record is None and outcome.error_kind == "weights"

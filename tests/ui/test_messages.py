@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
 
-from tests.ui.care_session import QUESTION, settle
+from tests.ui.care_session import QUESTION, settle, without_weights
 
 
 def _ask(qtbot, care, question=QUESTION, timeout=120_000):
@@ -53,14 +53,7 @@ def _narrow_ask_dock(qtbot, care) -> None:
 
 
 def test_missing_weights_message_shows_the_whole_install_command(qtbot, care, tmp_path, monkeypatch):
-    empty = tmp_path / "no-models"
-    empty.mkdir()
-    monkeypatch.setenv("CARE_MODELS_DIR", str(empty))
-    from app.ui.run_worker import PipelineCache
-
-    care.pipelines = PipelineCache()
-    care.ask.reload_profiles()
-    care.ask.set_profile("tiny")
+    without_weights(care, tmp_path, monkeypatch)
     _narrow_ask_dock(qtbot, care)
     outcome = _ask(qtbot, care, "Is there a pleural effusion?")
     assert outcome.record is None and outcome.error_kind == "weights"

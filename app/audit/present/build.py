@@ -344,10 +344,13 @@ def build_presentation(record: RunRecord, overrides: Sequence[Override] = ()) ->
 
 def mask_note(r: RunRecord) -> str:
     """What the confidences mean and which one each segmenter's tau was compared with."""
-    gates = sorted({f"{m.backend}: C_{m.confidence_gate.value} vs \u03c4 {m.tau:.2f}" for m in r.masks
-                    if m.confidence_roi is not None})
+    # Each mask carries the tau it was judged by (a segmenter's own, from its profile); the record's
+    # run-level tau is only the default and says nothing true about a run without masks.
+    gates = sorted({f"{m.backend}: C_{m.confidence_gate.value} vs \u03c4 {m.tau:.2f}" if m.confidence_roi is not None
+                    else f"{m.backend}: C vs \u03c4 {m.tau:.2f}" for m in r.masks})
     which = (f" Gate per segmenter: {'; '.join(gates)}." if gates
-             else f" Masks below \u03c4 = {r.tau:.2f} are not used.")
+             else " No mask was made, so none was compared with a threshold (each segmenter's \u03c4 is in its"
+                  " profile).")
     return ("Confidence C = 1 \u2212 H/log 2 with H the mean binary entropy: C_roi over the mask's box + 10 %, "
             "C_paper over the whole map (docs/calibration.md)." + which
             + " Rejected masks are not used as evidence (greyed, hidden on the image unless ticked).")
