@@ -16,8 +16,9 @@ def ram(monkeypatch):
     """Set the physical memory the cap sees (bytes, or None: unreadable)."""
     monkeypatch.delenv("CARE_MAX_PIXELS", raising=False)
 
-    def set_ram(total: int | None) -> None:
+    def set_ram(total: int | None, container: int | None = None) -> None:
         monkeypatch.setattr(limits, "physical_memory", lambda: total)
+        monkeypatch.setattr(limits, "cgroup_memory_limit", lambda: container)
 
     return set_ram
 
@@ -74,3 +75,26 @@ def test_physical_memory_reads_sysconf_then_psutil(monkeypatch):
 
     monkeypatch.setattr(limits.os, "sysconf", no_sysconf)
     assert limits.physical_memory() == psutil.virtual_memory().total
+
+
+def test_a_container_limit_below_the_ram_sets_the_cap(ram):
+    """In a container limited to 8 GiB on a 128 GiB host, the kernel kills the app at 8 GiB."""
+    ram(128 * GIB, container=8 * GIB)
+    assert max_pixels() == 8 * GIB // 16
+    assert "a quarter of this container's 8 GiB memory limit at 4 bytes per voxel" in over_cap((1000, 1000, 10_000))
+    ram(24 * GIB, container=64 * GIB)  # a limit above the RAM changes nothing
+    assert max_pixels() == 24 * GIB // 16
+
+
+@pytest.mark.parametrize("v2, v1, expected", [
+    ("max\n", None, None), ("8589934592\n", None, 8 * GIB), (None, "9223372036854771712\n", None),
+    (None, "4294967296\n", 4 * GIB), (None, None, None), ("garbage", None, None)])
+def test_cgroup_limit_files(tmp_path, monkeypatch, v2, v1, expected):
+    files = []
+    for name, text in (("memory.max", v2), ("memory.limit_in_bytes", v1)):
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        files.append(str(path))
+    monkeypatch.setattr(limits, "CGROUP_LIMIT_FILES", tuple(files))
+    assert limits.cgroup_memory_limit() == expected
