@@ -238,3 +238,14 @@ def test_a_box_drawn_over_a_run_joins_a_new_question_on_that_slice(qtbot, care):
     assert any(m.backend == "litemedsam" for m in second.masks)
     # Used now: the box is in the new run, and a third question no longer counts it as drawn.
     assert "drawn box" not in care.ask.target.text()
+
+
+def test_a_run_does_not_widen_the_audit_panel(qtbot, care):
+    """Seen in a walk: after a run the Audit dock's minimum width grew from 409 to 493 px (the
+    header's status line did not wrap), widening the whole right-hand column."""
+    before = care.audit.minimumSizeHint().width()
+    rec = ask(qtbot, care).record
+    assert rec is not None and rec.status == "completed"
+    qtbot.wait(100)
+    assert care.audit.header.status_label.text().count("\u00b7") >= 4  # status · time · slice · profile · mode
+    assert care.audit.minimumSizeHint().width() <= before

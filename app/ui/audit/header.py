@@ -30,6 +30,9 @@ class AnswerHeader(QFrame):
         hl.setSpacing(4)
         self.status_label = QLabel("")
         self.status_label.setStyleSheet("color:#9aa4af; font-size:11px;")
+        # One line of status, time, slice, profile, mode and run: it wraps at the " · " breaks
+        # instead of widening the Audit dock (and the whole right-hand column) after every run.
+        self.status_label.setWordWrap(True)
         hl.addWidget(self.status_label)
         self.answer_label = label(EMPTY_TEXT)
         f = QFont(self.answer_label.font())
