@@ -121,6 +121,16 @@ def closed_port() -> int:
     return port
 
 
+@pytest.fixture(scope="session")
+def study_run(tiny_models_dir, ct_dicom_dir):
+    """The session's one study-scope ``ask`` on the shared CT (tests/fixtures/study_run.py)."""
+    from tests.fixtures.study_run import study_cli_run
+
+    run = study_cli_run(str(ct_dicom_dir))
+    assert run.code == 0, run.stdout
+    return run
+
+
 @pytest.fixture
 def main_window(qtbot):
     """The real main window, shown (tests/ui and the PACS window tests)."""

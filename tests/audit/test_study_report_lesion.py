@@ -9,16 +9,13 @@ import pytest
 
 from app.audit.report import build_report
 from app.pipeline.run_io import read_run
-from tests.fixtures.study_run import study_cli_run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def study_record(tiny_models_dir, ct_dicom_dir):
-    run = study_cli_run(str(ct_dicom_dir))
-    assert run.code == 0, run.stdout
-    return read_run(run.out)
+def study_record(study_run):
+    return read_run(study_run.out)
 
 
 def _text(path) -> str:

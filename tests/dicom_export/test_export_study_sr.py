@@ -15,16 +15,8 @@ from app.dicom_export import ExportKind, build_run_objects, read_care_sr
 from app.dicom_export.bundle import write_bundle
 from app.pipeline.run_io import read_run
 from tests.dicom_export.conftest import dciodvfy
-from tests.fixtures.study_run import study_cli_run
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def study_run(tiny_models_dir, ct_dicom_dir):
-    run = study_cli_run(str(ct_dicom_dir))
-    assert run.code == 0, run.stdout
-    return run
 
 
 def _uid_of_slice(ct_volume, k: int) -> str:

@@ -14,16 +14,8 @@ from app.pipeline.run_io import read_run
 from app.pipeline.vocab import EvidenceSliceRole, LocaliseRoute, RunStatus, StudyRule
 from app.study.display import slice_rgb
 from tests.fixtures.ct_tumour import TUMOUR_DRAWN_BOX, TUMOUR_SLICE
-from tests.fixtures.study_run import study_cli_run
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def study_run(tiny_models_dir, ct_dicom_dir):
-    run = study_cli_run(str(ct_dicom_dir))
-    assert run.code == 0, run.stdout
-    return run
 
 
 @pytest.fixture(scope="module")

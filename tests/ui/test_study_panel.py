@@ -9,14 +9,11 @@ from PySide6.QtCore import Qt
 
 from app.pipeline.run_io import read_run
 from app.pipeline.vocab import Scope
-from tests.fixtures.study_run import study_cli_run
 
 
 @pytest.fixture(scope="module")
-def study_record(tiny_models_dir, ct_dicom_dir):
-    run = study_cli_run(str(ct_dicom_dir))
-    assert run.code == 0, run.stdout
-    return read_run(run.out)
+def study_record(study_run):
+    return read_run(study_run.out)
 
 
 def test_the_ask_panel_offers_the_scope(qtbot):
