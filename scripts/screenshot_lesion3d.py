@@ -27,18 +27,11 @@ def main() -> int:
     use_scratch_home("care-screenshot-")
     from PySide6.QtCore import QPoint, Qt, QTimer
     from PySide6.QtTest import QTest
-    from PySide6.QtWidgets import QApplication
 
-    app = QApplication(sys.argv[:1])
-    app.setApplicationName("CARE Viewer")
-    from app.ui.main_window import MainWindow
-    from app.ui.theme import app_icon, apply_theme
+    from app.ui.application import care_application, open_main_window
 
-    apply_theme(app)
-    app.setWindowIcon(app_icon())
-    w = MainWindow()
-    w.resize(1600, 1000)
-    w.show()
+    app = care_application()
+    w = open_main_window((1600, 1000))
     care = w.care
 
     def point(col: float, row: float) -> QPoint:

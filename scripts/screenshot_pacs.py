@@ -73,19 +73,11 @@ def main() -> int:
 
 def run_window(out: Path) -> int:
     from PySide6.QtCore import Qt, QTimer
-    from PySide6.QtWidgets import QApplication
 
-    app = QApplication(sys.argv[:1])
-    app.setApplicationName("CARE Viewer")
-    from app.ui.main_window import MainWindow
-    from app.ui.theme import app_icon, apply_theme
+    from app.ui.application import care_application, open_main_window
 
-    apply_theme(app)
-    app.setWindowIcon(app_icon())
-    w = MainWindow()
-    w.move(0, 0)
-    w.resize(1600, 1000)
-    w.show()
+    app = care_application()
+    w = open_main_window((1600, 1000))
     browser = w.pacs.show_browser()
     browser.move(240, 150)
     browser.resize(1150, 640)

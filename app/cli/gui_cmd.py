@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 HELP = "open the viewer (default when no subcommand is given)"
@@ -40,21 +39,11 @@ def _process_age() -> float:
 
 def run(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("CARE Viewer")
-    app.setOrganizationName("CARE")
-    app.setApplicationDisplayName("CARE Viewer")
-    app.setDesktopFileName("care-viewer")
+    from app.ui.application import care_application, open_main_window
 
-    from app.ui.main_window import MainWindow
-    from app.ui.theme import app_icon, apply_theme
-
-    apply_theme(app)
-    app.setWindowIcon(app_icon())
-    window = MainWindow()
-    window.show()
+    app = care_application()
+    window = open_main_window()
 
     if args.startup_time:
         # The first paint has happened once the event loop runs the zero timer.
